@@ -1,0 +1,1 @@
+"""FastAPI management plane: REST, health, metrics, console."""

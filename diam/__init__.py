@@ -1,0 +1,1 @@
+"""asyncio Diameter node (RFC 6733): codec, dictionary, peers, routing."""

@@ -1,0 +1,1 @@
+"""PCRF: Gx and Rx applications, PCC rules from SDP, Rx-Gx binding."""

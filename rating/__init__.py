@@ -1,0 +1,1 @@
+"""Pure pricing: tariff lookup, time bands, increments, tiers, bundles. No I/O."""

@@ -1,0 +1,1 @@
+"""Pydantic models shared by every domain: settings, tariffs, policies, CDRs, API bodies."""
