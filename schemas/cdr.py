@@ -11,10 +11,10 @@ Identity: ``cdrId`` is stable. It is derived (UUIDv5) from the node, the Diamete
 record's sequence in that session, so rebuilding a record after a retry yields the same id and
 consumers deduplicate by it (the exporter delivers at least once).
 
-Partial records (TS 32.298 §5.1.2.2.44 / TS 32.250 §5.2.1): a long session is split into records
-closed by ``timeLimit`` or ``volumeLimit``; each carries ``recordSequenceNumber`` (1, 2, ...), and the
-last one, closed by the session's real cause, carries the next number. A session reported in a
-single record has no ``recordSequenceNumber``.
+Partial records (TS 32.298 "Record Sequence Number", "Cause for Record Closing"): a long session
+is split into records closed by ``timeLimit`` or ``volumeLimit``; each carries
+``recordSequenceNumber`` (1, 2, ...), and the last one, closed by the session's real cause, carries
+the next number. A session reported in a single record has no ``recordSequenceNumber``.
 
 Money: every ``charge`` is an integer in minor units of ``currency`` (ISO 4217), never a float.
 """

@@ -45,9 +45,16 @@ def test_round_trip_uses_3gpp_names() -> None:
     wire = json.loads(cdr.model_dump_json())
     assert wire["iMS-Charging-Identifier"] == "icid-1"
     assert wire["listOfServiceData"][0] == {
-        "ratingGroup": 100, "serviceIdentifier": None, "timeUsage": 95,
-        "dataVolumeUplink": None, "dataVolumeDownlink": None, "serviceSpecificUnits": None,
-        "timeOfFirstUsage": None, "timeOfLastUsage": None, "resultCode": None, "charge": 240,
+        "ratingGroup": 100,
+        "serviceIdentifier": None,
+        "timeUsage": 95,
+        "dataVolumeUplink": None,
+        "dataVolumeDownlink": None,
+        "serviceSpecificUnits": None,
+        "timeOfFirstUsage": None,
+        "timeOfLastUsage": None,
+        "resultCode": None,
+        "charge": 240,
     }
     assert wire["schemaVersion"] == "1.0"
     assert ChargingDataRecord.model_validate_json(cdr.model_dump_json()) == cdr
@@ -56,8 +63,13 @@ def test_round_trip_uses_3gpp_names() -> None:
 
 def test_cdr_id_is_stable_and_distinct_per_partial() -> None:
     assert make_cdr_id("ocs1", "s") == make_cdr_id("ocs1", "s")
-    ids = {make_cdr_id("ocs1", "s"), make_cdr_id("ocs1", "s", 1), make_cdr_id("ocs1", "s", 2),
-           make_cdr_id("ocs2", "s"), make_cdr_id("ocs1", "t")}
+    ids = {
+        make_cdr_id("ocs1", "s"),
+        make_cdr_id("ocs1", "s", 1),
+        make_cdr_id("ocs1", "s", 2),
+        make_cdr_id("ocs2", "s"),
+        make_cdr_id("ocs1", "t"),
+    }
     assert len(ids) == 5
 
 
@@ -80,7 +92,10 @@ def test_rejects_inconsistent_records(overrides: dict[str, object], message: str
 
 def test_partial_record() -> None:
     cdr = ChargingDataRecord.model_validate(
-        record(causeForRecordClosing="timeLimit", recordSequenceNumber=1,
-               cdrId=make_cdr_id("ocs1", "sess;1", 1))
+        record(
+            causeForRecordClosing="timeLimit",
+            recordSequenceNumber=1,
+            cdrId=make_cdr_id("ocs1", "sess;1", 1),
+        )
     )
     assert cdr.is_partial
