@@ -47,6 +47,11 @@ class Settings(BaseSettings):
 
 
     # --- database and provisioning (charging owns the ledger) ------------------------------
+    # SQLite file (WAL, synchronous=FULL) by default; postgresql+psycopg://... in production.
+    database_url: str = "sqlite:///var/openpcc.db"
+    # YAML file seeding/updating plans, accounts, balances and subscribers at start-up
+    # (idempotent); empty = none. `make run` points at examples/provisioning.yaml.
+    provisioning: str = "examples/provisioning.yaml"
 
     # --- charging: OCS behaviour -----------------------------------------------------------
 
