@@ -1,0 +1,398 @@
+"""AVPs (RFC 6733 §4): lazy decoding from wire bytes, direct encoding, grouped navigation.
+
+A decoded AVP keeps a reference to the message bytes and its offset; its value is converted on
+first access and, while the AVP is unmodified, it re-encodes as the exact bytes it came from
+(unknown AVPs included). Changing `value`, `flags`, `code` or `vendor` drops that cache.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Iterator
+from typing import Any, NamedTuple
+
+from diam.codec_types import DECODERS, ENCODERS, FIXED_SIZE, UnsupportedValue
+from diam.constants import (
+    AVP_FLAG_MANDATORY,
+    AVP_FLAG_VENDOR,
+    AVP_FLAGS_RESERVED,
+    ResultCode,
+)
+from diam.dictionary import _BY_KEY, AvpDef, AvpType, avp_def
+
+# Grouped AVPs nest at most this deep (the deepest 3GPP Gx/Rx/Ro structure is about 6 levels).
+MAX_GROUP_DEPTH = 16
+
+_HDR8 = struct.Struct(">II")
+_HDR12 = struct.Struct(">III")
+_U32 = struct.Struct(">I")
+_PAD = (b"", b"\x00\x00\x00", b"\x00\x00", b"\x00")
+_GROUPED = AvpType.GROUPED
+_UNSET: Any = object()
+
+
+class Header(NamedTuple):
+    """The 20-octet message header (RFC 6733 §3)."""
+
+    version: int
+    length: int
+    flags: int
+    command_code: int
+    application_id: int
+    hop_by_hop: int
+    end_to_end: int
+
+
+class DecodeError(Exception):
+    """Malformed Diameter data. `result_code` is the answer RFC 6733 §7.1 prescribes,
+    `failed_avp` the offending AVP as wire bytes (for Failed-AVP), `header` the message header
+    when it could be parsed."""
+
+    def __init__(
+        self,
+        result_code: int,
+        message: str,
+        failed_avp: bytes | None = None,
+        header: Header | None = None,
+    ) -> None:
+        super().__init__(f"{int(result_code)}: {message}")
+        self.result_code = int(result_code)
+        self.message = message
+        self.failed_avp = failed_avp
+        self.header = header
+
+
+def _length_error(buf: bytes, pos: int, end: int, what: str) -> DecodeError:
+    """5014 for an AVP whose length field is impossible. RFC 6733 §7.1.5: Failed-AVP carries the
+    offending header (zero-filled up to the minimum header length) and no payload."""
+    head = bytes(buf[pos : min(pos + 12, end)])
+    hlen = 12 if head[4:5] and head[4] & AVP_FLAG_VENDOR else 8
+    head = head[:hlen].ljust(hlen, b"\x00")
+    return DecodeError(ResultCode.INVALID_AVP_LENGTH, what, head)
+
+
+def walk(buf: bytes, pos: int, end: int, depth: int) -> list[Avp]:
+    """Split buf[pos:end] into AVPs (one pass, no value conversion)."""
+    avps: list[Avp] = []
+    append = avps.append
+    unpack = _HDR8.unpack_from
+    lookup = _BY_KEY.get
+    while pos < end:
+        if end - pos < 8:
+            raise _length_error(buf, pos, end, f"{end - pos} trailing octets are no AVP")
+        code, word = unpack(buf, pos)
+        flags = word >> 24
+        length = word & 0xFFFFFF
+        if flags & AVP_FLAG_VENDOR:
+            if length < 12 or end - pos < 12:
+                raise _length_error(buf, pos, end, f"AVP {code} length {length} < 12")
+            vendor = _U32.unpack_from(buf, pos + 8)[0]
+        else:
+            vendor = 0
+            if length < 8:
+                raise _length_error(buf, pos, end, f"AVP {code} length {length} < 8")
+        nxt = pos + ((length + 3) & ~3)
+        if nxt > end:
+            raise _length_error(buf, pos, end, f"AVP {code} length {length} overruns its container")
+        if flags & AVP_FLAGS_RESERVED:
+            raise DecodeError(
+                ResultCode.INVALID_AVP_BITS,
+                f"AVP {code} has reserved flag bits set",
+                bytes(buf[pos:nxt]),
+            )
+        append(Avp(code, vendor, flags, lookup((vendor << 32) | code), buf, pos, length, depth))
+        pos = nxt
+    return avps
+
+
+def check(buf: bytes, pos: int, end: int, depth: int) -> None:
+    """Validate buf[pos:end] as AVPs, recursing into known Grouped AVPs (depth-capped) and
+    checking the data length of fixed-size types, without building objects."""
+    for avp in walk(buf, pos, end, depth):
+        d = avp.definition
+        if d is None:
+            continue
+        start = avp._pos + (12 if avp._flags & AVP_FLAG_VENDOR else 8)
+        stop = avp._pos + avp._len
+        if d.type is _GROUPED:
+            if depth + 1 > MAX_GROUP_DEPTH:
+                raise avp._value_error(f"Grouped AVPs nested deeper than {MAX_GROUP_DEPTH}")
+            check(buf, start, stop, depth + 1)
+        else:
+            size = FIXED_SIZE.get(d.type)
+            if size is not None and stop - start != size:
+                raise DecodeError(
+                    ResultCode.INVALID_AVP_LENGTH,
+                    f"{d.name} data is {stop - start} octets, expected {size}",
+                    avp.wire(),
+                )
+
+
+def _coerce(item: Avp | tuple[str, Any]) -> Avp:
+    if isinstance(item, Avp):
+        return item
+    name, value = item
+    return Avp.new(name, value)
+
+
+class Avp:
+    """One AVP. Build with `Avp.new(name, value)`; decoded ones come from `Message.decode`."""
+
+    __slots__ = ("_buf", "_code", "_data", "_depth", "_flags", "_len", "_pos", "_value",
+                 "_vendor", "definition")
+
+    def __init__(
+        self,
+        code: int,
+        vendor: int,
+        flags: int,
+        definition: AvpDef | None,
+        buf: bytes | None,
+        pos: int,
+        length: int,
+        depth: int,
+    ) -> None:
+        self._code = code
+        self._vendor = vendor
+        self._flags = flags
+        self.definition = definition
+        self._buf = buf
+        self._pos = pos
+        self._len = length
+        self._depth = depth
+        self._value = _UNSET
+        self._data: bytes | None = None
+
+    # -- construction --------------------------------------------------------------------------
+    @classmethod
+    def new(cls, name: str, value: Any, *, mandatory: bool | None = None) -> Avp:
+        """AVP `name` carrying `value`; vendor id and V/M bits come from the dictionary.
+        For Grouped, `value` is an iterable of Avp or (name, value) pairs, nested freely."""
+        d = avp_def(name)
+        flags = AVP_FLAG_VENDOR if d.vendor else 0
+        if d.mandatory if mandatory is None else mandatory:
+            flags |= AVP_FLAG_MANDATORY
+        avp = cls(d.code, d.vendor, flags, d, None, 0, 0, 0)
+        avp.value = value
+        return avp
+
+    @classmethod
+    def from_wire(cls, raw: bytes) -> Avp:
+        """An AVP that re-encodes exactly as `raw` (zero-padded to 4 octets), e.g. a received
+        malformed AVP to be returned in Failed-AVP (RFC 6733 §7.5)."""
+        raw = bytes(raw)
+        head = raw[:12].ljust(12, b"\x00")
+        code, word, vendor = _HDR12.unpack(head)
+        flags = word >> 24
+        if not flags & AVP_FLAG_VENDOR:
+            vendor = 0
+        buf = raw + _PAD[len(raw) & 3]
+        avp = cls(code, vendor, flags, _BY_KEY.get((vendor << 32) | code), buf, 0, len(raw), 0)
+        avp._len = len(raw)
+        return avp
+
+    # -- header fields -------------------------------------------------------------------------
+    @property
+    def code(self) -> int:
+        return self._code
+
+    @code.setter
+    def code(self, code: int) -> None:
+        self._detach()
+        self._code = code
+        self.definition = _BY_KEY.get((self._vendor << 32) | code)
+
+    @property
+    def vendor(self) -> int:
+        return self._vendor
+
+    @vendor.setter
+    def vendor(self, vendor: int) -> None:
+        """Setting a vendor sets the V bit; vendor 0 clears it."""
+        self._detach()
+        self._vendor = vendor
+        self._flags = (self._flags | AVP_FLAG_VENDOR) if vendor else (
+            self._flags & ~AVP_FLAG_VENDOR)
+        self.definition = _BY_KEY.get((vendor << 32) | self._code)
+
+    @property
+    def flags(self) -> int:
+        return self._flags
+
+    @flags.setter
+    def flags(self, flags: int) -> None:
+        if bool(flags & AVP_FLAG_VENDOR) != bool(self._vendor):
+            raise ValueError("the V bit follows the vendor id; set .vendor instead")
+        self._detach()
+        self._flags = flags
+
+    @property
+    def name(self) -> str:
+        d = self.definition
+        return d.name if d is not None else f"Unknown({self._code},{self._vendor})"
+
+    @property
+    def is_mandatory(self) -> bool:
+        return bool(self._flags & AVP_FLAG_MANDATORY)
+
+    # -- value ---------------------------------------------------------------------------------
+    @property
+    def data(self) -> bytes:
+        """The raw value octets (no header, no padding)."""
+        if self._buf is not None and type(self._value) is not list:
+            start = self._pos + (12 if self._flags & AVP_FLAG_VENDOR else 8)
+            return bytes(self._buf[start : self._pos + self._len])
+        if type(self._value) is list:
+            parts: list[bytes] = []
+            for child in self._value:
+                child._emit(parts)
+            return b"".join(parts)
+        assert self._data is not None
+        return self._data
+
+    @property
+    def value(self) -> Any:
+        """The value converted per the dictionary type (bytes when the AVP is unknown);
+        Grouped -> list[Avp]. Raises DecodeError (5014/5004) on malformed data."""
+        value = self._value
+        if value is not _UNSET:
+            return value
+        d = self.definition
+        buf = self._buf
+        if buf is None:
+            data = self._data
+        else:
+            start = self._pos + (12 if self._flags & AVP_FLAG_VENDOR else 8)
+            if d is not None and d.type is _GROUPED:
+                if self._depth >= MAX_GROUP_DEPTH:
+                    raise self._value_error(f"Grouped AVPs nested deeper than {MAX_GROUP_DEPTH}")
+                value = self._value = walk(buf, start, self._pos + self._len, self._depth + 1)
+                return value
+            data = buf[start : self._pos + self._len]
+        if d is None:
+            value = bytes(data)  # type: ignore[arg-type]
+        else:
+            try:
+                value = DECODERS[d.type](data)  # type: ignore[arg-type]
+            except UnsupportedValue as exc:
+                raise self._value_error(str(exc)) from None
+            except ValueError as exc:
+                raise DecodeError(
+                    ResultCode.INVALID_AVP_VALUE
+                    if isinstance(exc, UnicodeDecodeError)
+                    else ResultCode.INVALID_AVP_LENGTH,
+                    f"{d.name}: {exc}",
+                    self.wire(),
+                ) from None
+        self._value = value
+        return value
+
+    @value.setter
+    def value(self, value: Any) -> None:
+        d = self.definition
+        if d is not None and d.type is _GROUPED:
+            if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+                raise TypeError(f"{d.name} is Grouped: give an iterable of Avp or (name, value)")
+            self._value = [_coerce(item) for item in value]
+            self._data = None
+        else:
+            data = ENCODERS[d.type](value) if d is not None else bytes(value)
+            self._data = data
+            self._value = _UNSET  # re-read from the encoded bytes: the value the peer will see
+        self._buf = None
+
+    def _value_error(self, message: str) -> DecodeError:
+        return DecodeError(ResultCode.INVALID_AVP_VALUE, f"{self.name}: {message}", self.wire())
+
+    def _detach(self) -> None:
+        """Drop the cached wire bytes, keeping the data, before a header field changes."""
+        if self._buf is not None:
+            if type(self._value) is not list:
+                self._data = self.data
+            self._buf = None
+
+    # -- grouped navigation --------------------------------------------------------------------
+    def _children(self) -> list[Avp]:
+        value = self.value
+        if type(value) is not list:
+            raise TypeError(f"{self.name} is not a Grouped AVP")
+        return value
+
+    def __getitem__(self, name: str) -> list[Avp]:
+        """Every child AVP called `name` (possibly none)."""
+        d = avp_def(name)
+        code, vendor = d.code, d.vendor
+        return [a for a in self._children() if a._code == code and a._vendor == vendor]
+
+    def first(self, name: str) -> Avp | None:
+        d = avp_def(name)
+        code, vendor = d.code, d.vendor
+        for a in self._children():
+            if a._code == code and a._vendor == vendor:
+                return a
+        return None
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The value of the first child called `name`, else `default`."""
+        a = self.first(name)
+        return default if a is None else a.value
+
+    def __iter__(self) -> Iterator[Avp]:
+        return iter(self._children())
+
+    def add(self, *items: Avp | tuple[str, Any]) -> Avp:
+        """Append children to a Grouped AVP (returns self)."""
+        self._children().extend(_coerce(i) for i in items)
+        self._buf = None
+        return self
+
+    # -- encoding ------------------------------------------------------------------------------
+    def _emit(self, out: list[bytes]) -> int:
+        """Append this AVP's wire form (padded) to `out`; return its padded length."""
+        buf = self._buf
+        value = self._value
+        if buf is not None and type(value) is not list:
+            pos = self._pos
+            end = pos + ((self._len + 3) & ~3)
+            out.append(buf[pos:end])
+            return end - pos
+        flags = self._flags
+        hlen = 12 if flags & AVP_FLAG_VENDOR else 8
+        if type(value) is list:
+            parts: list[bytes] = []
+            n = 0
+            for child in value:
+                n += child._emit(parts)
+            length = hlen + n
+            if hlen == 12:
+                out.append(_HDR12.pack(self._code, (flags << 24) | length, self._vendor))
+            else:
+                out.append(_HDR8.pack(self._code, (flags << 24) | length))
+            out.extend(parts)
+            return length
+        data = self._data
+        assert data is not None
+        length = hlen + len(data)
+        if hlen == 12:
+            out.append(_HDR12.pack(self._code, (flags << 24) | length, self._vendor))
+        else:
+            out.append(_HDR8.pack(self._code, (flags << 24) | length))
+        out.append(data)
+        pad = _PAD[length & 3]
+        if pad:
+            out.append(pad)
+            return length + len(pad)
+        return length
+
+    def wire(self) -> bytes:
+        """The AVP as wire bytes, padding included."""
+        parts: list[bytes] = []
+        self._emit(parts)
+        return b"".join(parts)
+
+    def __repr__(self) -> str:
+        try:
+            value = self.value
+        except DecodeError:
+            value = "<malformed>"
+        return f"Avp({self.name}, {value!r})"

@@ -1,0 +1,215 @@
+"""Diameter messages (RFC 6733 §3): header, lazy decode, direct encode, request/answer building.
+
+    msg = Message.decode(data)          # one pass over the top-level AVPs, values converted lazily
+    msg["Multiple-Services-Credit-Control"]   # every instance, list[Avp]
+    msg.get("CC-Request-Type")          # value of the first instance or None
+    answer = msg.answer(2001, ("CC-Request-Type", 1))
+    wire = answer.encode()
+
+A decoded message that is not modified re-encodes byte-identically (each AVP re-emits its
+original octets until changed).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable
+from typing import Any
+
+from diam.avp import MAX_GROUP_DEPTH, Avp, DecodeError, Header, _coerce, check, walk
+from diam.constants import (
+    FLAG_ERROR,
+    FLAG_PROXIABLE,
+    FLAG_REQUEST,
+    FLAG_RETRANSMIT,
+    FLAGS_RESERVED,
+    ResultCode,
+)
+from diam.dictionary import avp_def
+
+__all__ = [
+    "HEADER_LENGTH",
+    "MAX_GROUP_DEPTH",
+    "MAX_MESSAGE_LENGTH",
+    "Avp",
+    "DecodeError",
+    "Header",
+    "Message",
+    "read_header",
+]
+
+HEADER_LENGTH = 20
+MAX_MESSAGE_LENGTH = 1 << 20
+VERSION = 1
+
+_HDR = struct.Struct(">IIIII")
+_SESSION_ID = avp_def("Session-Id")
+_RESULT_CODE = avp_def("Result-Code")
+
+
+def read_header(data: bytes | memoryview) -> Header:
+    """Parse the 20-octet header without validating it (the framing layer checks the length;
+    `Message.decode` checks the rest). DecodeError 5015 when fewer than 20 octets are given."""
+    if len(data) < HEADER_LENGTH:
+        raise DecodeError(ResultCode.INVALID_MESSAGE_LENGTH,
+                          f"header needs 20 octets, got {len(data)}")
+    vl, fc, app, h2h, e2e = _HDR.unpack_from(data)
+    return Header(vl >> 24, vl & 0xFFFFFF, fc >> 24, fc & 0xFFFFFF, app, h2h, e2e)
+
+
+class Message:
+    """A Diameter message. Header fields are plain attributes; `avps` is the top-level list."""
+
+    __slots__ = ("application_id", "avps", "command_code", "end_to_end", "flags", "hop_by_hop",
+                 "version")
+
+    def __init__(
+        self,
+        command_code: int,
+        application_id: int,
+        flags: int = 0,
+        hop_by_hop: int = 0,
+        end_to_end: int = 0,
+        avps: list[Avp] | None = None,
+        version: int = VERSION,
+    ) -> None:
+        self.version = version
+        self.flags = flags
+        self.command_code = command_code
+        self.application_id = application_id
+        self.hop_by_hop = hop_by_hop
+        self.end_to_end = end_to_end
+        self.avps: list[Avp] = [] if avps is None else avps
+
+    # -- flags ---------------------------------------------------------------------------------
+    @property
+    def is_request(self) -> bool:
+        return bool(self.flags & FLAG_REQUEST)
+
+    @property
+    def is_proxiable(self) -> bool:
+        return bool(self.flags & FLAG_PROXIABLE)
+
+    @property
+    def is_error(self) -> bool:
+        return bool(self.flags & FLAG_ERROR)
+
+    @property
+    def is_retransmit(self) -> bool:
+        return bool(self.flags & FLAG_RETRANSMIT)
+
+    # -- building ------------------------------------------------------------------------------
+    @classmethod
+    def request(
+        cls,
+        command_code: int,
+        application_id: int,
+        avps: Iterable[Avp | tuple[str, Any]] = (),
+        *,
+        proxiable: bool = True,
+    ) -> Message:
+        """A request (R bit, P bit unless `proxiable=False`); ids are set by the node."""
+        flags = FLAG_REQUEST | (FLAG_PROXIABLE if proxiable else 0)
+        return cls(command_code, application_id, flags, avps=[_coerce(a) for a in avps])
+
+    def answer(self, result_code: int | None = None, *avps: Avp | tuple[str, Any]) -> Message:
+        """The answer to this request: same command, application and ids, R cleared, P kept,
+        Session-Id copied first (RFC 6733 §8.8), then Result-Code when given, then `avps`.
+        The E bit is set for 3xxx protocol errors (RFC 6733 §7.1.3)."""
+        flags = self.flags & FLAG_PROXIABLE
+        if result_code is not None and 3000 <= result_code < 4000:
+            flags |= FLAG_ERROR
+        out = Message(self.command_code, self.application_id, flags, self.hop_by_hop,
+                      self.end_to_end)
+        session = self.first("Session-Id")
+        if session is not None:
+            out.avps.append(Avp.new("Session-Id", session.value))
+        if result_code is not None:
+            out.avps.append(Avp.new("Result-Code", int(result_code)))
+        out.avps.extend(_coerce(a) for a in avps)
+        return out
+
+    def add(self, *items: Avp | tuple[str, Any]) -> Message:
+        """Append AVPs (Avp objects or (name, value) pairs); returns self."""
+        self.avps.extend(_coerce(i) for i in items)
+        return self
+
+    # -- access --------------------------------------------------------------------------------
+    def __getitem__(self, name: str) -> list[Avp]:
+        """Every top-level AVP called `name` (possibly none)."""
+        d = avp_def(name)
+        code, vendor = d.code, d.vendor
+        return [a for a in self.avps if a._code == code and a._vendor == vendor]
+
+    def first(self, name: str) -> Avp | None:
+        d = avp_def(name)
+        code, vendor = d.code, d.vendor
+        for a in self.avps:
+            if a._code == code and a._vendor == vendor:
+                return a
+        return None
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The value of the first top-level AVP called `name`, else `default`."""
+        a = self.first(name)
+        return default if a is None else a.value
+
+    def __repr__(self) -> str:
+        kind = "request" if self.is_request else "answer"
+        return (f"Message({kind} cmd={self.command_code} app={self.application_id} "
+                f"h2h={self.hop_by_hop:#x} e2e={self.end_to_end:#x} avps={len(self.avps)})")
+
+    # -- wire ----------------------------------------------------------------------------------
+    def encode(self) -> bytes:
+        parts: list[bytes] = [b""]
+        length = HEADER_LENGTH
+        for a in self.avps:
+            length += a._emit(parts)
+        parts[0] = _HDR.pack(
+            (self.version << 24) | length,
+            (self.flags << 24) | self.command_code,
+            self.application_id,
+            self.hop_by_hop,
+            self.end_to_end,
+        )
+        return b"".join(parts)
+
+    @classmethod
+    def decode(cls, data: bytes | bytearray | memoryview, *, validate: bool = False) -> Message:
+        """Parse one message. Raises DecodeError: 5015 for a length that disagrees with the data
+        (or is not a multiple of 4, or exceeds MAX_MESSAGE_LENGTH), 5011 for a version other
+        than 1, 3008 for reserved header bits or an E bit on a request, 5014/3009 for AVP
+        header errors. With `validate`, nested Grouped AVPs are checked too (`validate()`)."""
+        if type(data) is not bytes:
+            data = bytes(data)  # never alias a buffer the caller may reuse
+        if len(data) < HEADER_LENGTH:
+            raise DecodeError(ResultCode.INVALID_MESSAGE_LENGTH,
+                              f"header needs 20 octets, got {len(data)}")
+        vl, fc, app, h2h, e2e = _HDR.unpack_from(data)
+        version = vl >> 24
+        length = vl & 0xFFFFFF
+        flags = fc >> 24
+        header = Header(version, length, flags, fc & 0xFFFFFF, app, h2h, e2e)
+        if version != VERSION:
+            raise DecodeError(ResultCode.UNSUPPORTED_VERSION, f"version {version}", None, header)
+        if flags & FLAGS_RESERVED or (flags & FLAG_REQUEST and flags & FLAG_ERROR):
+            raise DecodeError(ResultCode.INVALID_HDR_BITS, f"header flags {flags:#04x}", None,
+                              header)
+        if length != len(data) or length & 3 or length > MAX_MESSAGE_LENGTH:
+            raise DecodeError(
+                ResultCode.INVALID_MESSAGE_LENGTH,
+                f"Message-Length {length} for {len(data)} octets", None, header)
+        try:
+            avps = walk(data, HEADER_LENGTH, length, 0)
+            if validate:
+                check(data, HEADER_LENGTH, length, 0)
+        except DecodeError as exc:
+            exc.header = header
+            raise
+        return cls(header.command_code, app, flags, h2h, e2e, avps, version)
+
+    def validate(self) -> None:
+        """Check every AVP down to the leaves: lengths, nesting depth, fixed-size data lengths.
+        Raises DecodeError (5014 with Failed-AVP, 5004 for nesting deeper than MAX_GROUP_DEPTH)."""
+        wire = self.encode()
+        check(wire, HEADER_LENGTH, len(wire), 0)

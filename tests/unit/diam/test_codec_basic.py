@@ -1,0 +1,47 @@
+"""Codec basics: build, encode, decode, navigate, answer."""
+
+from datetime import UTC, datetime
+from ipaddress import IPv4Address
+
+from diam.constants import APP_CREDIT_CONTROL, CMD_CREDIT_CONTROL, FLAG_PROXIABLE, FLAG_REQUEST
+from diam.message import Avp, Message
+
+
+def _ccr() -> Message:
+    return Message.request(CMD_CREDIT_CONTROL, APP_CREDIT_CONTROL, [
+        ("Session-Id", "scscf.test;1;2"),
+        ("Origin-Host", "scscf.test"),
+        ("CC-Request-Type", 2),
+        ("Event-Timestamp", datetime(2026, 1, 1, tzinfo=UTC)),
+        ("Multiple-Services-Credit-Control", [
+            ("Rating-Group", 100),
+            ("Used-Service-Unit", [("CC-Time", 30)]),
+        ]),
+        ("Multiple-Services-Credit-Control", [("Rating-Group", 200)]),
+        ("Host-IP-Address", "127.0.0.1"),
+    ])
+
+
+def test_round_trip_and_navigation() -> None:
+    wire = _ccr().encode()
+    msg = Message.decode(wire, validate=True)
+    assert msg.is_request and msg.is_proxiable
+    assert msg.flags == FLAG_REQUEST | FLAG_PROXIABLE
+    assert msg.get("Session-Id") == "scscf.test;1;2"
+    assert msg.get("Event-Timestamp") == datetime(2026, 1, 1, tzinfo=UTC)
+    assert msg.get("Host-IP-Address") == IPv4Address("127.0.0.1")
+    mscc = msg["Multiple-Services-Credit-Control"]
+    assert [m.get("Rating-Group") for m in mscc] == [100, 200]
+    assert mscc[0].first("Used-Service-Unit").get("CC-Time") == 30
+    assert msg.get("Destination-Host", "none") == "none"
+    assert msg.encode() == wire
+
+
+def test_answer_copies_session_and_ids() -> None:
+    req = Message.decode(_ccr().encode())
+    req.hop_by_hop, req.end_to_end = 7, 9
+    ans = Message.decode(req.answer(2001, Avp.new("CC-Request-Type", 2)).encode())
+    assert not ans.is_request and ans.is_proxiable and not ans.is_error
+    assert (ans.hop_by_hop, ans.end_to_end) == (7, 9)
+    assert [a.name for a in ans.avps] == ["Session-Id", "Result-Code", "CC-Request-Type"]
+    assert req.answer(3001).is_error
