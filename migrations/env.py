@@ -6,8 +6,9 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 import charging.models
+import policy.models
 
-target_metadata = [charging.models.metadata]
+target_metadata = [charging.models.metadata, policy.models.metadata]
 
 
 def run_migrations_offline() -> None:
