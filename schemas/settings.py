@@ -7,7 +7,9 @@ configuration. The README's configuration reference lists them all.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -56,5 +58,32 @@ class Settings(BaseSettings):
     # --- charging: OCS behaviour -----------------------------------------------------------
 
     # --- cdr: outbox, exporters, Kafka ------------------------------------------------------
+    # Where exported CDRs go: "auto" = Kafka when kafka_bootstrap is set, else JSON-lines files.
+    cdr_sink: Literal["auto", "kafka", "file", "off"] = "auto"
+    kafka_bootstrap: str = ""  # "host:port,host:port"; OPENPCC_KAFKA_BOOTSTRAP
+    kafka_topic: str = "openpcc.cdr"
+    kafka_client_id: str = "openpcc-cdr"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
+        "PLAINTEXT"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = None
+    kafka_ssl_certfile: str | None = None
+    kafka_ssl_keyfile: str | None = None
+    # A batch not acknowledged within this time: the producer is rebuilt, the rows stay unsent.
+    kafka_flush_timeout_seconds: float = Field(15.0, gt=0)
+    cdr_dir: str = "var/cdr"  # JSON-lines sink directory
+    cdr_rotate_bytes: int = Field(64 * 1024 * 1024, ge=1024)  # rotate the file at this size
+    cdr_rotate_seconds: int = Field(3600, ge=1)  # ... or at this age
+    cdr_batch_size: int = Field(1000, ge=1, le=50_000)  # rows claimed and marked per round
+    cdr_poll_seconds: float = Field(0.2, gt=0)  # idle poll interval of the exporter
+    cdr_backoff_max_seconds: float = Field(30.0, gt=0)  # exporter back-off cap (sink down)
+    cdr_claim_timeout_seconds: int = Field(120, ge=1)  # SQLite: a claim older than this is stale
+    cdr_exporter_id: str = ""  # claim owner name; empty = "<hostname>-<pid>"
+    # Partial records (TS 32.298): close an intermediate CDR every N seconds / octets (0 = off).
+    cdr_partial_interval_seconds: int = Field(0, ge=0)
+    cdr_partial_volume_octets: int = Field(0, ge=0)
 
     # --- policy: PCRF behaviour -------------------------------------------------------------
