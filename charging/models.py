@@ -144,7 +144,7 @@ class Balance(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     name: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(16))
-    #: money, time (seconds), volume (octets) or units (service-specific units).
+    #: money, seconds, octets or events (service-specific units).
     unit: Mapped[str] = mapped_column(String(16))
     #: For unit buckets: the tariff bundle whose services draw on this bucket.
     bundle: Mapped[str | None] = mapped_column(String(64))
@@ -242,7 +242,7 @@ class Reservation(Base):
     service_key: Mapped[str] = mapped_column(String(64))
     balance_id: Mapped[int] = mapped_column(ForeignKey("balances.id"), index=True)
     amount: Mapped[int] = mapped_column(BigInteger)
-    #: Granted units and their kind (time/volume/units) this reservation covers.
+    #: Granted units and what they count (seconds/octets/events) this reservation covers.
     granted_units: Mapped[int] = mapped_column(BigInteger)
     unit: Mapped[str] = mapped_column(String(16))
     granted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from openpcc import __version__
 
 # Each module exposes ``register(subparsers)`` and sets ``func`` on its parsers.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("openpcc.commands.ledger",)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,193 @@
+"""Ledger operations, provisioning and `openpcc ledger verify` on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from charging.accounts import top_up
+from charging.ledger import Cause, Ledger
+from charging.models import Balance, JournalEntry, SubscriberIdentity, utcnow
+from charging.provisioning import apply, load_file
+from charging.verify import verify
+from openpcc.database import create_engine, upgrade
+from schemas.provisioning import ProvisioningFile
+
+ROOT = Path(__file__).resolve().parents[3]
+SPEC = ProvisioningFile.model_validate(
+    {
+        "plans": [{"name": "basic", "tariff": "t1"}],
+        "accounts": [
+            {
+                "name": "acct",
+                "currency": "EUR",
+                "balances": [
+                    {"name": "main", "amount": 1000},
+                    {"name": "overdraft", "amount": 0, "credit_limit": 500, "priority": -1},
+                    {
+                        "name": "data",
+                        "kind": "unit",
+                        "unit": "octets",
+                        "bundle": "data-1g",
+                        "amount": 1 << 30,
+                        "valid_until": "2030-01-01T00:00:00Z",
+                    },
+                ],
+            }
+        ],
+        "subscribers": [
+            {
+                "name": "alice",
+                "account": "acct",
+                "plan": "basic",
+                "imsi": ["001010000000001"],
+                "msisdn": ["+49 170 0000001"],
+                "sip_uris": ["sip:Alice@IMS.example.org"],
+            }
+        ],
+    }
+)
+
+
+@pytest.fixture
+def engine(database_url: str):
+    engine = create_engine(database_url)
+    upgrade(engine)
+    apply(engine, SPEC)
+    yield engine
+    engine.dispose()
+
+
+def balance_id(engine: sa.Engine, name: str) -> int:
+    with engine.connect() as conn:
+        b = Balance.__table__
+        return conn.execute(sa.select(b.c.id).where(b.c.name == name)).scalar_one()
+
+
+def amounts(engine: sa.Engine, name: str) -> tuple[int, int]:
+    with engine.connect() as conn:
+        b = Balance.__table__
+        row = conn.execute(sa.select(b.c.amount, b.c.reserved).where(b.c.name == name)).one()
+        return int(row.amount), int(row.reserved)
+
+
+def test_provisioning_is_idempotent_and_keeps_usage(engine: sa.Engine) -> None:
+    main = balance_id(engine, "main")
+    with engine.begin() as conn:
+        ledger = Ledger(conn, utcnow())
+        assert ledger.debit(main, 300, Cause("debit", "s1", 0))
+        ledger.flush()
+    report = apply(engine, SPEC)
+    assert report.created == {} and report.updated == {}
+    assert amounts(engine, "main") == (700, 0)
+    with engine.connect() as conn:
+        j = JournalEntry.__table__
+        causes = conn.execute(sa.select(j.c.cause).where(j.c.balance_id == main)).scalars().all()
+        ident = SubscriberIdentity.__table__
+        values = set(conn.execute(sa.select(ident.c.kind, ident.c.value)).all())
+    assert causes == ["provision", "debit"]
+    assert values == {
+        ("imsi", "001010000000001"),
+        ("msisdn", "491700000001"),
+        ("sip_uri", "sip:Alice@ims.example.org"),
+    }
+    assert verify(engine) == []
+
+
+def test_reserve_settle_release_and_credit_limit(engine: sa.Engine) -> None:
+    main, overdraft = balance_id(engine, "main"), balance_id(engine, "overdraft")
+    with engine.begin() as conn:
+        ledger = Ledger(conn, utcnow())
+        assert ledger.reserve(main, 600, Cause("reserve", "s1", 0))
+        assert not ledger.reserve(main, 401, Cause("reserve", "s2", 0))
+        assert ledger.reserve_up_to(main, 900, Cause("reserve", "s2", 0)) == 400
+        assert ledger.settle(main, 600, 250, Cause("debit", "s1", 1)) == 250
+        ledger.release(main, 400, Cause("release", "s2", 1))
+        # The overdraft bucket may go to -credit_limit and not one cent further.
+        assert ledger.debit(overdraft, 500, Cause("debit", "s3", 0))
+        assert not ledger.debit(overdraft, 1, Cause("debit", "s3", 1))
+        ledger.credit(overdraft, 200, Cause("topup"))
+        ledger.flush()
+    # Reservations in the database are what verify compares with; here none are left.
+    assert amounts(engine, "main") == (750, 0)
+    assert amounts(engine, "overdraft") == (-300, 0)
+    assert verify(engine) == []
+
+
+def test_over_usage_is_capped_by_what_the_balance_covers(engine: sa.Engine) -> None:
+    main = balance_id(engine, "main")
+    with engine.begin() as conn:
+        ledger = Ledger(conn, utcnow())
+        assert ledger.reserve(main, 800, Cause("reserve", "s1", 0))
+        assert ledger.settle(main, 800, 5000, Cause("debit", "s1", 1)) == 1000
+        ledger.flush()
+    assert amounts(engine, "main") == (0, 0)
+    assert verify(engine) == []
+
+
+def test_expiry_keeps_held_credit(engine: sa.Engine) -> None:
+    data = balance_id(engine, "data")
+    with engine.begin() as conn:
+        ledger = Ledger(conn, utcnow())
+        assert ledger.reserve(data, 1000, Cause("reserve", "s1", 0))
+        ledger.flush()
+    with engine.begin() as conn:
+        ledger = Ledger(conn, datetime(2030, 1, 1, tzinfo=UTC) + timedelta(seconds=1))
+        assert ledger.expire_due() == 1
+        assert ledger.expire_due() == 0
+        ledger.flush()
+    assert amounts(engine, "data") == (1000, 1000)
+
+
+def test_concurrent_reservations_never_overspend(engine: sa.Engine) -> None:
+    """Eight connections race to hold 7 units each from 1000: exactly 142 holds succeed."""
+    main = balance_id(engine, "main")
+    wins: list[int] = []
+    lock = threading.Lock()
+
+    def worker(n: int) -> None:
+        for i in range(40):
+            with engine.begin() as conn:
+                ledger = Ledger(conn, utcnow())
+                ok = ledger.reserve(main, 7, Cause("reserve", f"w{n}", i))
+                # Settle straight away, as a debit of the whole hold.
+                if ok:
+                    ledger.settle(main, 7, 7, Cause("debit", f"w{n}", i))
+                ledger.flush()
+            if ok:
+                with lock:
+                    wins.append(1)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wins) == 1000 // 7
+    assert amounts(engine, "main") == (1000 % 7, 0)
+    assert verify(engine) == []
+
+
+def test_verify_cli_flags_a_tampered_balance(engine: sa.Engine, database_url: str) -> None:
+    result = top_up(engine, "acct", 250, reference="voucher-1")
+    assert result.amount == 1250 and result.live_sessions == ()
+    command = [sys.executable, "-m", "openpcc.cli", "ledger", "--database-url", database_url]
+    ok = subprocess.run([*command, "verify"], capture_output=True, text=True, cwd=ROOT)
+    assert ok.returncode == 0, ok.stderr
+    with engine.begin() as conn:
+        b = Balance.__table__
+        conn.execute(b.update().where(b.c.name == "main").values(amount=b.c.amount + 1))
+    bad = subprocess.run([*command, "verify"], capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 1
+    assert "conservation: balance" in bad.stderr and "(main)" in bad.stderr
+
+
+def test_example_provisioning_file_is_valid() -> None:
+    spec = load_file(ROOT / "examples" / "provisioning.yaml")
+    assert spec.subscribers and spec.plans
