@@ -11,16 +11,20 @@ Run: .venv/bin/python scripts/gen_dictionary.py   (rewrites diam/_avps.py)
 
 from __future__ import annotations
 
+import ast
+import inspect
 import sys
 from pathlib import Path
 
 from diameter.message.avp import avp as pd_avp
+from diameter.message.avp import dictionary as pd_dictionary
 from diameter.message.avp.dictionary import AVP_DICTIONARY, AVP_VENDOR_DICTIONARY
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dictionary_fixes import (
+    ENUMERATED,
     EXTRA_AVPS,
-    MANDATORY_FIXES,
+    M_BIT_MUST_NOT,
     NAME_FIXES,
     NAME_PREFERENCE,
     TYPE_FIXES,
@@ -53,6 +57,25 @@ RFC 4006, RFC 7155, 3GPP TS 29.212, TS 29.214, TS 29.061 and TS 32.299.
 
 AVPS: tuple[tuple[str, int, int, str, bool], ...] = (
 '''
+
+
+def enumerated_in_source() -> set[str]:
+    """Names python-diameter's source declares AvpEnumerated. At run time that class is an alias
+    of AvpInteger32, so the type survives only in the source text of its table."""
+    tree = ast.parse(inspect.getsource(pd_dictionary))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            fields = {
+                k.value: v for k, v in zip(node.keys, node.values, strict=True)
+                if isinstance(k, ast.Constant)
+            }
+            kind, name = fields.get("type"), fields.get("name")
+            if isinstance(kind, ast.Name) and kind.id == "AvpEnumerated" and isinstance(
+                name, ast.Constant
+            ):
+                names.add(name.value)
+    return names
 
 
 def python_diameter_rows() -> dict[tuple[int, int], tuple[str, str, bool]]:
@@ -91,12 +114,17 @@ def build() -> list[tuple[str, int, int, str, bool]]:
                 _n, type_name, mandatory = rows[key]
                 rows[key] = (f"{name}.{key[1]}.{key[0]}", type_name, mandatory)
     index = {name: key for key, (name, _t, _m) in rows.items()}
-    for name, type_name in TYPE_FIXES.items():
+    fixes = dict.fromkeys(enumerated_in_source() | set(ENUMERATED), "Enumerated")
+    fixes.update(TYPE_FIXES)
+    for name, type_name in fixes.items():
         key = index[name]
+        old = rows[key][1]
+        if type_name == "Enumerated" and old != "Integer32":
+            raise SystemExit(f"{name} is {old}, not Integer32: cannot be Enumerated")
         rows[key] = (name, type_name, rows[key][2])
-    for name, mandatory in MANDATORY_FIXES.items():
+    for name in M_BIT_MUST_NOT:
         key = index[name]
-        rows[key] = (name, rows[key][1], mandatory)
+        rows[key] = (name, rows[key][1], False)
     return sorted(
         (name, code, vendor, type_name, mandatory)
         for (code, vendor), (name, type_name, mandatory) in rows.items()
