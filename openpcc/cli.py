@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from openpcc import __version__
 
 # Each module exposes ``register(subparsers)`` and sets ``func`` on its parsers.
-COMMAND_MODULES: tuple[str, ...] = ("openpcc.commands.ledger",)
+COMMAND_MODULES: tuple[str, ...] = ("openpcc.commands.ledger", "openpcc.commands.run")
 
 
 def build_parser() -> argparse.ArgumentParser:

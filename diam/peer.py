@@ -1,0 +1,650 @@
+"""One Diameter connection: the RFC 6733 §5.6 peer state machine over an asyncio Protocol.
+
+Both sides of the capabilities exchange are handled here: as responder (we accepted the TCP
+connection and wait for CER) and as initiator (we connected and sent CER). There is no election
+(§5.6.4): a peer pair keeps a single connection, and the node replaces an older connection from
+the same Origin-Host by the newer one (see ``Node._peer_opened``).
+
+Hot path: ``data_received`` frames and decodes each message, runs the handler's first step
+inline, and writes every answer produced in that call with one ``transport.write``. A handler that
+suspends (awaits I/O) continues in a task; those are bounded by ``max_in_flight`` (3004 beyond).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import random
+import time
+import types
+from collections.abc import Coroutine, Generator
+from typing import TYPE_CHECKING, Any
+
+from diam.capabilities import (
+    advertised_applications,
+    build_cea,
+    build_cer,
+    common_applications,
+)
+from diam.constants import (
+    APP_BASE,
+    CMD_CAPABILITIES_EXCHANGE,
+    CMD_DEVICE_WATCHDOG,
+    CMD_DISCONNECT_PEER,
+    FLAG_ERROR,
+    FLAG_PROXIABLE,
+    FLAG_REQUEST,
+    ResultCode,
+)
+from diam.errors import AnswerError, CapabilitiesExchangeFailed, DiameterTimeout, PeerClosed
+from diam.logfmt import log
+from diam.message import Avp, DecodeError, Message
+from diam.router import check_request
+from diam.transport import FrameBuffer, FramingError
+
+if TYPE_CHECKING:
+    from diam.node import Node
+
+_BASE_COMMANDS = (CMD_CAPABILITIES_EXCHANGE, CMD_DEVICE_WATCHDOG, CMD_DISCONNECT_PEER)
+# Disconnect-Cause (RFC 6733 §5.4.3)
+DISCONNECT_REBOOTING = 0
+DISCONNECT_BUSY = 1
+DISCONNECT_DO_NOT_WANT_TO_TALK_TO_YOU = 2
+# Bytes queued in the kernel-side write buffer before we stop reading from this peer.
+WRITE_BUFFER_HIGH = 4 << 20
+
+
+class PeerState(enum.Enum):
+    CONNECTING = "connecting"
+    WAIT_CER = "wait-cer"  # responder: TCP accepted, CER not yet received
+    WAIT_CEA = "wait-cea"  # initiator: CER sent
+    OPEN = "open"
+    CLOSING = "closing"  # DPR sent or received
+    CLOSED = "closed"
+
+
+class Peer(asyncio.Protocol):
+    """A connection to one remote Diameter peer (public: state, origin_host, origin_realm,
+    applications, remote_address)."""
+
+    def __init__(self, node: Node, *, initiator: bool) -> None:
+        self.node = node
+        self.initiator = initiator
+        self.state = PeerState.CONNECTING
+        self.origin_host: str | None = None
+        self.origin_realm: str | None = None
+        self.applications: frozenset[int] = frozenset()
+        self.remote_address: tuple[str, int] | None = None
+        self.local_address: tuple[str, int] | None = None
+        self._transport: asyncio.Transport | None = None
+        self._loop = asyncio.get_running_loop()
+        self._frames = FrameBuffer()
+        self._batch: list[bytes] | None = None
+        self._hop_by_hop = random.getrandbits(32)
+        self._pending: dict[int, asyncio.Future[Message]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._in_flight = 0
+        self._writable: asyncio.Future[None] | None = None
+        self._last_rx = self._loop.time()
+        self._timer: asyncio.TimerHandle | None = None
+        self._dwr_outstanding = False
+        self.opened: asyncio.Future[Peer] = self._loop.create_future()
+        self._closed: asyncio.Future[None] = self._loop.create_future()
+
+    @property
+    def pending_count(self) -> int:
+        """Outbound requests awaiting their answer on this connection."""
+        return len(self._pending)
+
+    def __repr__(self) -> str:
+        return f"<Peer {self.origin_host or '?'} {self.remote_address} {self.state.value}>"
+
+    # --- asyncio.Protocol ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
+        peername = transport.get_extra_info("peername")
+        sockname = transport.get_extra_info("sockname")
+        self.remote_address = (peername[0], peername[1]) if peername else None
+        self.local_address = (sockname[0], sockname[1]) if sockname else None
+        self.node._peer_connected(self)
+        if self.initiator:
+            self._set_state(PeerState.WAIT_CEA)
+            self._send(build_cer(self.node.identity, self.node.origin_state_id, self._local_ips()))
+        else:
+            self._set_state(PeerState.WAIT_CER)
+        # RFC 6733 §5.6 Tc-like guard: a connection that never completes CER/CEA is dropped.
+        self._timer = self._loop.call_later(self.node.cer_timeout, self._cer_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        previous = self.state
+        self.state = PeerState.CLOSED
+        if self._timer is not None:
+            self._timer.cancel()
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(PeerClosed(f"connection to {self.origin_host} closed"))
+        self._pending.clear()
+        for task in self._tasks:
+            task.cancel()
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_exception(PeerClosed("connection closed"))
+        if not self.opened.done():
+            self.opened.set_exception(
+                CapabilitiesExchangeFailed(f"connection closed in state {previous.value}")
+            )
+            self.opened.exception()  # mark retrieved: nobody may be waiting (responder side)
+        if not self._closed.done():
+            self._closed.set_result(None)
+        log(
+            logging.INFO,
+            "peer_closed",
+            origin_host=self.origin_host,
+            remote=_addr(self.remote_address),
+            previous_state=previous.value,
+            error=exc,
+        )
+        self.node._peer_closed(self)
+
+    def pause_writing(self) -> None:
+        # The remote peer does not read: stop reading its requests too (bounded memory).
+        if self._transport is not None:
+            self._transport.pause_reading()
+        if self._writable is None or self._writable.done():
+            self._writable = self._loop.create_future()
+
+    def resume_writing(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.resume_reading()
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        self._last_rx = self._loop.time()
+        try:
+            frames = self._frames.feed(data)
+        except FramingError as err:
+            self.abort(f"framing lost: {err}")
+            return
+        self._batch = batch = []
+        try:
+            for frame in frames:
+                if self.state is PeerState.CLOSED:
+                    break
+                self._on_frame(frame)
+        finally:
+            self._batch = None
+            transport = self._transport
+            if batch and transport is not None and not transport.is_closing():
+                transport.write(batch[0] if len(batch) == 1 else b"".join(batch))
+
+    # --- frames ------------------------------------------------------------------------------
+
+    def _on_frame(self, frame: bytes) -> None:
+        flags = frame[4]
+        try:
+            msg = Message.decode(frame)
+        except DecodeError as err:
+            self._on_decode_error(frame, err)
+            return
+        if flags & FLAG_REQUEST:
+            if flags & FLAG_ERROR:
+                # RFC 6733 §3: the E bit MUST NOT be set in requests.
+                self._reply_error(msg, ResultCode.INVALID_HDR_BITS, None, "E bit set in a request")
+            elif msg.application_id == APP_BASE and msg.command_code in _BASE_COMMANDS:
+                self._on_base_request(msg)
+            elif self.state is PeerState.OPEN or self.state is PeerState.CLOSING:
+                self._dispatch(msg)
+            else:
+                self.abort(f"request {msg.command_code} before capabilities exchange")
+        else:
+            self._on_answer(msg)
+
+    def _on_decode_error(self, frame: bytes, err: DecodeError) -> None:
+        header = err.header
+        if header is None or not header.flags & FLAG_REQUEST:
+            log(logging.WARNING, "bad_answer_dropped", peer=self.origin_host, error=err.message)
+            if header is not None:
+                future = self._pending.pop(header.hop_by_hop, None)
+                if future is not None and not future.done():
+                    future.set_exception(err)
+            return
+        if self.state is not PeerState.OPEN and header.command_code != CMD_CAPABILITIES_EXCHANGE:
+            self.abort(f"undecodable request before capabilities exchange: {err.message}")
+            return
+        # Only the header is trustworthy: answer from it (no Session-Id can be salvaged).
+        flags = header.flags & FLAG_PROXIABLE
+        if 3000 <= err.result_code < 4000:
+            flags |= FLAG_ERROR
+        answer = Message(
+            header.command_code, header.application_id, flags, header.hop_by_hop, header.end_to_end
+        )
+        self._finish_error(answer, err.result_code, err.failed_avp, err.message)
+        self._write_answer(answer, header.application_id, header.command_code, None, None)
+
+    def _on_answer(self, msg: Message) -> None:
+        if msg.application_id == APP_BASE and msg.command_code in _BASE_COMMANDS:
+            if msg.command_code == CMD_CAPABILITIES_EXCHANGE:
+                self._on_cea(msg)
+                return
+            if msg.command_code == CMD_DEVICE_WATCHDOG:
+                self._dwr_outstanding = False
+                return
+            if msg.command_code == CMD_DISCONNECT_PEER and self.state is PeerState.CLOSING:
+                self._close_transport()
+                return
+        future = self._pending.pop(msg.hop_by_hop, None)
+        if future is None:
+            log(
+                logging.WARNING,
+                "unmatched_answer_dropped",
+                peer=self.origin_host,
+                hop_by_hop=msg.hop_by_hop,
+                command=msg.command_code,
+                session_id=msg.get("Session-Id"),
+            )
+        elif not future.done():
+            future.set_result(msg)
+
+    # --- base protocol: CER/CEA, DWR/DWA, DPR/DPA ---------------------------------------------
+
+    def _on_base_request(self, msg: Message) -> None:
+        cmd = msg.command_code
+        if cmd == CMD_CAPABILITIES_EXCHANGE:
+            if self.initiator and self.state is PeerState.WAIT_CEA:
+                self.abort("CER received while waiting for CEA (election not supported)")
+            else:
+                self._on_cer(msg)
+        elif self.state is not PeerState.OPEN and self.state is not PeerState.CLOSING:
+            self.abort(f"command {cmd} before capabilities exchange")
+        elif cmd == CMD_DEVICE_WATCHDOG:
+            answer = msg.answer(ResultCode.SUCCESS)
+            answer.add(Avp.new("Origin-State-Id", self.node.origin_state_id))
+            self._write_answer(answer, APP_BASE, cmd, None, msg)
+        else:
+            cause = msg.get("Disconnect-Cause")
+            log(logging.INFO, "peer_dpr_received", peer=self.origin_host, disconnect_cause=cause)
+            self._set_state(PeerState.CLOSING)
+            self._write_answer(msg.answer(ResultCode.SUCCESS), APP_BASE, cmd, None, msg)
+            self._flush()
+            self._close_transport()
+
+    def _on_cer(self, cer: Message) -> None:
+        node = self.node
+        host, realm = cer.get("Origin-Host"), cer.get("Origin-Realm")
+        remote_ip = self.remote_address[0] if self.remote_address else None
+        if not host or not realm:
+            self._reject_cer(cer, ResultCode.MISSING_AVP, "Origin-Host/Origin-Realm missing")
+            return
+        decision = node.policy.check(host, realm, remote_ip)
+        if not decision.allowed:
+            self._reject_cer(cer, ResultCode.UNKNOWN_PEER, decision.reason, host, realm)
+            return
+        peer_apps = advertised_applications(cer)
+        common = common_applications(peer_apps, node.identity.application_ids)
+        if not common:
+            reason = f"no common application (peer {sorted(peer_apps)})"
+            self._reject_cer(cer, ResultCode.NO_COMMON_APPLICATION, reason, host, realm)
+            return
+        self.origin_host, self.origin_realm, self.applications = host, realm, common
+        self._send(
+            build_cea(
+                cer, ResultCode.SUCCESS, node.identity, node.origin_state_id, self._local_ips()
+            )
+        )
+        log(
+            logging.WARNING if decision.warn else logging.INFO,
+            "cer_accepted",
+            origin_host=host,
+            origin_realm=realm,
+            remote=_addr(self.remote_address),
+            applications=",".join(map(str, sorted(common))),
+            product=cer.get("Product-Name"),
+            reason=decision.reason,
+        )
+        if self.state is not PeerState.OPEN:
+            self._open()
+
+    def _reject_cer(
+        self,
+        cer: Message,
+        code: int,
+        reason: str,
+        host: str | None = None,
+        realm: str | None = None,
+    ) -> None:
+        node = self.node
+        log(
+            logging.WARNING,
+            "cer_rejected",
+            origin_host=host,
+            origin_realm=realm,
+            remote=_addr(self.remote_address),
+            result_code=int(code),
+            reason=reason,
+        )
+        node.metrics.peer_event("cer_rejected")
+        self._send(
+            build_cea(cer, code, node.identity, node.origin_state_id, self._local_ips(), reason)
+        )
+        self._flush()
+        self._close_transport()
+
+    def _on_cea(self, cea: Message) -> None:
+        if not self.initiator or self.state is not PeerState.WAIT_CEA:
+            log(logging.WARNING, "unexpected_cea_dropped", peer=self.origin_host)
+            return
+        code = cea.get("Result-Code")
+        self.origin_host, self.origin_realm = cea.get("Origin-Host"), cea.get("Origin-Realm")
+        common = common_applications(
+            advertised_applications(cea), self.node.identity.application_ids
+        )
+        if code != ResultCode.SUCCESS or not common or not self.origin_host:
+            reason = f"CEA Result-Code {code}" if code != ResultCode.SUCCESS else "no common app"
+            log(logging.WARNING, "cea_rejected", origin_host=self.origin_host, reason=reason)
+            if not self.opened.done():
+                self.opened.set_exception(CapabilitiesExchangeFailed(reason, code))
+            self._close_transport()
+            return
+        self.applications = common
+        self._open()
+
+    def _open(self) -> None:
+        self._set_state(PeerState.OPEN)
+        if self._timer is not None:
+            self._timer.cancel()
+        self._arm_watchdog(self.node.watchdog_interval())
+        self.node._peer_opened(self)
+        if not self.opened.done():
+            self.opened.set_result(self)
+
+    def _cer_timeout(self) -> None:
+        if self.state in (PeerState.WAIT_CER, PeerState.WAIT_CEA):
+            self.abort("capabilities exchange timed out")
+
+    # --- watchdog (RFC 3539 §3.4.1) --------------------------------------------------------
+
+    def _arm_watchdog(self, delay: float) -> None:
+        self._timer = self._loop.call_later(delay, self._on_watchdog)
+
+    def _on_watchdog(self) -> None:
+        if self.state is not PeerState.OPEN:
+            return
+        tw = self.node.watchdog_interval()
+        if self._dwr_outstanding:
+            self.abort("watchdog: no DWA within Tw")
+            return
+        idle = self._loop.time() - self._last_rx
+        if idle < tw:
+            self._arm_watchdog(tw - idle)
+            return
+        dwr = Message.request(CMD_DEVICE_WATCHDOG, APP_BASE, proxiable=False)
+        dwr.add(Avp.new("Origin-State-Id", self.node.origin_state_id))
+        self._dwr_outstanding = True
+        self._send(dwr)
+        self._arm_watchdog(tw)
+
+    # --- application requests ---------------------------------------------------------------
+
+    def _dispatch(self, request: Message) -> None:
+        node = self.node
+        app, cmd = request.application_id, request.command_code
+        if app not in node.identity.application_ids:
+            self._reply_error(request, ResultCode.APPLICATION_UNSUPPORTED, None, "app not served")
+            return
+        route = node.router.get(app, cmd)
+        if route is None:
+            self._reply_error(request, ResultCode.COMMAND_UNSUPPORTED, None, "command not routed")
+            return
+        try:
+            error = check_request(request, route)
+        except DecodeError as err:  # a malformed nested AVP
+            self._reply_error(request, err.result_code, err.failed_avp, err.message)
+            return
+        if error is not None:
+            self._reply_error(request, error.result_code, error.failed_avp, error.error_message)
+            return
+        if self._in_flight >= node.max_in_flight:
+            self._reply_error(request, ResultCode.TOO_BUSY, None, "too many requests in flight")
+            return
+        started = time.perf_counter()
+        coro = route.handler(request, self)
+        try:
+            first = coro.send(None)
+        except StopIteration as stop:
+            self._handler_done(request, stop.value, None, started)
+            return
+        except Exception as exc:
+            self._handler_done(request, None, exc, started)
+            return
+        # The handler suspended: run the rest in a task (the first step is not re-run).
+        self._in_flight += 1
+        task = self._loop.create_task(_continue(coro, first))
+        self._tasks.add(task)
+        task.add_done_callback(lambda t: self._task_done(t, request, started))
+
+    def _task_done(self, task: asyncio.Task[Message], request: Message, started: float) -> None:
+        self._in_flight -= 1
+        self._tasks.discard(task)
+        if task.cancelled() or self.state is PeerState.CLOSED:
+            return
+        exc = task.exception()
+        self._handler_done(request, None if exc else task.result(), exc, started)
+
+    def _handler_done(
+        self,
+        request: Message,
+        answer: Message | None,
+        exc: BaseException | None,
+        started: float,
+    ) -> None:
+        if exc is not None:
+            if isinstance(exc, AnswerError):
+                code, failed, text = exc.result_code, exc.failed_avp, exc.error_message
+            elif isinstance(exc, DecodeError):  # a malformed AVP met on lazy access
+                code, failed, text = exc.result_code, exc.failed_avp, exc.message
+            else:
+                code, failed, text = ResultCode.UNABLE_TO_COMPLY, None, "internal error"
+                log(
+                    logging.ERROR,
+                    "handler_failed",
+                    peer=self.origin_host,
+                    session_id=request.get("Session-Id"),
+                    command=request.command_code,
+                    application=request.application_id,
+                    error=repr(exc),
+                )
+            answer = request.answer(code)
+            self._finish_error(answer, code, failed, text)
+        elif not isinstance(answer, Message):
+            log(logging.ERROR, "handler_no_answer", peer=self.origin_host, result=repr(answer))
+            answer = request.answer(ResultCode.UNABLE_TO_COMPLY)
+        self._write_answer(answer, request.application_id, request.command_code, started, request)
+
+    def _reply_error(
+        self, request: Message, code: int, failed_avp: object | None, text: str | None
+    ) -> None:
+        answer = request.answer(code)
+        self._finish_error(answer, code, failed_avp, text)
+        self._write_answer(answer, request.application_id, request.command_code, None, request)
+
+    def _finish_error(
+        self, answer: Message, code: int, failed_avp: object | None, text: str | None
+    ) -> None:
+        """Error-Message and Failed-AVP (RFC 6733 §7.2, §7.5) on an error answer."""
+        if text:
+            answer.add(Avp.new("Error-Message", text))
+        if failed_avp is not None:
+            inner = failed_avp if isinstance(failed_avp, Avp) else Avp.from_wire(failed_avp)
+            answer.add(Avp.new("Failed-AVP", [inner]))
+
+    def _write_answer(
+        self,
+        answer: Message,
+        app: int,
+        cmd: int,
+        started: float | None,
+        request: Message | None,
+    ) -> None:
+        identity = self.node.identity
+        if answer.first("Origin-Host") is None:
+            answer.add(Avp.new("Origin-Host", identity.origin_host))
+        if answer.first("Origin-Realm") is None:
+            answer.add(Avp.new("Origin-Realm", identity.origin_realm))
+        self._write(answer.encode())
+        code = answer.get("Result-Code")
+        if code is None:
+            experimental = answer.first("Experimental-Result")
+            code = experimental.get("Experimental-Result-Code", 0) if experimental else 0
+        elapsed = time.perf_counter() - started if started is not None else 0.0
+        self.node.metrics.observe("in", app, cmd, code, elapsed)
+        if code >= 3000 or code < 2000:
+            log(
+                logging.WARNING,
+                "request_failed",
+                peer=self.origin_host or _addr(self.remote_address),
+                session_id=request.get("Session-Id") if request is not None else None,
+                application=app,
+                command=cmd,
+                result_code=code,
+                error_message=answer.get("Error-Message"),
+            )
+
+    # --- outbound ------------------------------------------------------------------------------
+
+    async def request(self, msg: Message, timeout: float) -> Message:
+        """Send ``msg`` (a request) on this connection and wait for its answer."""
+        if self.state is not PeerState.OPEN:
+            raise PeerClosed(f"peer {self.origin_host} is {self.state.value}")
+        if self._writable is not None and not self._writable.done():
+            await self._writable
+        self._hop_by_hop = hop_by_hop = (self._hop_by_hop + 1) & 0xFFFFFFFF
+        msg.hop_by_hop = hop_by_hop
+        future: asyncio.Future[Message] = self._loop.create_future()
+        self._pending[hop_by_hop] = future
+        started = time.perf_counter()
+        expiry = self._loop.call_later(timeout, _expire, future, timeout)
+        code = 0
+        try:
+            self._send(msg)
+            answer = await future
+            code = answer.get("Result-Code") or 0
+            return answer
+        finally:
+            expiry.cancel()
+            self._pending.pop(hop_by_hop, None)
+            self.node.metrics.observe(
+                "out", msg.application_id, msg.command_code, code, time.perf_counter() - started
+            )
+
+    async def disconnect(self, cause: int = DISCONNECT_REBOOTING, timeout: float = 2.0) -> None:
+        """Send DPR, wait for DPA (or ``timeout``), then close (RFC 6733 §5.4)."""
+        if self.state is PeerState.OPEN:
+            dpr = Message.request(CMD_DISCONNECT_PEER, APP_BASE, proxiable=False)
+            dpr.add(Avp.new("Disconnect-Cause", cause))
+            self._set_state(PeerState.CLOSING)
+            self._send(dpr)
+        elif self.state is not PeerState.CLOSING:
+            self._close_transport()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._closed), timeout)
+        except TimeoutError:
+            self.abort("no DPA within timeout")
+            await self._closed
+
+    def abort(self, reason: str) -> None:
+        """Close at once (no DPR): framing lost, protocol violation, watchdog failure."""
+        if self._transport is None or self._transport.is_closing():
+            return
+        log(
+            logging.WARNING,
+            "peer_abort",
+            origin_host=self.origin_host,
+            remote=_addr(self.remote_address),
+            state=self.state.value,
+            reason=reason,
+        )
+        self.node.metrics.peer_event("abort")
+        self._transport.abort()
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def _send(self, msg: Message) -> None:
+        """Send a message we originate (CER, DWR, DPR, outbound requests)."""
+        if msg.is_request:
+            if msg.first("Origin-Host") is None:
+                msg.add(Avp.new("Origin-Host", self.node.identity.origin_host))
+            if msg.first("Origin-Realm") is None:
+                msg.add(Avp.new("Origin-Realm", self.node.identity.origin_realm))
+            if msg.command_code in _BASE_COMMANDS:
+                self._hop_by_hop = msg.hop_by_hop = (self._hop_by_hop + 1) & 0xFFFFFFFF
+            if not msg.end_to_end:
+                msg.end_to_end = self.node.next_end_to_end()
+        self._write(msg.encode())
+
+    def _write(self, data: bytes) -> None:
+        if self._batch is not None:
+            self._batch.append(data)
+        elif self._transport is not None and not self._transport.is_closing():
+            self._transport.write(data)
+
+    def _flush(self) -> None:
+        batch = self._batch
+        if batch and self._transport is not None:
+            self._transport.write(b"".join(batch))
+            batch.clear()
+
+    def _close_transport(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.close()
+
+    def _set_state(self, state: PeerState) -> None:
+        if state is not self.state:
+            log(
+                logging.INFO,
+                "peer_state",
+                origin_host=self.origin_host,
+                remote=_addr(self.remote_address),
+                old=self.state.value,
+                new=state.value,
+            )
+            self.node.metrics.peer_event(state.value)
+            self.state = state
+
+    def _local_ips(self) -> list[str]:
+        return [self.local_address[0]] if self.local_address else ["127.0.0.1"]
+
+
+def _expire(future: asyncio.Future[Message], timeout: float) -> None:
+    if not future.done():
+        future.set_exception(DiameterTimeout(f"no answer within {timeout} s"))
+
+
+def _addr(address: tuple[str, int] | None) -> str | None:
+    return f"{address[0]}:{address[1]}" if address else None
+
+
+@types.coroutine
+def _resume(coro: Coroutine[Any, Any, Message], yielded: Any) -> Generator[Any, Any, Message]:
+    """Drive a coroutine whose first step already ran and yielded ``yielded`` (an awaited future,
+    or ``None`` for a bare yield): pass each value and exception through, as a Task would."""
+    while True:
+        try:
+            sent = yield yielded
+        except BaseException as exc:
+            try:
+                yielded = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+            continue
+        try:
+            yielded = coro.send(sent)
+        except StopIteration as stop:
+            return stop.value
+
+
+async def _continue(coro: Coroutine[Any, Any, Message], first: Any) -> Message:
+    return await _resume(coro, first)

@@ -1,0 +1,161 @@
+"""Wiring: the Diameter nodes built from Settings, the domains' routes, the process lifecycle.
+
+``build_app(settings)`` makes one :class:`~diam.node.Node` per listener (each with its own
+Origin-Host/Realm and applications) sharing one router and one metrics registry, then calls each
+module of :data:`DOMAIN_MODULES`: a domain exposes ``install(app: App) -> None`` and adds its
+handlers with ``app.router.add_route(APP_GX, CMD_CREDIT_CONTROL, handler)``. ``serve(app)`` binds
+the listeners, logs readiness and runs until SIGINT/SIGTERM, then sends DPR to every peer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from diam.identity import LocalIdentity, PeerPolicy, applications_from_names, firmware_revision
+from diam.metrics import Metrics
+from diam.node import Node
+from diam.router import Router
+from openpcc import __version__
+from schemas.settings import DiameterListener, Settings
+
+logger = logging.getLogger("openpcc")
+
+# Modules exposing ``install(app)``; PCRF (policy/) and OCS (charging/) register here.
+DOMAIN_MODULES: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class Listener:
+    """One Diameter listener: where it binds and the node (identity) behind it."""
+
+    host: str
+    port: int
+    node: Node
+    bound: tuple[str, int] | None = None
+
+
+@dataclass(slots=True)
+class App:
+    settings: Settings
+    router: Router = field(default_factory=Router)
+    metrics: Metrics = field(default_factory=Metrics)
+    listeners: list[Listener] = field(default_factory=list)
+
+    @property
+    def nodes(self) -> list[Node]:
+        return [listener.node for listener in self.listeners]
+
+    def node_for(self, app_id: int) -> Node:
+        """The first node serving ``app_id`` (e.g. to send a Gx RAR from the PCRF identity)."""
+        for node in self.nodes:
+            if app_id in node.identity.application_ids:
+                return node
+        raise LookupError(f"no Diameter listener serves application {app_id}")
+
+
+def listener_specs(settings: Settings) -> list[DiameterListener]:
+    """OPENPCC_DIAMETER_LISTENERS, or the single default listener from the flat settings."""
+    if settings.diameter_listeners:
+        specs = list(settings.diameter_listeners)
+    else:
+        specs = [
+            DiameterListener(
+                host=settings.diameter_host,
+                port=settings.diameter_port,
+                origin_host=settings.diameter_origin_host,
+                origin_realm=settings.diameter_origin_realm,
+                applications=settings.diameter_applications.split(","),
+            )
+        ]
+    seen: set[tuple[str, int]] = set()
+    for spec in specs:
+        if spec.port and (spec.host, spec.port) in seen:
+            raise ValueError(f"two Diameter listeners on {spec.host}:{spec.port}")
+        seen.add((spec.host, spec.port))
+    return specs
+
+
+def build_app(settings: Settings | None = None) -> App:
+    """Nodes from settings, then every domain's routes."""
+    app = App(settings if settings is not None else Settings())
+    s = app.settings
+    host_ips = tuple(ip.strip() for ip in s.diameter_host_ip_addresses.split(",") if ip.strip())
+    for spec in listener_specs(s):
+        identity = LocalIdentity(
+            origin_host=spec.origin_host,
+            origin_realm=spec.origin_realm,
+            host_ip_addresses=host_ips,
+            vendor_id=s.diameter_vendor_id,
+            product_name="OpenPCC",
+            firmware_revision=firmware_revision(__version__),
+            applications=applications_from_names(spec.applications),
+        )
+        policy = PeerPolicy.parse(spec.peers if spec.peers is not None else s.diameter_peers)
+        node = Node(
+            identity,
+            policy,
+            app.router,
+            metrics=app.metrics,
+            watchdog=s.diameter_watchdog_seconds,
+            max_in_flight=s.diameter_max_in_flight,
+            request_timeout=s.diameter_request_timeout_seconds,
+        )
+        app.listeners.append(Listener(spec.host, spec.port, node))
+    for name in DOMAIN_MODULES:
+        importlib.import_module(name).install(app)
+    return app
+
+
+async def serve(
+    app: App,
+    *,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[App], None] | None = None,
+) -> None:
+    """Bind every listener, run until ``stop`` is set or SIGINT/SIGTERM, then close cleanly."""
+    stop = stop if stop is not None else asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+    try:
+        for listener in app.listeners:
+            listener.bound = await listener.node.listen(listener.host, listener.port)
+        logger.info(
+            "event=ready version=%s diameter=%s",
+            __version__,
+            ",".join(
+                f"{lst.node.identity.origin_host}@{lst.bound[0]}:{lst.bound[1]}"
+                for lst in app.listeners
+                if lst.bound
+            ),
+        )
+        if on_ready is not None:
+            on_ready(app)
+        await stop.wait()
+        logger.info("event=stopping")
+    finally:
+        await asyncio.gather(*(node.close() for node in app.nodes), return_exceptions=True)
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+    logger.info("event=stopped")
+
+
+def run(settings: Settings | None = None) -> int:
+    """Build and serve on uvloop when importable (else the default loop); 0 on a clean stop."""
+    app = build_app(settings)
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(serve(app))
+    else:
+        uvloop.run(serve(app))
+    return 0
