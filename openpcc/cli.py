@@ -10,7 +10,12 @@ from collections.abc import Sequence
 from openpcc import __version__
 
 # Each module exposes ``register(subparsers)`` and sets ``func`` on its parsers.
-COMMAND_MODULES: tuple[str, ...] = ("openpcc.commands.ledger", "openpcc.commands.run")
+COMMAND_MODULES: tuple[str, ...] = (
+    "openpcc.commands.cdr",
+    "openpcc.commands.ledger",
+    "openpcc.commands.run",
+    "openpcc.commands.tariff",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
