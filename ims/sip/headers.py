@@ -1,0 +1,192 @@
+"""SIP header section: ordered, case-insensitive, compact forms, comma-separated lists.
+
+Headers keep their order and their spelling as received; names compare case-insensitively and
+compact forms (RFC 3261 §7.3.3, RFC 3515, RFC 4028 ...) are expanded to the full name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ims.sip.errors import SipError
+
+# RFC 3261 §7.3.3 and the IANA SIP parameters registry ("compact form" column).
+COMPACT: dict[str, str] = {
+    "a": "Accept-Contact", "b": "Referred-By", "c": "Content-Type", "d": "Request-Disposition",
+    "e": "Content-Encoding", "f": "From", "i": "Call-ID", "j": "Reject-Contact", "k": "Supported",
+    "l": "Content-Length", "m": "Contact", "n": "Identity-Info", "o": "Event", "r": "Refer-To",
+    "s": "Subject", "t": "To", "u": "Allow-Events", "v": "Via", "x": "Session-Expires",
+    "y": "Identity",
+}
+
+_KNOWN = (
+    *COMPACT.values(),
+    "Accept", "Accept-Encoding", "Accept-Language", "Alert-Info", "Allow", "Authentication-Info",
+    "Authorization", "Call-ID", "Call-Info", "Contact", "Content-Disposition", "Content-Encoding",
+    "Content-Language", "Content-Length", "Content-Type", "CSeq", "Date", "Error-Info", "Expires",
+    "From", "In-Reply-To", "Max-Forwards", "MIME-Version", "Min-Expires", "Organization",
+    "Priority", "Proxy-Authenticate", "Proxy-Authorization", "Proxy-Require", "Record-Route",
+    "Reply-To", "Require", "Retry-After", "Route", "Server", "Subject", "Supported", "Timestamp",
+    "To", "Unsupported", "User-Agent", "Via", "Warning", "WWW-Authenticate", "Reason", "RSeq",
+    "RAck", "Path", "Service-Route", "Session-Expires", "Min-SE", "Event", "Allow-Events",
+    "P-Asserted-Identity", "P-Preferred-Identity", "P-Charging-Vector",
+    "P-Charging-Function-Addresses", "P-Access-Network-Info", "P-Visited-Network-ID",
+    "P-Associated-URI", "P-Called-Party-ID", "Security-Client", "Security-Server",
+    "Security-Verify", "Refer-To", "Referred-By",
+)
+_CANONICAL: dict[str, str] = {name.lower(): name for name in _KNOWN}
+
+# Headers whose grammar is a comma-separated list (RFC 3261 §7.3.1): one header line may carry
+# several values. Authorization-style headers and Date contain commas inside one value.
+LIST_HEADERS = frozenset(name.lower() for name in (
+    "Via", "Route", "Record-Route", "Contact", "Allow", "Supported", "Require", "Proxy-Require",
+    "Unsupported", "Accept", "Accept-Encoding", "Accept-Language", "Content-Encoding",
+    "Content-Language", "Path", "Service-Route", "P-Associated-URI", "P-Asserted-Identity",
+    "Allow-Events", "Security-Client", "Security-Server", "Security-Verify", "Reason",
+    "Alert-Info", "Call-Info", "Error-Info", "In-Reply-To", "Warning",
+))
+
+_TOKEN_CHARS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
+
+
+def canonical(name: str) -> str:
+    """Full, conventionally spelled name for ``name`` (compact forms expanded); unknown names
+    keep their spelling."""
+    low = name.lower()
+    if len(low) == 1 and low in COMPACT:
+        return COMPACT[low]
+    return _CANONICAL.get(low, name)
+
+
+def is_token(text: str) -> bool:
+    """RFC 3261 §25.1 token."""
+    return bool(text) and all(ch in _TOKEN_CHARS for ch in text)
+
+
+def split_list(value: str) -> list[str]:
+    """Split a comma-separated header value, ignoring commas inside quotes, <...> and
+    parentheses (comments); empty elements are dropped."""
+    parts: list[str] = []
+    start = 0
+    in_quotes = False
+    angle = 0
+    escape = False
+    for i, ch in enumerate(value):
+        if escape:
+            escape = False
+        elif in_quotes:
+            if ch == "\\":
+                escape = True
+            elif ch == '"':
+                in_quotes = False
+        elif ch == '"':
+            in_quotes = True
+        elif ch == "<":
+            angle += 1
+        elif ch == ">" and angle:
+            angle -= 1
+        elif ch == "," and not angle:
+            parts.append(value[start:i])
+            start = i + 1
+    if in_quotes:
+        raise SipError(f"unterminated quoted string in {value!r}")
+    parts.append(value[start:])
+    return [p.strip() for p in parts if p.strip()]
+
+
+class Headers:
+    """Ordered header fields; each entry is (name as received, value)."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: list[tuple[str, str]] | None = None) -> None:
+        self._items: list[tuple[str, str]] = list(items or [])
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, name: str) -> bool:
+        key = canonical(name).lower()
+        return any(canonical(n).lower() == key for n, _ in self._items)
+
+    def copy(self) -> Headers:
+        return Headers(self._items)
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The first value of ``name``: for list headers the first list element."""
+        values = self.get_all(name)
+        return values[0] if values else default
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of ``name`` in order; list headers are split at their commas."""
+        key = canonical(name).lower()
+        out: list[str] = []
+        for n, v in self._items:
+            if canonical(n).lower() == key:
+                out.extend(split_list(v) if key in LIST_HEADERS else [v])
+        return out
+
+    def add(self, name: str, value: str) -> None:
+        """Append a header line."""
+        self._items.append((name, value))
+
+    def prepend(self, name: str, value: str) -> None:
+        """Insert a header line before the first header of that name (or at the top)."""
+        key = canonical(name).lower()
+        for i, (n, _) in enumerate(self._items):
+            if canonical(n).lower() == key:
+                self._items.insert(i, (name, value))
+                return
+        self._items.insert(0, (name, value))
+
+    def set(self, name: str, value: str) -> None:
+        """Replace every line of ``name`` with one line, keeping the first one's position."""
+        key = canonical(name).lower()
+        for i, (n, _) in enumerate(self._items):
+            if canonical(n).lower() == key:
+                self._items[i] = (canonical(name), value)
+                self._items[i + 1:] = [
+                    item for item in self._items[i + 1:] if canonical(item[0]).lower() != key]
+                return
+        self._items.append((canonical(name), value))
+
+    def remove(self, name: str) -> None:
+        key = canonical(name).lower()
+        self._items = [item for item in self._items if canonical(item[0]).lower() != key]
+
+    def pop_first(self, name: str) -> str | None:
+        """Remove and return the first value of a list header (e.g. the top Via or Route)."""
+        key = canonical(name).lower()
+        for i, (n, v) in enumerate(self._items):
+            if canonical(n).lower() == key:
+                values = split_list(v) if key in LIST_HEADERS else [v]
+                if len(values) > 1:
+                    self._items[i] = (n, ", ".join(values[1:]))
+                else:
+                    del self._items[i]
+                return values[0] if values else None
+        return None
+
+
+def parse_header_lines(lines: list[str], is_request: bool | None) -> Headers:
+    """Parse header lines (split at CRLF), unfolding continuation lines (RFC 3261 §7.3.1)."""
+    headers = Headers()
+    for line in lines:
+        if line[:1] in (" ", "\t"):
+            if not len(headers):
+                raise SipError("continuation line before any header", headers=headers,
+                               is_request=is_request)
+            name, value = headers._items[-1]
+            headers._items[-1] = (name, f"{value} {line.strip()}".strip())
+            continue
+        name, sep, value = line.partition(":")
+        name = name.rstrip(" \t")
+        if not sep or not is_token(name):
+            raise SipError(f"malformed header line {line[:60]!r}", headers=headers,
+                           is_request=is_request)
+        headers.add(canonical(name) if len(name) == 1 else name, value.strip())
+    return headers

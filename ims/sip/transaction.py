@@ -1,0 +1,314 @@
+"""SIP transactions (RFC 3261 §17, with the Accepted states of RFC 6026).
+
+Timers (§17.1.1.2, §17.1.2.2, §17.2.1, §17.2.2): A/E retransmit requests (T1 doubling; E capped
+at T2), B/F time out client transactions (64·T1), D/K absorb response retransmissions, G
+retransmits final INVITE responses (T1 doubling to T2) until H (64·T1), I/J absorb request
+retransmissions. Over reliable transports A, E, G are not used and D, I, J, K are zero. All
+values come from ``Timers`` so tests can shrink them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import NamedTuple
+
+from ims.sip.headers import Headers
+from ims.sip.message import BRANCH_MAGIC, Message, Request, Response, make_response
+
+log = logging.getLogger(__name__)
+
+
+class Target(NamedTuple):
+    """Where a message goes or came from: transport ("UDP"/"TCP"), host, port."""
+
+    transport: str
+    host: str
+    port: int
+
+    @property
+    def reliable(self) -> bool:
+        return self.transport != "UDP"
+
+
+@dataclass(frozen=True, slots=True)
+class Timers:
+    t1: float = 0.5
+    t2: float = 4.0
+    t4: float = 5.0
+    d: float = 32.0  # RFC 3261 §17.1.1.2: at least 32 s over UDP
+
+    @property
+    def b(self) -> float:
+        return 64 * self.t1
+
+
+class State(StrEnum):
+    CALLING = "Calling"
+    TRYING = "Trying"
+    PROCEEDING = "Proceeding"
+    COMPLETED = "Completed"
+    ACCEPTED = "Accepted"
+    CONFIRMED = "Confirmed"
+    TERMINATED = "Terminated"
+
+
+Send = Callable[[Message, Target], None]
+
+
+def server_key(request: Request) -> tuple[str, ...]:
+    """§17.2.3 matching: branch + sent-by + method (ACK matches its INVITE). Requests without
+    the magic cookie (RFC 2543 peers) fall back to Call-ID, From tag, CSeq number and top Via."""
+    via = request.top_via
+    method = "INVITE" if request.method == "ACK" else request.method
+    branch = via.branch or ""
+    if branch.startswith(BRANCH_MAGIC):
+        return (branch, via.sent_by, method)
+    return ("rfc2543", request.call_id, request.from_.tag or "", str(request.cseq[0]),
+            str(via), method)
+
+
+def client_key(message: Message) -> tuple[str, str]:
+    """§17.1.3: top Via branch + CSeq method."""
+    return (message.top_via.branch or "", message.cseq[1])
+
+
+class _Transaction:
+    def __init__(self, layer: TransactionLayer, request: Request, target: Target) -> None:
+        self.layer = layer
+        self.request = request
+        self.target = target
+        self.state = State.TRYING
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+
+    def _start(self, name: str, delay: float, callback: Callable[[], None]) -> None:
+        self._stop(name)
+        self._timers[name] = self.layer.loop.call_later(delay, callback)
+
+    def _stop(self, name: str) -> None:
+        handle = self._timers.pop(name, None)
+        if handle:
+            handle.cancel()
+
+    def _terminate(self) -> None:
+        self.state = State.TERMINATED
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        self.layer._forget(self)
+
+
+class ClientTransaction(_Transaction):
+    """Sends a request and delivers its responses to ``on_response``; ``final`` resolves with
+    the final response (a synthesized 408 on Timer B/F, 503 on a transport failure)."""
+
+    def __init__(self, layer: TransactionLayer, request: Request, target: Target,
+                 on_response: Callable[[ClientTransaction, Response], None] | None) -> None:
+        super().__init__(layer, request, target)
+        self.key = client_key(request)
+        self.on_response = on_response
+        self.final: asyncio.Future[Response] = layer.loop.create_future()
+        self.is_invite = request.method == "INVITE"
+        self.state = State.CALLING if self.is_invite else State.TRYING
+        self._interval = layer.timers.t1
+
+    def start(self) -> None:
+        self.layer.send(self.request, self.target)
+        if not self.target.reliable:
+            self._start("A", self._interval, self._retransmit)
+        self._start("B", self.layer.timers.b, self._timeout)
+
+    def _retransmit(self) -> None:
+        if self.state not in (State.CALLING, State.TRYING, State.PROCEEDING):
+            return
+        self.layer.send(self.request, self.target)
+        if self.is_invite:
+            self._interval *= 2
+        elif self.state == State.PROCEEDING:
+            self._interval = self.layer.timers.t2
+        else:
+            self._interval = min(self._interval * 2, self.layer.timers.t2)
+        self._start("A", self._interval, self._retransmit)
+
+    def _timeout(self) -> None:
+        if self.state in (State.CALLING, State.TRYING, State.PROCEEDING):
+            self._deliver(make_response(self.request, 408))
+        self._terminate()
+
+    def transport_error(self) -> None:
+        """§8.1.3.1: a transport failure is treated as a 503."""
+        if self.state in (State.CALLING, State.TRYING, State.PROCEEDING):
+            self._deliver(make_response(self.request, 503))
+            self._terminate()
+
+    def _deliver(self, response: Response) -> None:
+        if response.status >= 200 and not self.final.done():
+            self.final.set_result(response)
+        if self.on_response:
+            try:
+                self.on_response(self, response)
+            except Exception:  # a TU bug must not kill the transport loop
+                log.exception("transaction user failed on %r", response)
+
+    def receive(self, response: Response) -> None:
+        status = response.status
+        timers = self.layer.timers
+        if self.state in (State.CALLING, State.TRYING, State.PROCEEDING):
+            if status < 200:
+                if self.state == State.CALLING:
+                    self._stop("A")
+                elif not self.is_invite and self.state == State.TRYING and "A" in self._timers:
+                    self._interval = timers.t2
+                self.state = State.PROCEEDING
+                self._deliver(response)
+                return
+            self._stop("A")
+            self._stop("B")
+            if self.is_invite and status < 300:
+                # RFC 6026 §8.4: stay Accepted for Timer M to pass 2xx retransmissions upwards.
+                self.state = State.ACCEPTED
+                self._start("M", timers.b, self._terminate)
+            elif self.is_invite:
+                self.state = State.COMPLETED
+                self._send_ack(response)
+                self._start("D", 0 if self.target.reliable else timers.d, self._terminate)
+            else:
+                self.state = State.COMPLETED
+                self._start("K", 0 if self.target.reliable else timers.t4, self._terminate)
+            self._deliver(response)
+        elif self.state == State.ACCEPTED and 200 <= status < 300:
+            self._deliver(response)
+        elif self.state == State.COMPLETED and self.is_invite and status >= 300:
+            self._send_ack(response)
+
+    def _send_ack(self, response: Response) -> None:
+        """§17.1.1.3: the ACK for a non-2xx final response belongs to the transaction."""
+        headers = Headers()
+        headers.add("Via", self.request.headers.get("Via") or "")
+        for name in ("Route",):
+            for value in self.request.headers.get_all(name):
+                headers.add(name, value)
+        headers.add("Max-Forwards", "70")
+        headers.add("From", self.request.headers.get("From") or "")
+        headers.add("To", response.headers.get("To") or "")
+        headers.add("Call-ID", self.request.call_id)
+        headers.add("CSeq", f"{self.request.cseq[0]} ACK")
+        self.layer.send(Request("ACK", self.request.uri, headers), self.target)
+
+
+class ServerTransaction(_Transaction):
+    """Absorbs request retransmissions, sends and retransmits responses. ``respond`` is the TU's
+    only entry point; ``on_ack_timeout`` (Timer H) and ``cancelled`` inform the TU."""
+
+    def __init__(self, layer: TransactionLayer, request: Request, source: Target) -> None:
+        super().__init__(layer, request, source)
+        self.key = server_key(request)
+        self.is_invite = request.method == "INVITE"
+        self.state = State.PROCEEDING if self.is_invite else State.TRYING
+        self.last_response: Response | None = None
+        self.cancelled = False
+        self._interval = layer.timers.t1
+
+    def start(self) -> None:
+        if self.is_invite:  # §17.2.1: 100 Trying at once, so the client stops Timer A
+            self.respond(make_response(self.request, 100))
+
+    def receive_request(self, request: Request) -> None:
+        if request.method == "ACK":
+            if self.state == State.COMPLETED:
+                self._stop("G")
+                self._stop("H")
+                self.state = State.CONFIRMED
+                reliable = self.target.reliable
+                self._start("I", 0 if reliable else self.layer.timers.t4, self._terminate)
+            return
+        if self.last_response is not None and self.state in (
+                State.PROCEEDING, State.TRYING, State.COMPLETED):
+            self.layer.send(self.last_response, self.target)
+
+    def respond(self, response: Response) -> None:
+        """Send a response (§17.2.1/§17.2.2 state transitions)."""
+        timers = self.layer.timers
+        status = response.status
+        if self.state in (State.COMPLETED, State.CONFIRMED, State.TERMINATED):
+            log.debug("response %s after transaction completed ignored", status)
+            return
+        if self.state == State.ACCEPTED:
+            if 200 <= status < 300:  # RFC 6026 §7.1: 2xx retransmissions by the TU
+                self.layer.send(response, self.target)
+            return
+        self.last_response = response
+        self.layer.send(response, self.target)
+        if status < 200:
+            self.state = State.PROCEEDING
+        elif self.is_invite and status < 300:
+            self.state = State.ACCEPTED
+            self._start("L", timers.b, self._terminate)
+        elif self.is_invite:
+            self.state = State.COMPLETED
+            if not self.target.reliable:
+                self._start("G", self._interval, self._retransmit)
+            self._start("H", timers.b, self._ack_timeout)
+        else:
+            self.state = State.COMPLETED
+            self._start("J", 0 if self.target.reliable else timers.b, self._terminate)
+
+    def _retransmit(self) -> None:
+        if self.state != State.COMPLETED or self.last_response is None:
+            return
+        self.layer.send(self.last_response, self.target)
+        self._interval = min(self._interval * 2, self.layer.timers.t2)
+        self._start("G", self._interval, self._retransmit)
+
+    def _ack_timeout(self) -> None:
+        log.info("no ACK for %s %s (Timer H)", self.request.method, self.request.call_id)
+        self._terminate()
+
+
+class TransactionLayer:
+    """Holds the live transactions and matches incoming messages to them."""
+
+    def __init__(self, send: Send, timers: Timers | None = None,
+                 loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.send = send
+        self.timers = timers or Timers()
+        self.loop = loop or asyncio.get_running_loop()
+        self.clients: dict[tuple[str, ...], ClientTransaction] = {}
+        self.servers: dict[tuple[str, ...], ServerTransaction] = {}
+
+    def client(self, request: Request, target: Target,
+               on_response: Callable[[ClientTransaction, Response], None] | None = None,
+               ) -> ClientTransaction:
+        tx = ClientTransaction(self, request, target, on_response)
+        self.clients[tx.key] = tx
+        tx.start()
+        return tx
+
+    def server(self, request: Request, source: Target) -> ServerTransaction:
+        tx = ServerTransaction(self, request, source)
+        self.servers[tx.key] = tx
+        tx.start()
+        return tx
+
+    def match_server(self, request: Request) -> ServerTransaction | None:
+        return self.servers.get(server_key(request))
+
+    def match_invite(self, cancel: Request) -> ServerTransaction | None:
+        """The INVITE server transaction a CANCEL refers to (§9.2)."""
+        key = server_key(cancel)
+        return self.servers.get((*key[:-1], "INVITE"))
+
+    def match_client(self, response: Response) -> ClientTransaction | None:
+        return self.clients.get(client_key(response))
+
+    def _forget(self, tx: _Transaction) -> None:
+        table: dict = self.clients if isinstance(tx, ClientTransaction) else self.servers
+        if table.get(tx.key) is tx:  # type: ignore[attr-defined]
+            del table[tx.key]  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        for tx in [*self.clients.values(), *self.servers.values()]:
+            tx._terminate()
