@@ -225,6 +225,8 @@ class SessionUsage(Base):
     volume_downlink: Mapped[int] = mapped_column(BigInteger, default=0)
     service_units: Mapped[int] = mapped_column(BigInteger, default=0)
     charge: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: Units priced in money so far (voice: the call's seconds for connect fee/increments).
+    priced_units: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     first_usage_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_usage_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
