@@ -11,7 +11,7 @@ import struct
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
-from diam.codec_types import DECODERS, ENCODERS, FIXED_SIZE, UnsupportedValue
+from diam.codec_types import DECODERS, ENCODERS, FIXED_SIZE, MIN_ADDRESS, UnsupportedValue
 from diam.constants import (
     AVP_FLAG_MANDATORY,
     AVP_FLAG_VENDOR,
@@ -28,6 +28,7 @@ _HDR12 = struct.Struct(">III")
 _U32 = struct.Struct(">I")
 _PAD = (b"", b"\x00\x00\x00", b"\x00\x00", b"\x00")
 _GROUPED = AvpType.GROUPED
+_ADDRESS = AvpType.ADDRESS
 _UNSET: Any = object()
 
 
@@ -63,20 +64,24 @@ class DecodeError(Exception):
 
 
 def _length_error(buf: bytes, pos: int, end: int, what: str) -> DecodeError:
-    """5014 for an AVP whose length field is impossible. RFC 6733 §7.1.5: Failed-AVP carries the
-    offending header (zero-filled up to the minimum header length) and no payload."""
+    """5014 for an AVP whose length field is impossible. Per RFC 6733 §7.1.5 Failed-AVP carries
+    the offending header as received (zero-filled up to the minimum header length) and a
+    zero-filled payload of the minimum length for the AVP's data type."""
     head = bytes(buf[pos : min(pos + 12, end)])
-    hlen = 12 if head[4:5] and head[4] & AVP_FLAG_VENDOR else 8
+    hlen = 12 if len(head) > 4 and head[4] & AVP_FLAG_VENDOR else 8
     head = head[:hlen].ljust(hlen, b"\x00")
-    return DecodeError(ResultCode.INVALID_AVP_LENGTH, what, head)
+    code = _U32.unpack_from(head)[0]
+    vendor = _U32.unpack_from(head, 8)[0] if hlen == 12 else 0
+    d = _BY_KEY.get((vendor << 32) | code)
+    size = 0 if d is None else FIXED_SIZE.get(d.type, MIN_ADDRESS if d.type is _ADDRESS else 0)
+    return DecodeError(ResultCode.INVALID_AVP_LENGTH, what, head + bytes(size))
 
 
 def walk(buf: bytes, pos: int, end: int, depth: int) -> list[Avp]:
-    """Split buf[pos:end] into AVPs (one pass, no value conversion)."""
+    """Split buf[pos:end] into AVPs: one pass over the headers, no value conversion."""
     avps: list[Avp] = []
     append = avps.append
     unpack = _HDR8.unpack_from
-    lookup = _BY_KEY.get
     while pos < end:
         if end - pos < 8:
             raise _length_error(buf, pos, end, f"{end - pos} trailing octets are no AVP")
@@ -87,43 +92,40 @@ def walk(buf: bytes, pos: int, end: int, depth: int) -> list[Avp]:
             if length < 12 or end - pos < 12:
                 raise _length_error(buf, pos, end, f"AVP {code} length {length} < 12")
             vendor = _U32.unpack_from(buf, pos + 8)[0]
+            start = pos + 12
         else:
-            vendor = 0
             if length < 8:
                 raise _length_error(buf, pos, end, f"AVP {code} length {length} < 8")
+            vendor = 0
+            start = pos + 8
         nxt = pos + ((length + 3) & ~3)
         if nxt > end:
             raise _length_error(buf, pos, end, f"AVP {code} length {length} overruns its container")
         if flags & AVP_FLAGS_RESERVED:
-            raise DecodeError(
-                ResultCode.INVALID_AVP_BITS,
-                f"AVP {code} has reserved flag bits set",
-                bytes(buf[pos:nxt]),
-            )
-        append(Avp(code, vendor, flags, lookup((vendor << 32) | code), buf, pos, length, depth))
+            raise DecodeError(ResultCode.INVALID_AVP_BITS, f"AVP {code} has reserved flag bits set",
+                              bytes(buf[pos:nxt]))
+        append(Avp(code, vendor, flags, buf, start, pos + length, depth))
         pos = nxt
     return avps
 
 
 def check(buf: bytes, pos: int, end: int, depth: int) -> None:
     """Validate buf[pos:end] as AVPs, recursing into known Grouped AVPs (depth-capped) and
-    checking the data length of fixed-size types, without building objects."""
+    checking the data length of fixed-size types, without converting values."""
     for avp in walk(buf, pos, end, depth):
         d = avp.definition
         if d is None:
             continue
-        start = avp._pos + (12 if avp._flags & AVP_FLAG_VENDOR else 8)
-        stop = avp._pos + avp._len
         if d.type is _GROUPED:
-            if depth + 1 > MAX_GROUP_DEPTH:
+            if depth + 1 >= MAX_GROUP_DEPTH:
                 raise avp._value_error(f"Grouped AVPs nested deeper than {MAX_GROUP_DEPTH}")
-            check(buf, start, stop, depth + 1)
+            check(buf, avp._start, avp._end, depth + 1)
         else:
             size = FIXED_SIZE.get(d.type)
-            if size is not None and stop - start != size:
+            if size is not None and avp._end - avp._start != size:
                 raise DecodeError(
                     ResultCode.INVALID_AVP_LENGTH,
-                    f"{d.name} data is {stop - start} octets, expected {size}",
+                    f"{d.name} data is {avp._end - avp._start} octets, expected {size}",
                     avp.wire(),
                 )
 
@@ -136,29 +138,26 @@ def _coerce(item: Avp | tuple[str, Any]) -> Avp:
 
 
 class Avp:
-    """One AVP. Build with `Avp.new(name, value)`; decoded ones come from `Message.decode`."""
+    """One AVP. Build with `Avp.new(name, value)`; decoded ones come from `Message.decode`.
 
-    __slots__ = ("_buf", "_code", "_data", "_depth", "_flags", "_len", "_pos", "_value",
-                 "_vendor", "definition")
+    State: a decoded AVP points into the message bytes (`_buf`, data at `_start:_end`); a built
+    or modified one holds its encoded data in `_data`. `_value` caches the converted value (for
+    Grouped, the list of children, which is then the source of truth for encoding).
+    """
+
+    __slots__ = ("_buf", "_code", "_data", "_depth", "_end", "_flags", "_start", "_value",
+                 "_vendor")
 
     def __init__(
-        self,
-        code: int,
-        vendor: int,
-        flags: int,
-        definition: AvpDef | None,
-        buf: bytes | None,
-        pos: int,
-        length: int,
+        self, code: int, vendor: int, flags: int, buf: bytes | None, start: int, end: int,
         depth: int,
     ) -> None:
         self._code = code
         self._vendor = vendor
         self._flags = flags
-        self.definition = definition
         self._buf = buf
-        self._pos = pos
-        self._len = length
+        self._start = start
+        self._end = end
         self._depth = depth
         self._value = _UNSET
         self._data: bytes | None = None
@@ -172,24 +171,22 @@ class Avp:
         flags = AVP_FLAG_VENDOR if d.vendor else 0
         if d.mandatory if mandatory is None else mandatory:
             flags |= AVP_FLAG_MANDATORY
-        avp = cls(d.code, d.vendor, flags, d, None, 0, 0, 0)
+        avp = cls(d.code, d.vendor, flags, None, 0, 0, 0)
         avp.value = value
         return avp
 
     @classmethod
     def from_wire(cls, raw: bytes) -> Avp:
         """An AVP that re-encodes exactly as `raw` (zero-padded to 4 octets), e.g. a received
-        malformed AVP to be returned in Failed-AVP (RFC 6733 §7.5)."""
+        malformed AVP to be returned inside Failed-AVP (RFC 6733 §7.5)."""
         raw = bytes(raw)
-        head = raw[:12].ljust(12, b"\x00")
-        code, word, vendor = _HDR12.unpack(head)
+        code, word, vendor = _HDR12.unpack(raw[:12].ljust(12, b"\x00"))
         flags = word >> 24
-        if not flags & AVP_FLAG_VENDOR:
+        hlen = 12 if flags & AVP_FLAG_VENDOR else 8
+        if hlen == 8:
             vendor = 0
         buf = raw + _PAD[len(raw) & 3]
-        avp = cls(code, vendor, flags, _BY_KEY.get((vendor << 32) | code), buf, 0, len(raw), 0)
-        avp._len = len(raw)
-        return avp
+        return cls(code, vendor, flags, buf, min(hlen, len(raw)), len(raw), 0)
 
     # -- header fields -------------------------------------------------------------------------
     @property
@@ -200,7 +197,6 @@ class Avp:
     def code(self, code: int) -> None:
         self._detach()
         self._code = code
-        self.definition = _BY_KEY.get((self._vendor << 32) | code)
 
     @property
     def vendor(self) -> int:
@@ -208,12 +204,13 @@ class Avp:
 
     @vendor.setter
     def vendor(self, vendor: int) -> None:
-        """Setting a vendor sets the V bit; vendor 0 clears it."""
+        """Setting a vendor id sets the V bit; vendor 0 clears it."""
         self._detach()
         self._vendor = vendor
-        self._flags = (self._flags | AVP_FLAG_VENDOR) if vendor else (
-            self._flags & ~AVP_FLAG_VENDOR)
-        self.definition = _BY_KEY.get((vendor << 32) | self._code)
+        if vendor:
+            self._flags |= AVP_FLAG_VENDOR
+        else:
+            self._flags &= ~AVP_FLAG_VENDOR
 
     @property
     def flags(self) -> int:
@@ -222,13 +219,17 @@ class Avp:
     @flags.setter
     def flags(self, flags: int) -> None:
         if bool(flags & AVP_FLAG_VENDOR) != bool(self._vendor):
-            raise ValueError("the V bit follows the vendor id; set .vendor instead")
+            raise ValueError("the V bit follows the vendor id: set .vendor instead")
         self._detach()
         self._flags = flags
 
     @property
+    def definition(self) -> AvpDef | None:
+        return _BY_KEY.get((self._vendor << 32) | self._code)
+
+    @property
     def name(self) -> str:
-        d = self.definition
+        d = _BY_KEY.get((self._vendor << 32) | self._code)
         return d.name if d is not None else f"Unknown({self._code},{self._vendor})"
 
     @property
@@ -239,14 +240,14 @@ class Avp:
     @property
     def data(self) -> bytes:
         """The raw value octets (no header, no padding)."""
-        if self._buf is not None and type(self._value) is not list:
-            start = self._pos + (12 if self._flags & AVP_FLAG_VENDOR else 8)
-            return bytes(self._buf[start : self._pos + self._len])
-        if type(self._value) is list:
+        value = self._value
+        if type(value) is list:
             parts: list[bytes] = []
-            for child in self._value:
+            for child in value:
                 child._emit(parts)
             return b"".join(parts)
+        if self._buf is not None:
+            return self._buf[self._start : self._end]
         assert self._data is not None
         return self._data
 
@@ -257,49 +258,38 @@ class Avp:
         value = self._value
         if value is not _UNSET:
             return value
-        d = self.definition
+        conv = _CONVERTERS.get((self._vendor << 32) | self._code, bytes)
         buf = self._buf
-        if buf is None:
-            data = self._data
-        else:
-            start = self._pos + (12 if self._flags & AVP_FLAG_VENDOR else 8)
-            if d is not None and d.type is _GROUPED:
-                if self._depth >= MAX_GROUP_DEPTH:
-                    raise self._value_error(f"Grouped AVPs nested deeper than {MAX_GROUP_DEPTH}")
-                value = self._value = walk(buf, start, self._pos + self._len, self._depth + 1)
-                return value
-            data = buf[start : self._pos + self._len]
-        if d is None:
-            value = bytes(data)  # type: ignore[arg-type]
-        else:
-            try:
-                value = DECODERS[d.type](data)  # type: ignore[arg-type]
-            except UnsupportedValue as exc:
-                raise self._value_error(str(exc)) from None
-            except ValueError as exc:
-                raise DecodeError(
-                    ResultCode.INVALID_AVP_VALUE
-                    if isinstance(exc, UnicodeDecodeError)
-                    else ResultCode.INVALID_AVP_LENGTH,
-                    f"{d.name}: {exc}",
-                    self.wire(),
-                ) from None
-        self._value = value
+        if conv is None:  # Grouped
+            if self._depth + 1 >= MAX_GROUP_DEPTH:
+                raise self._value_error(f"Grouped AVPs nested deeper than {MAX_GROUP_DEPTH}")
+            assert buf is not None
+            value = self._value = walk(buf, self._start, self._end, self._depth + 1)
+            return value
+        data = self._data if buf is None else buf[self._start : self._end]
+        try:
+            value = self._value = conv(data)
+        except UnsupportedValue as exc:
+            raise self._value_error(str(exc)) from None
+        except (ValueError, struct.error) as exc:
+            code = (ResultCode.INVALID_AVP_VALUE if isinstance(exc, UnicodeDecodeError)
+                    else ResultCode.INVALID_AVP_LENGTH)
+            raise DecodeError(code, f"{self.name}: {exc}", self.wire()) from None
         return value
 
     @value.setter
     def value(self, value: Any) -> None:
-        d = self.definition
+        d = _BY_KEY.get((self._vendor << 32) | self._code)
         if d is not None and d.type is _GROUPED:
             if isinstance(value, str | bytes) or not isinstance(value, Iterable):
                 raise TypeError(f"{d.name} is Grouped: give an iterable of Avp or (name, value)")
             self._value = [_coerce(item) for item in value]
             self._data = None
         else:
-            data = ENCODERS[d.type](value) if d is not None else bytes(value)
-            self._data = data
+            self._data = ENCODERS[d.type](value) if d is not None else bytes(value)
             self._value = _UNSET  # re-read from the encoded bytes: the value the peer will see
         self._buf = None
+        self._depth = 0
 
     def _value_error(self, message: str) -> DecodeError:
         return DecodeError(ResultCode.INVALID_AVP_VALUE, f"{self.name}: {message}", self.wire())
@@ -308,7 +298,7 @@ class Avp:
         """Drop the cached wire bytes, keeping the data, before a header field changes."""
         if self._buf is not None:
             if type(self._value) is not list:
-                self._data = self.data
+                self._data = self._buf[self._start : self._end]
             self._buf = None
 
     # -- grouped navigation --------------------------------------------------------------------
@@ -325,6 +315,7 @@ class Avp:
         return [a for a in self._children() if a._code == code and a._vendor == vendor]
 
     def first(self, name: str) -> Avp | None:
+        """The first child AVP called `name`, else None."""
         d = avp_def(name)
         code, vendor = d.code, d.vendor
         for a in self._children():
@@ -343,45 +334,43 @@ class Avp:
     def add(self, *items: Avp | tuple[str, Any]) -> Avp:
         """Append children to a Grouped AVP (returns self)."""
         self._children().extend(_coerce(i) for i in items)
-        self._buf = None
         return self
 
     # -- encoding ------------------------------------------------------------------------------
     def _emit(self, out: list[bytes]) -> int:
         """Append this AVP's wire form (padded) to `out`; return its padded length."""
-        buf = self._buf
         value = self._value
-        if buf is not None and type(value) is not list:
-            pos = self._pos
-            end = pos + ((self._len + 3) & ~3)
-            out.append(buf[pos:end])
-            return end - pos
         flags = self._flags
         hlen = 12 if flags & AVP_FLAG_VENDOR else 8
-        if type(value) is list:
-            parts: list[bytes] = []
-            n = 0
-            for child in value:
-                n += child._emit(parts)
-            length = hlen + n
+        if type(value) is not list:
+            buf = self._buf
+            if buf is not None:  # unmodified: the octets it came with
+                pos = self._start - hlen
+                end = pos + ((self._end - pos + 3) & ~3)
+                out.append(buf[pos:end])
+                return end - pos
+            data = self._data
+            assert data is not None
+            length = hlen + len(data)
             if hlen == 12:
                 out.append(_HDR12.pack(self._code, (flags << 24) | length, self._vendor))
             else:
                 out.append(_HDR8.pack(self._code, (flags << 24) | length))
-            out.extend(parts)
+            out.append(data)
+            pad = _PAD[length & 3]
+            if pad:
+                out.append(pad)
+                return length + len(pad)
             return length
-        data = self._data
-        assert data is not None
-        length = hlen + len(data)
+        parts: list[bytes] = []
+        length = hlen
+        for child in value:
+            length += child._emit(parts)
         if hlen == 12:
             out.append(_HDR12.pack(self._code, (flags << 24) | length, self._vendor))
         else:
             out.append(_HDR8.pack(self._code, (flags << 24) | length))
-        out.append(data)
-        pad = _PAD[length & 3]
-        if pad:
-            out.append(pad)
-            return length + len(pad)
+        out += parts
         return length
 
     def wire(self) -> bytes:
@@ -396,3 +385,10 @@ class Avp:
         except DecodeError:
             value = "<malformed>"
         return f"Avp({self.name}, {value!r})"
+
+
+# (vendor << 32 | code) -> value converter for every dictionary AVP; None marks Grouped.
+# Unknown AVPs convert with `bytes`.
+_CONVERTERS: dict[int, Any] = {
+    key: None if d.type is _GROUPED else DECODERS[d.type] for key, d in _BY_KEY.items()
+}

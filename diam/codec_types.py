@@ -26,12 +26,14 @@ _FAMILY = struct.Struct(">H")
 # RFC 6733 §4.3.1 Address: 2-octet IANA address family then the address.
 FAMILY_IPV4 = 1
 FAMILY_IPV6 = 2
+MIN_ADDRESS = 6  # family + IPv4: the shortest Address (zero-filled Failed-AVP payload size)
 
 # RFC 6733 §4.3.1 Time: seconds since 1900-01-01 00:00 UTC (NTP), 32 bits. It wraps on
 # 2036-02-07 06:28:16 UTC; per RFC 4330 §3 a value with the top bit clear is read as era 1
 # (2036-2104), a value with it set as era 0 (1968-2036). Encodable range: [TIME_MIN, TIME_MAX).
 NTP_EPOCH = datetime(1900, 1, 1, tzinfo=UTC)
 _ERA1 = 1 << 32
+_NTP_TO_UNIX = 2208988800  # seconds from 1900-01-01 to 1970-01-01
 TIME_MIN = NTP_EPOCH + timedelta(seconds=1 << 31)  # 1968-01-20 03:14:08 UTC
 TIME_MAX = TIME_MIN + timedelta(seconds=1 << 32)  # 2104-02-26 09:42:24 UTC
 
@@ -49,12 +51,10 @@ FIXED_SIZE: dict[AvpType, int] = {
 
 
 def _struct_decoder(s: struct.Struct) -> Callable[[bytes], Any]:
+    """Fixed-size number; struct.error (a length mismatch) is the caller's 5014."""
     unpack = s.unpack
-    size = s.size
 
     def decode(data: bytes) -> Any:
-        if len(data) != size:
-            raise ValueError(f"expected {size} octets, got {len(data)}")
         return unpack(data)[0]
 
     return decode
@@ -136,12 +136,10 @@ def encode_address(value: Any) -> bytes:
 
 
 def decode_time(data: bytes) -> datetime:
-    if len(data) != 4:
-        raise ValueError(f"expected 4 octets, got {len(data)}")
     seconds = _U32.unpack(data)[0]
     if not seconds & 0x80000000:
         seconds += _ERA1
-    return NTP_EPOCH + timedelta(seconds=seconds)
+    return datetime.fromtimestamp(seconds - _NTP_TO_UNIX, UTC)
 
 
 def encode_time(value: Any) -> bytes:

@@ -57,6 +57,18 @@ def read_header(data: bytes | memoryview) -> Header:
     return Header(vl >> 24, vl & 0xFFFFFF, fc >> 24, fc & 0xFFFFFF, app, h2h, e2e)
 
 
+def _header_error(header: Header, size: int) -> DecodeError:
+    """The DecodeError for a header that fails RFC 6733 §3 checks, most fundamental first."""
+    if header.version != VERSION:
+        return DecodeError(ResultCode.UNSUPPORTED_VERSION, f"version {header.version}", None,
+                           header)
+    if header.length != size or header.length & 3 or header.length > MAX_MESSAGE_LENGTH:
+        return DecodeError(ResultCode.INVALID_MESSAGE_LENGTH,
+                           f"Message-Length {header.length} for {size} octets", None, header)
+    return DecodeError(ResultCode.INVALID_HDR_BITS, f"header flags {header.flags:#04x}", None,
+                       header)
+
+
 class Message:
     """A Diameter message. Header fields are plain attributes; `avps` is the top-level list."""
 
@@ -189,24 +201,17 @@ class Message:
         version = vl >> 24
         length = vl & 0xFFFFFF
         flags = fc >> 24
-        header = Header(version, length, flags, fc & 0xFFFFFF, app, h2h, e2e)
-        if version != VERSION:
-            raise DecodeError(ResultCode.UNSUPPORTED_VERSION, f"version {version}", None, header)
-        if flags & FLAGS_RESERVED or (flags & FLAG_REQUEST and flags & FLAG_ERROR):
-            raise DecodeError(ResultCode.INVALID_HDR_BITS, f"header flags {flags:#04x}", None,
-                              header)
-        if length != len(data) or length & 3 or length > MAX_MESSAGE_LENGTH:
-            raise DecodeError(
-                ResultCode.INVALID_MESSAGE_LENGTH,
-                f"Message-Length {length} for {len(data)} octets", None, header)
+        if (version != VERSION or flags & FLAGS_RESERVED or length != len(data) or length & 3
+                or length > MAX_MESSAGE_LENGTH or (flags & FLAG_REQUEST and flags & FLAG_ERROR)):
+            raise _header_error(read_header(data), len(data))
         try:
             avps = walk(data, HEADER_LENGTH, length, 0)
             if validate:
                 check(data, HEADER_LENGTH, length, 0)
         except DecodeError as exc:
-            exc.header = header
+            exc.header = read_header(data)
             raise
-        return cls(header.command_code, app, flags, h2h, e2e, avps, version)
+        return cls(fc & 0xFFFFFF, app, flags, h2h, e2e, avps, version)
 
     def validate(self) -> None:
         """Check every AVP down to the leaves: lengths, nesting depth, fixed-size data lengths.
