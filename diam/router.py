@@ -17,10 +17,11 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from diam.avp import check
 from diam.constants import AVP_FLAG_MANDATORY, AVP_FLAG_VENDOR, ResultCode
-from diam.dictionary import AvpType, avp_def
+from diam.dictionary import AvpType, avp_by_code, avp_def
 from diam.errors import AnswerError
-from diam.message import Avp, Message
+from diam.message import MAX_GROUP_DEPTH, Avp, Message
 
 if TYPE_CHECKING:
     from diam.peer import Peer
@@ -81,8 +82,9 @@ class Router:
 
 
 def check_request(request: Message, route: Route) -> AnswerError | None:
-    """The 5001/5005 checks of a routed request; ``None`` when it may reach the handler."""
-    unknown = _unknown_mandatory(request.avps)
+    """The 5001/5005 checks of a routed request; ``None`` when it may reach the handler.
+    Raises DecodeError (5014) for a malformed AVP inside a Grouped one."""
+    unknown = unknown_mandatory_avp(request)
     if unknown is not None:
         return AnswerError(
             ResultCode.AVP_UNSUPPORTED,
@@ -90,21 +92,70 @@ def check_request(request: Message, route: Route) -> AnswerError | None:
             f"AVP {unknown.code} (vendor {unknown.vendor}) unknown",
         )
     for name in route.required:
-        if not request[name]:
+        if request.first(name) is None:
             return AnswerError(ResultCode.MISSING_AVP, missing_avp_example(name), f"{name} missing")
     return None
 
 
-def _unknown_mandatory(avps: Iterable[Avp]) -> Avp | None:
-    for avp in avps:
+def unknown_mandatory_avp(request: Message) -> Avp | None:
+    """The first AVP with the M bit that the dictionary does not know, at top level or inside a
+    known Grouped AVP (RFC 6733 §4.1: answered 5001 with the AVP in Failed-AVP).
+
+    Groups are scanned as bytes, without building AVP objects (cheaper than decoding them all);
+    structural damage inside a group is reported by the codec's check as its DecodeError.
+    """
+    for avp in request.avps:
         definition = avp.definition
         if definition is None:
             if avp.is_mandatory:
                 return avp
         elif definition.type is AvpType.GROUPED:
-            found = _unknown_mandatory(avp.value)
+            data = avp.data
+            found = _scan(data, 0, len(data), 1)
+            if found is _DAMAGED:
+                check(data, 0, len(data), 1)  # raises the codec's precise 5014/5004
+                return None
+            if found is not None:
+                return found  # type: ignore[return-value]
+    return None
+
+
+_DAMAGED = object()
+_AVP_HEAD = struct.Struct(">II")
+_U32 = struct.Struct(">I")
+
+
+def _scan(buf: bytes, pos: int, end: int, depth: int) -> Avp | object | None:
+    unpack = _AVP_HEAD.unpack_from
+    while pos < end:
+        if end - pos < 8:
+            return _DAMAGED
+        code, word = unpack(buf, pos)
+        flags = word >> 24
+        length = word & 0xFFFFFF
+        if flags & AVP_FLAG_VENDOR:
+            if length < 12 or end - pos < 12:
+                return _DAMAGED
+            vendor = _U32.unpack_from(buf, pos + 8)[0]
+            head = 12
+        else:
+            if length < 8:
+                return _DAMAGED
+            vendor, head = 0, 8
+        nxt = pos + ((length + 3) & ~3)
+        if nxt > end:
+            return _DAMAGED
+        definition = avp_by_code(code, vendor)
+        if definition is None:
+            if flags & AVP_FLAG_MANDATORY:
+                return Avp.from_wire(buf[pos : pos + length])
+        elif definition.type is AvpType.GROUPED:
+            if depth >= MAX_GROUP_DEPTH:
+                return _DAMAGED
+            found = _scan(buf, pos + head, pos + length, depth + 1)
             if found is not None:
                 return found
+        pos = nxt
     return None
 
 
