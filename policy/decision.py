@@ -36,16 +36,25 @@ class ChargingState:
     redirect_address: str | None = None
 
 
-class ChargingStateSource(Protocol):
-    """Implemented by openpcc/ wiring over charging/; policy never imports charging."""
+@dataclass(frozen=True, slots=True)
+class SubscriberRef:
+    """How the PCRF names a subscriber to the charging side (digits only)."""
 
-    async def charging_state(self, subscriber_id: str) -> ChargingState: ...
+    imsi: str | None
+    msisdn: str | None
+
+
+class ChargingStateSource(Protocol):
+    """Implemented by openpcc/ wiring over charging/; policy never imports charging. When the
+    state changes (final units reached, top-up), the wiring calls ``Pcrf.subscriber_changed``."""
+
+    async def charging_state(self, subscriber: SubscriberRef) -> ChargingState: ...
 
 
 class NoCharging:
     """The source used when no OCS is wired in: credit never runs out."""
 
-    async def charging_state(self, subscriber_id: str) -> ChargingState:
+    async def charging_state(self, subscriber: SubscriberRef) -> ChargingState:
         return ChargingState()
 
 

@@ -87,3 +87,14 @@ class Settings(BaseSettings):
     cdr_partial_volume_octets: int = Field(0, ge=0)
 
     # --- policy: PCRF behaviour -------------------------------------------------------------
+    # Local time zone of time-of-day policy variants and of the fair-use month.
+    policy_timezone: str = "UTC"
+    policy_rar_timeout_seconds: float = Field(2.0, gt=0)  # Gx RAR → RAA (the AAA waits for it)
+    policy_af_timeout_seconds: float = Field(2.0, gt=0)  # Rx RAR/ASR to the AF
+    # ARP priority (1 = highest) of dedicated bearers derived from Rx (TS 29.213 §6.3).
+    policy_voice_arp_priority: int = Field(2, ge=1, le=15)
+    policy_video_arp_priority: int = Field(4, ge=1, le=15)
+    policy_signalling_arp_priority: int = Field(1, ge=1, le=15)
+    # Largest GBR (bit/s) one media component may get; 0 = no limit (else 5063 in the AAA).
+    policy_max_gbr_ul: int = Field(0, ge=0)
+    policy_max_gbr_dl: int = Field(0, ge=0)

@@ -1,0 +1,390 @@
+"""Gx (TS 29.212), PCRF side: CCR-I/U/T from the PCEF, and PCRF-initiated RAR with the RAA checked.
+
+Every change of policy after the CCA-I (time-of-day boundary, fair-use allowance spent, credit
+exhausted or topped up) goes out through one path, :meth:`GxApp.reevaluate`: decide again, compare
+with what the PCEF enforces (persisted with the session) and push only the delta by RAR. A CCA-U
+acknowledges usage reports and re-arms monitoring; the QoS switch they cause is pushed by RAR to
+every IP-CAN session of the subscriber (the allowance is per subscriber, not per session).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from diam.constants import (
+    APP_GX,
+    CMD_CREDIT_CONTROL,
+    CMD_RE_AUTH,
+    VENDOR_3GPP,
+    CcRequestType,
+    ResultCode,
+)
+from diam.errors import AnswerError, DiameterError
+from diam.message import Avp, Message
+from diam.node import Node
+from diam.peer import Peer
+from policy.catalog import PolicyCatalog
+from policy.decision import (
+    ChargingState,
+    ChargingStateSource,
+    Decision,
+    SubscriberRef,
+    bearer_changed,
+    decide,
+    rule_changes,
+)
+from policy.qos import PccRule
+from policy.scheduler import Clock, Scheduler
+from policy.store import GxState, RxState, SessionStore
+from policy.wire import (
+    PCC_RULE_ACTIVE,
+    EventTrigger,
+    SubscriptionIdType,
+    apn_ambr,
+    default_bearer_qos,
+    experimental_result,
+    monitoring_avps,
+    monitoring_off,
+    result_of,
+    rule_install,
+    rule_remove,
+    rule_reports,
+    subscription_ids,
+    ue_addresses,
+    usage_reports,
+)
+
+log = logging.getLogger("openpcc.policy")
+
+AUTHORIZE_ONLY = 0  # Re-Auth-Request-Type, RFC 6733 §8.12
+UE_ONLY, UE_NW = 0, 1  # Bearer-Control-Mode, TS 29.212 §5.3.23
+NETWORK_REQUEST_SUPPORTED = 1  # Network-Request-Support, TS 29.212 §5.3.24
+ENABLE, DISABLE = 1, 0  # Online / Offline, TS 29.212 §5.3.9-10
+# Supported-Features (TS 29.212 §5.4.1): Feature-List-ID 1, Rel8 | Rel9 | Rel10.
+GX_FEATURES = 0b111
+
+
+class AfNotifier(Protocol):
+    """What Gx tells the Rx side (implemented by policy.rx.RxApp)."""
+
+    def rules_failed(self, gx: GxState, names: frozenset[str]) -> None: ...
+
+    def ip_can_changed(self, gx: GxState) -> None: ...
+
+    def ip_can_ended(self, gx: GxState, bound: list[RxState]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PushResult:
+    """Outcome of a Gx RAR: ``code`` is the RAA's (Experimental-)Result-Code, None when no RAA
+    came (timeout, no connection to the PCEF); ``failed`` names rules the PCEF reported failed."""
+
+    code: int | None
+    failed: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def ok(self) -> bool:
+        return self.code is not None and 2000 <= self.code < 3000 and not self.failed
+
+
+class GxApp:
+    def __init__(
+        self,
+        node: Node,
+        store: SessionStore,
+        catalog: PolicyCatalog,
+        charging: ChargingStateSource,
+        scheduler: Scheduler,
+        clock: Clock,
+        rar_timeout: float,
+    ) -> None:
+        self.node = node
+        self.store = store
+        self.catalog = catalog
+        self.charging = charging
+        self.scheduler = scheduler
+        self.clock = clock
+        self.rar_timeout = rar_timeout
+        self.af: AfNotifier | None = None
+
+    def register(self) -> None:
+        self.node.add_route(
+            APP_GX,
+            CMD_CREDIT_CONTROL,
+            self.on_ccr,
+            required=("Session-Id", "Origin-Host", "Origin-Realm", "CC-Request-Type"),
+        )
+
+    def resume(self) -> None:
+        """Re-arm the time-of-day timers of the sessions loaded after a restart."""
+        for state in self.store.all_gx():
+            if state.decision is not None:
+                self._schedule(state, state.decision)
+
+    # --- CCR ---------------------------------------------------------------------------------
+
+    async def on_ccr(self, request: Message, peer: Peer) -> Message:
+        kind = request.get("CC-Request-Type")
+        if kind == CcRequestType.INITIAL_REQUEST:
+            answer = await self._initial(request, peer)
+        elif kind == CcRequestType.UPDATE_REQUEST:
+            answer = await self._update(request)
+        elif kind == CcRequestType.TERMINATION_REQUEST:
+            answer = await self._terminate(request)
+        else:
+            raise AnswerError(ResultCode.INVALID_AVP_VALUE, request.first("CC-Request-Type"))
+        return answer.add(
+            ("Auth-Application-Id", APP_GX),
+            ("CC-Request-Type", kind),
+            ("CC-Request-Number", request.get("CC-Request-Number", 0)),
+        )
+
+    async def _initial(self, request: Message, peer: Peer) -> Message:
+        session_id = request.get("Session-Id")
+        state = self.store.gx(session_id)
+        if state is not None and state.decision is not None:
+            # A retransmitted CCR-I: answer from the stored outcome, never establish twice.
+            return self._cca_initial(request, state, state.decision)
+        ids = subscription_ids(request)
+        imsi = ids.get(SubscriptionIdType.END_USER_IMSI)
+        msisdn = ids.get(SubscriptionIdType.END_USER_E164)
+        subscriber = await self.catalog.subscriber(imsi, msisdn)
+        if subscriber is None:
+            log.info("gx ccr-i unknown user session=%s imsi=%s msisdn=%s", session_id, imsi, msisdn)
+            return request.answer(ResultCode.USER_UNKNOWN)
+        apn = request.get("Called-Station-Id") or ""
+        policy = self.catalog.apn_policy(subscriber.profile, apn)
+        if policy is None:
+            log.info("gx ccr-i no policy session=%s apn=%s", session_id, apn)
+            return request.answer(None, experimental_result(ResultCode.ERROR_INITIAL_PARAMETERS))
+        ipv4, ipv6 = ue_addresses(request)
+        now = self.clock()
+        ref = SubscriberRef(subscriber.imsi or imsi, subscriber.msisdn or msisdn)
+        decision = decide(
+            policy,
+            await self.catalog.used(subscriber.id, now),
+            await self.charging.charging_state(ref),
+            now,
+        )
+        triggers = {EventTrigger.RAT_CHANGE, EventTrigger.IP_CAN_CHANGE}
+        if decision.monitoring or policy.allowances:
+            triggers.add(EventTrigger.USAGE_REPORT)
+        state = GxState(
+            session_id=session_id,
+            subscriber_id=subscriber.id,
+            profile=subscriber.profile,
+            imsi=ref.imsi,
+            msisdn=ref.msisdn,
+            apn=apn,
+            ue_ipv4=ipv4,
+            ue_ipv6_prefix=ipv6,
+            pcef_host=request.get("Origin-Host"),
+            pcef_realm=request.get("Origin-Realm"),
+            served_by=self.store.origin_host,
+            decision=decision,
+            event_triggers=frozenset(triggers),
+            rat_type=request.get("RAT-Type"),
+            ip_can_type=request.get("IP-CAN-Type"),
+        )
+        await self.store.save_gx(state)
+        self._schedule(state, decision)
+        log.info(
+            "gx session up session=%s imsi=%s apn=%s ipv4=%s reasons=%s",
+            session_id, ref.imsi, apn, ipv4, ",".join(decision.reasons) or "-",
+        )  # fmt: skip
+        return self._cca_initial(request, state, decision)
+
+    def _cca_initial(self, request: Message, state: GxState, decision: Decision) -> Message:
+        answer = request.answer(ResultCode.SUCCESS)
+        features = request.first("Supported-Features")
+        if features is not None and features.get("Feature-List-ID") == 1:
+            answer.add(
+                (
+                    "Supported-Features",
+                    [
+                        ("Vendor-Id", VENDOR_3GPP),
+                        ("Feature-List-ID", 1),
+                        ("Feature-List", features.get("Feature-List", 0) & GX_FEATURES),
+                    ],
+                )
+            )
+        if request.first("Network-Request-Support") is not None:
+            nw = request.get("Network-Request-Support") == NETWORK_REQUEST_SUPPORTED
+            answer.add(("Bearer-Control-Mode", UE_NW if nw else UE_ONLY))
+        answer.add(*(("Event-Trigger", t) for t in sorted(state.event_triggers)))
+        answer.add(default_bearer_qos(decision.qci, decision.arp), apn_ambr(decision.ambr))
+        install = rule_install((), decision.predefined_rules, decision.rule_bases)
+        if install is not None:
+            answer.add(install)
+        answer.add(
+            ("Online", ENABLE if decision.online else DISABLE),
+            ("Offline", ENABLE if decision.offline else DISABLE),
+        )
+        answer.add(*monitoring_avps(decision.monitoring))
+        return answer
+
+    async def _update(self, request: Message) -> Message:
+        state = self._session(request)
+        triggers = {a.value for a in request["Event-Trigger"]}
+        used = usage_reports(request)
+        now = self.clock()
+        if used:
+            await self.catalog.add_usage(state.subscriber_id, used, now)
+        answer = request.answer(ResultCode.SUCCESS)
+        if used:
+            answer.add(*await self._rearm(state, used, now))
+        failed = frozenset(
+            name
+            for report in rule_reports(request)
+            if report.status != PCC_RULE_ACTIVE
+            for name in report.names
+        )
+        if failed and self.af is not None:
+            self.af.rules_failed(state, failed)
+        if triggers & {EventTrigger.RAT_CHANGE, EventTrigger.IP_CAN_CHANGE}:
+            state.rat_type = request.get("RAT-Type", state.rat_type)
+            state.ip_can_type = request.get("IP-CAN-Type", state.ip_can_type)
+            await self.store.save_gx(state)
+            if self.af is not None:
+                self.af.ip_can_changed(state)
+        if used:
+            for other in self.store.gx_of_subscriber(state.subscriber_id):
+                self.scheduler.spawn(self.reevaluate(other, "usage report"))
+        return answer
+
+    async def _rearm(self, state: GxState, used: dict[str, int], now: datetime) -> list[Avp]:
+        """New thresholds (what is left of the allowance) for the reported keys, or monitoring
+        off for the keys whose allowance is spent (TS 29.212 §4.5.16)."""
+        policy = self.catalog.apn_policy(state.profile, state.apn)
+        if policy is None:
+            return []
+        totals = await self.catalog.used(state.subscriber_id, now)
+        left = {
+            g.monitoring_key: g for g in decide(policy, totals, ChargingState(), now).monitoring
+        }
+        keys = {a.monitoring_key for a in policy.allowances} & used.keys()
+        grants = [left[k] for k in sorted(keys) if k in left]
+        return monitoring_avps(grants) + monitoring_off(k for k in keys if k not in left)
+
+    async def _terminate(self, request: Message) -> Message:
+        state = self._session(request)
+        used = usage_reports(request)
+        if used:
+            await self.catalog.add_usage(state.subscriber_id, used, self.clock())
+        self.scheduler.cancel(state.session_id)
+        bound = await self.store.delete_gx(state)
+        log.info("gx session down session=%s rx_bound=%d", state.session_id, len(bound))
+        if bound and self.af is not None:
+            self.af.ip_can_ended(state, bound)
+        return request.answer(ResultCode.SUCCESS)
+
+    def _session(self, request: Message) -> GxState:
+        state = self.store.gx(request.get("Session-Id"))
+        if state is None:
+            raise AnswerError(ResultCode.UNKNOWN_SESSION_ID, error_message="no such Gx session")
+        return state
+
+    # --- PCRF-initiated changes --------------------------------------------------------------
+
+    async def push(
+        self,
+        state: GxState,
+        *,
+        install: Iterable[PccRule] = (),
+        remove: Iterable[str] = (),
+        extra: Iterable[Avp] = (),
+    ) -> PushResult:
+        """Send a RAR with the given rule changes and wait for the RAA."""
+        request = Message.request(
+            CMD_RE_AUTH,
+            APP_GX,
+            [
+                ("Session-Id", state.session_id),
+                ("Auth-Application-Id", APP_GX),
+                ("Destination-Realm", state.pcef_realm),
+                ("Destination-Host", state.pcef_host),
+                ("Re-Auth-Request-Type", AUTHORIZE_ONLY),
+            ],
+        )
+        install_avp = rule_install(install)
+        if install_avp is not None:
+            request.add(install_avp)
+        remove_avp = rule_remove(remove)
+        if remove_avp is not None:
+            request.add(remove_avp)
+        request.add(*extra)
+        try:
+            answer = await self.node.request(request, timeout=self.rar_timeout)
+        except (DiameterError, TimeoutError, ConnectionError) as exc:
+            log.warning("gx rar failed session=%s error=%r", state.session_id, exc)
+            return PushResult(None)
+        failed = frozenset(
+            name
+            for report in rule_reports(answer)
+            if report.status != PCC_RULE_ACTIVE
+            for name in report.names
+        )
+        code = result_of(answer)
+        if code != ResultCode.SUCCESS or failed:
+            log.warning(
+                "gx raa refused session=%s code=%s failed=%s",
+                state.session_id, code, ",".join(sorted(failed)) or "-",
+            )  # fmt: skip
+        return PushResult(code, failed)
+
+    async def reevaluate(self, state: GxState, reason: str) -> None:
+        """Decide again and push the difference to the PCEF (nothing when nothing changed)."""
+        async with state.lock:
+            if self.store.gx(state.session_id) is not state:
+                return  # terminated meanwhile
+            policy = self.catalog.apn_policy(state.profile, state.apn)
+            if policy is None:
+                return
+            now = self.clock()
+            new = decide(
+                policy,
+                await self.catalog.used(state.subscriber_id, now),
+                await self.charging.charging_state(SubscriberRef(state.imsi, state.msisdn)),
+                now,
+            )
+            self._schedule(state, new)
+            old = state.decision
+            install, remove, bases_in, bases_out = rule_changes(old, new)
+            extra: list[Avp] = []
+            if bearer_changed(old, new):
+                extra += [default_bearer_qos(new.qci, new.arp), apn_ambr(new.ambr)]
+            changed = bool(extra or install or remove or bases_in or bases_out)
+            if changed:
+                inst = rule_install((), install, bases_in)
+                rem = rule_remove(remove, bases_out)
+                extra += [a for a in (inst, rem) if a is not None]
+                result = await self.push(state, extra=extra)
+                if not result.ok:
+                    return  # keep the old state: the next trigger or boundary retries
+                log.info(
+                    "gx policy pushed session=%s reason=%s now=%s",
+                    state.session_id, reason, ",".join(new.reasons) or "normal",
+                )  # fmt: skip
+            if changed or new.monitoring != (old.monitoring if old else ()):
+                state.decision = new
+                await self.store.save_gx(state)
+
+    def _schedule(self, state: GxState, decision: Decision) -> None:
+        self.scheduler.at(
+            state.session_id,
+            decision.next_change,
+            lambda: self.reevaluate(state, "time of day"),
+        )
+
+    async def subscriber_changed(self, imsi: str | None, msisdn: str | None) -> None:
+        """Charging state (or provisioning) changed: re-decide the subscriber's sessions."""
+        subscriber = await self.catalog.subscriber(imsi, msisdn)
+        if subscriber is None:
+            return
+        for state in self.store.gx_of_subscriber(subscriber.id):
+            state.profile = subscriber.profile
+            await self.reevaluate(state, "subscriber state")

@@ -1,0 +1,103 @@
+"""The PCRF assembled: store, catalog, scheduler, Gx and Rx applications on a Diameter node.
+
+pcrf = Pcrf(node, engine, PcrfConfig(...), charging=source)
+await pcrf.start()      # load persisted sessions and profiles, re-arm timers, add routes
+...
+await pcrf.subscriber_changed(imsi="001010000000001")   # e.g. from the OCS on FUI / top-up
+await pcrf.stop()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.engine import Engine
+
+from diam.node import Node
+from policy.catalog import PolicyCatalog
+from policy.decision import ChargingStateSource, NoCharging
+from policy.gx import GxApp
+from policy.qos import Arp, QosConfig
+from policy.rx import RxApp
+from policy.scheduler import Scheduler
+from policy.store import SessionStore
+from schemas.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class PcrfConfig:
+    timezone: str = "UTC"
+    rar_timeout: float = 2.0  # Gx RAR → RAA; the AAA waits for it
+    af_timeout: float = 2.0  # Rx RAR/ASR to the AF (Kamailio never answers an Rx RAR)
+    qos: QosConfig = field(default_factory=QosConfig)
+
+
+def config_from_settings(settings: Settings) -> PcrfConfig:
+    """PcrfConfig from the ``policy_*`` settings."""
+    s = settings
+    return PcrfConfig(
+        timezone=s.policy_timezone,
+        rar_timeout=s.policy_rar_timeout_seconds,
+        af_timeout=s.policy_af_timeout_seconds,
+        qos=QosConfig(
+            audio_arp=_dedicated_arp(s.policy_voice_arp_priority),
+            video_arp=_dedicated_arp(s.policy_video_arp_priority),
+            signalling_arp=_dedicated_arp(s.policy_signalling_arp_priority),
+            max_gbr_ul=s.policy_max_gbr_ul or None,
+            max_gbr_dl=s.policy_max_gbr_dl or None,
+        ),
+    )
+
+
+def _dedicated_arp(priority: int) -> Arp:
+    """IMS bearers may pre-empt others and may not be pre-empted (GSMA IR.92 practice)."""
+    return Arp(priority, preemption_capability=True, preemption_vulnerability=False)
+
+
+class Pcrf:
+    def __init__(
+        self,
+        node: Node,
+        engine: Engine,
+        config: PcrfConfig = PcrfConfig(),
+        *,
+        charging: ChargingStateSource | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        zone = ZoneInfo(config.timezone)
+        self.clock = clock if clock is not None else (lambda: datetime.now(zone))
+        self.node = node
+        self.store = SessionStore(engine, node.identity.origin_host)
+        self.catalog = PolicyCatalog(engine, self.store.writer)
+        self.scheduler = Scheduler(self.clock)
+        self.gx = GxApp(
+            node,
+            self.store,
+            self.catalog,
+            charging if charging is not None else NoCharging(),
+            self.scheduler,
+            self.clock,
+            config.rar_timeout,
+        )
+        self.rx = RxApp(node, self.store, self.gx, self.scheduler, config.qos, config.af_timeout)
+
+    async def start(self) -> None:
+        await self.catalog.reload()
+        await self.store.load()
+        self.gx.resume()
+        self.gx.register()
+        self.rx.register()
+
+    async def stop(self) -> None:
+        await self.scheduler.close()
+
+    async def reload_policies(self) -> None:
+        """After provisioning changed profiles: use them at the next decision."""
+        await self.catalog.reload()
+
+    async def subscriber_changed(self, imsi: str | None = None, msisdn: str | None = None) -> None:
+        """The subscriber's charging state or profile changed: re-decide and push by RAR."""
+        await self.gx.subscriber_changed(imsi, msisdn)

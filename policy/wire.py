@@ -1,0 +1,304 @@
+"""Policy value types ↔ Gx/Rx AVPs (TS 29.212 §5.3, TS 29.214 §5.3). No state, no I/O."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any, TypeVar
+
+from diam.constants import VENDOR_3GPP
+from diam.message import Avp, Message
+from policy.decision import Ambr, MonitoringGrant
+from policy.qos import (
+    Arp,
+    FlowStatus,
+    FlowUsage,
+    MediaComponent,
+    MediaSubComponent,
+    MediaType,
+    PccRule,
+)
+
+ENABLED, DISABLED = 0, 1  # Pre-emption-Capability / -Vulnerability, Online / Offline values
+
+
+class EventTrigger(IntEnum):
+    """TS 29.212 §5.3.7 (the ones OpenPCC subscribes to or reacts on)."""
+
+    QOS_CHANGE = 1
+    RAT_CHANGE = 2
+    PLMN_CHANGE = 4
+    LOSS_OF_BEARER = 5
+    RECOVERY_OF_BEARER = 6
+    IP_CAN_CHANGE = 7
+    REVALIDATION_TIMEOUT = 17
+    UE_IP_ADDRESS_ALLOCATE = 18
+    UE_IP_ADDRESS_RELEASE = 19
+    DEFAULT_EPS_BEARER_QOS_CHANGE = 20
+    SUCCESSFUL_RESOURCE_ALLOCATION = 22
+    CHARGING_CORRELATION_EXCHANGE = 28
+    USAGE_REPORT = 33
+
+
+class SpecificAction(IntEnum):
+    """TS 29.214 §5.3.13."""
+
+    CHARGING_CORRELATION_EXCHANGE = 1
+    INDICATION_OF_LOSS_OF_BEARER = 2
+    INDICATION_OF_RECOVERY_OF_BEARER = 3
+    INDICATION_OF_RELEASE_OF_BEARER = 4
+    IP_CAN_CHANGE = 6
+    INDICATION_OF_OUT_OF_CREDIT = 7
+    INDICATION_OF_SUCCESSFUL_RESOURCES_ALLOCATION = 8
+    INDICATION_OF_FAILED_RESOURCES_ALLOCATION = 9
+
+
+class SubscriptionIdType(IntEnum):
+    """RFC 4006 §8.47."""
+
+    END_USER_E164 = 0
+    END_USER_IMSI = 1
+    END_USER_SIP_URI = 2
+    END_USER_NAI = 3
+    END_USER_PRIVATE = 4
+
+
+PCC_RULE_ACTIVE = 0  # PCC-Rule-Status, TS 29.212 §5.3.19
+USAGE_MONITORING_DISABLED = 0  # Usage-Monitoring-Support, TS 29.212 §5.3.63
+SESSION_LEVEL = 0  # Usage-Monitoring-Level, TS 29.212 §5.3.61
+
+
+def experimental_result(code: int) -> Avp:
+    return Avp.new(
+        "Experimental-Result",
+        [("Vendor-Id", VENDOR_3GPP), ("Experimental-Result-Code", int(code))],
+    )
+
+
+def result_of(answer: Message) -> int | None:
+    """Result-Code, else Experimental-Result-Code, of an answer."""
+    code = answer.get("Result-Code")
+    if code is not None:
+        return int(code)
+    er = answer.first("Experimental-Result")
+    return None if er is None else er.get("Experimental-Result-Code")
+
+
+# --- Gx encoding ---------------------------------------------------------------------------
+
+
+def arp_avp(arp: Arp) -> Avp:
+    return Avp.new(
+        "Allocation-Retention-Priority",
+        [
+            ("Priority-Level", arp.priority_level),
+            ("Pre-emption-Capability", ENABLED if arp.preemption_capability else DISABLED),
+            ("Pre-emption-Vulnerability", ENABLED if arp.preemption_vulnerability else DISABLED),
+        ],
+    )
+
+
+def default_bearer_qos(qci: int, arp: Arp) -> Avp:
+    """Default-EPS-Bearer-QoS (TS 29.212 §5.3.48)."""
+    return Avp.new("Default-EPS-Bearer-QoS", [("QoS-Class-Identifier", qci), arp_avp(arp)])
+
+
+def apn_ambr(ambr: Ambr) -> Avp:
+    """QoS-Information carrying only the APN-AMBR (TS 29.212 §4.5.5.4)."""
+    return Avp.new(
+        "QoS-Information",
+        [("APN-Aggregate-Max-Bitrate-UL", ambr.ul), ("APN-Aggregate-Max-Bitrate-DL", ambr.dl)],
+    )
+
+
+def rule_definition(rule: PccRule) -> Avp:
+    """Charging-Rule-Definition (TS 29.212 §5.3.4) of a dynamic rule."""
+    qos: list[Any] = [("QoS-Class-Identifier", rule.qos.qci)]
+    for name, value in (
+        ("Max-Requested-Bandwidth-UL", rule.qos.mbr_ul),
+        ("Max-Requested-Bandwidth-DL", rule.qos.mbr_dl),
+        ("Guaranteed-Bitrate-UL", rule.qos.gbr_ul),
+        ("Guaranteed-Bitrate-DL", rule.qos.gbr_dl),
+    ):
+        if value is not None:
+            qos.append((name, value))
+    qos.append(arp_avp(rule.qos.arp))
+    children: list[Any] = [("Charging-Rule-Name", rule.name.encode())]
+    children += [
+        ("Flow-Information", [("Flow-Description", f.description), ("Flow-Direction", f.direction)])
+        for f in rule.flows
+    ]
+    children += [
+        ("Flow-Status", rule.flow_status),
+        ("QoS-Information", qos),
+        ("Precedence", rule.precedence),
+    ]
+    if rule.af_charging_identifier is not None:
+        children.append(("AF-Charging-Identifier", rule.af_charging_identifier))
+    flows: list[Any] = [("Media-Component-Number", rule.media_component_number)]
+    flows += [("Flow-Number", n) for n in rule.flow_numbers]
+    children.append(("Flows", flows))
+    if rule.af_signalling:
+        children.append(("AF-Signalling-Protocol", 1))  # SIP (TS 29.212 §5.3.58)
+    return Avp.new("Charging-Rule-Definition", children)
+
+
+def rule_install(
+    rules: Iterable[PccRule] = (), names: Iterable[str] = (), bases: Iterable[str] = ()
+) -> Avp | None:
+    children: list[Any] = [rule_definition(r) for r in rules]
+    children += [("Charging-Rule-Name", n.encode()) for n in sorted(names)]
+    children += [("Charging-Rule-Base-Name", b) for b in sorted(bases)]
+    return Avp.new("Charging-Rule-Install", children) if children else None
+
+
+def rule_remove(names: Iterable[str] = (), bases: Iterable[str] = ()) -> Avp | None:
+    children: list[Any] = [("Charging-Rule-Name", n.encode()) for n in sorted(names)]
+    children += [("Charging-Rule-Base-Name", b) for b in sorted(bases)]
+    return Avp.new("Charging-Rule-Remove", children) if children else None
+
+
+def monitoring_avps(grants: Iterable[MonitoringGrant]) -> list[Avp]:
+    """Usage-Monitoring-Information per key (TS 29.212 §5.3.60), session level."""
+    return [
+        Avp.new(
+            "Usage-Monitoring-Information",
+            [
+                ("Monitoring-Key", g.monitoring_key.encode()),
+                ("Granted-Service-Unit", [("CC-Total-Octets", g.octets)]),
+                ("Usage-Monitoring-Level", SESSION_LEVEL),
+            ],
+        )
+        for g in grants
+    ]
+
+
+def monitoring_off(keys: Iterable[str]) -> list[Avp]:
+    """Stop monitoring spent keys (Usage-Monitoring-Support DISABLED, TS 29.212 §4.5.16)."""
+    return [
+        Avp.new(
+            "Usage-Monitoring-Information",
+            [
+                ("Monitoring-Key", k.encode()),
+                ("Usage-Monitoring-Support", USAGE_MONITORING_DISABLED),
+            ],
+        )
+        for k in sorted(keys)
+    ]
+
+
+# --- Gx decoding ---------------------------------------------------------------------------
+
+
+def subscription_ids(message: Message) -> dict[SubscriptionIdType, str]:
+    out: dict[SubscriptionIdType, str] = {}
+    for sid in message["Subscription-Id"]:
+        kind, data = sid.get("Subscription-Id-Type"), sid.get("Subscription-Id-Data")
+        if kind in SubscriptionIdType._value2member_map_ and data:
+            out.setdefault(SubscriptionIdType(kind), data)
+    return out
+
+
+def ue_addresses(message: Message) -> tuple[str | None, str | None]:
+    """(IPv4 from Framed-IP-Address, IPv6 prefix "addr/len" from Framed-IPv6-Prefix)."""
+    v4 = v6 = None
+    raw = message.get("Framed-IP-Address")
+    if isinstance(raw, bytes) and len(raw) == 4:
+        v4 = str(ipaddress.IPv4Address(raw))
+    prefix = message.get("Framed-IPv6-Prefix")
+    if isinstance(prefix, bytes) and len(prefix) >= 2:
+        length = prefix[1]
+        body = prefix[2:].ljust(16, b"\0")[:16]
+        if length <= 128:
+            v6 = str(ipaddress.IPv6Network((body, length), strict=False))
+    return v4, v6
+
+
+@dataclass(frozen=True, slots=True)
+class RuleReport:
+    """One Charging-Rule-Report (TS 29.212 §5.3.18)."""
+
+    names: tuple[str, ...]
+    bases: tuple[str, ...]
+    status: int
+    failure_code: int | None
+
+
+def rule_reports(message: Message) -> list[RuleReport]:
+    return [
+        RuleReport(
+            names=tuple(_text(a.value) for a in report["Charging-Rule-Name"]),
+            bases=tuple(a.value for a in report["Charging-Rule-Base-Name"]),
+            status=report.get("PCC-Rule-Status", PCC_RULE_ACTIVE),
+            failure_code=report.get("Rule-Failure-Code"),
+        )
+        for report in message["Charging-Rule-Report"]
+    ]
+
+
+def usage_reports(message: Message) -> dict[str, int]:
+    """Octets used per monitoring key (Used-Service-Unit total, else input + output)."""
+    used: dict[str, int] = {}
+    for info in message["Usage-Monitoring-Information"]:
+        key = info.get("Monitoring-Key")
+        if key is None:
+            continue
+        total = 0
+        for usu in info["Used-Service-Unit"]:
+            octets = usu.get("CC-Total-Octets")
+            if octets is None:
+                octets = usu.get("CC-Input-Octets", 0) + usu.get("CC-Output-Octets", 0)
+            total += octets
+        used[_text(key)] = used.get(_text(key), 0) + total
+    return used
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+# --- Rx decoding ---------------------------------------------------------------------------
+
+
+def media_components(message: Message) -> list[MediaComponent]:
+    """Media-Component-Description AVPs (TS 29.214 §5.3.7), tolerant of what real P-CSCFs send."""
+    out = []
+    for mcd in message["Media-Component-Description"]:
+        subs = tuple(
+            MediaSubComponent(
+                flow_number=msc.get("Flow-Number", 0),
+                flow_descriptions=tuple(a.value for a in msc["Flow-Description"]),
+                flow_usage=_enum(FlowUsage, msc.get("Flow-Usage")),
+                flow_status=_enum(FlowStatus, msc.get("Flow-Status")),
+                max_ul=msc.get("Max-Requested-Bandwidth-UL"),
+                max_dl=msc.get("Max-Requested-Bandwidth-DL"),
+            )
+            for msc in mcd["Media-Sub-Component"]
+        )
+        out.append(
+            MediaComponent(
+                number=mcd.get("Media-Component-Number", 0),
+                media_type=_enum(MediaType, mcd.get("Media-Type")),
+                max_ul=mcd.get("Max-Requested-Bandwidth-UL"),
+                max_dl=mcd.get("Max-Requested-Bandwidth-DL"),
+                min_ul=mcd.get("Min-Requested-Bandwidth-UL"),
+                min_dl=mcd.get("Min-Requested-Bandwidth-DL"),
+                rr=mcd.get("RR-Bandwidth"),
+                rs=mcd.get("RS-Bandwidth"),
+                flow_status=_enum(FlowStatus, mcd.get("Flow-Status")),
+                codec_data=tuple(_text(a.value) for a in mcd["Codec-Data"]),
+                sub_components=subs,
+            )
+        )
+    return out
+
+
+_E = TypeVar("_E", bound=IntEnum)
+
+
+def _enum(kind: type[_E], value: int | None) -> _E | None:
+    if value is None or value not in kind._value2member_map_:
+        return None
+    return kind(value)
