@@ -32,7 +32,7 @@ class Version:
     events: dict[int, TieredTariff]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Plan:
     """A loaded, validated, compiled tariff plan (immutable; safe to share between tasks)."""
 
@@ -50,6 +50,10 @@ class Plan:
     @property
     def name(self) -> str:
         return self.definition.name
+
+    def __repr__(self) -> str:
+        size = f"{len(self.prefixes)} prefixes, {len(self.versions)} versions"
+        return f"<Plan {self.name!r} {self.currency}, {size}>"
 
     def version_at(self, t: int) -> Version:
         """The version in force at epoch second ``t`` (the latest ``effective_from`` <= t)."""

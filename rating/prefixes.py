@@ -9,10 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-
-class UnknownNumber(ValueError):
-    """The number is not a valid E.164 number or matches no prefix (and no ``*`` fallback)."""
-
+from rating.errors import UnknownNumber
 
 _STRIP = str.maketrans("", "", " -.()")
 

@@ -101,5 +101,5 @@ def grant_units(
     guess = (available * tariff.unit * SUB // rate) // step if rate else top
     k = largest_fitting(cost, 0, top, available, guess)
     if k == top:
-        return cap, cost(k), cap > 0
+        return cap, cost(k), True
     return base + k * step - already, cost(k), False

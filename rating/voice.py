@@ -146,5 +146,5 @@ def grant_seconds(
         guess = top
     k = largest_fitting(cost, 0, top, available, guess)
     if k == top:
-        return cap, cost(k), cap > 0
+        return cap, cost(k), True
     return total(k) - already, cost(k), False

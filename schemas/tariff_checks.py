@@ -85,8 +85,10 @@ def _check_price(
     problems = [
         p for band, a in price.items() for p in _check_amount((*loc, band), a, plan.exponent)
     ]
-    if band_set is None or band_set not in plan.time_bands:
-        return [*problems, (loc, "a price per band needs 'time_bands' naming a defined band set")]
+    if band_set is None:
+        return [*problems, (loc, "a price per band needs 'time_bands' naming a band set")]
+    if band_set not in plan.time_bands:
+        return problems  # reported as an unknown band set
     names = {b.band for b in plan.time_bands[band_set].bands}
     if missing := sorted(names - price.keys()):
         problems.append(

@@ -41,22 +41,25 @@ time_bands:
 versions:
   - effective_from: 2026-01-01
     voice:
-      - destinations: DE_FIXED
+      - &de_fixed
+        destinations: DE_FIXED
         time_bands: std
         per_minute: {peak: "0.12", offpeak: "0.06"}
         connect_fee: "0.10"
         increments: 60/1
-      - destinations: DE_MOBILE
+      - &de_mobile
+        destinations: DE_MOBILE
         per_minute: "0.30"
         increments: 30/6
-      - destinations: PREMIUM
+      - &premium
+        destinations: PREMIUM
         per_minute: "0.60"
         minimum_charge: "1.00"
         increments: 60/60
       - destinations: WORLD
         per_minute: "1.50"
         increments: 1/1
-    data:
+    data: &data
       - rating_groups: 10
         unit: 1MB
         increment: 1KB
@@ -67,16 +70,21 @@ versions:
         unit: 1MB
         time_bands: night
         price: {day: "0.02", night: "0"}
-    events:
+    events: &events
       - service_ids: 2000
         tiers:
           - {up_to: 3, price: "0.09"}
           - {price: "0.05"}
   - effective_from: 2027-01-01
     voice:
+      - *de_fixed
+      - *de_mobile
+      - *premium
       - destinations: WORLD
         per_minute: "0.90"
         increments: 1/1
+    data: *data
+    events: *events
 bundles:
   - name: mins
     unit: seconds
@@ -95,6 +103,11 @@ bundles:
     amount: 5GB
     applies_to: {rating_groups: [10]}
 """
+
+
+@pytest.fixture(scope="session")
+def basic_text() -> str:
+    return BASIC
 
 
 @pytest.fixture(scope="session")
