@@ -185,8 +185,10 @@ class Avp:
         hlen = 12 if flags & AVP_FLAG_VENDOR else 8
         if hlen == 8:
             vendor = 0
+        length = word & 0xFFFFFF
+        end = length if hlen <= length <= len(raw) else len(raw)  # a bogus length: keep it all
         buf = raw + _PAD[len(raw) & 3]
-        return cls(code, vendor, flags, buf, min(hlen, len(raw)), len(raw), 0)
+        return cls(code, vendor, flags, buf, min(hlen, len(raw)), end, 0)
 
     # -- header fields -------------------------------------------------------------------------
     @property
