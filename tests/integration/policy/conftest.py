@@ -159,6 +159,7 @@ class Pgw:
         self.wire = wire
         self.rars: asyncio.Queue[Message] = asyncio.Queue()
         self.raa: Callable[[Message], Message] = lambda rar: rar.answer(2001)
+        self.delay = 0.0  # seconds before the RAA: beyond the PCRF's timeout = a silent PCEF
         self.peer: Peer | None = None
         self.numbers: dict[str, int] = {}
 
@@ -167,6 +168,8 @@ class Pgw:
 
     async def _on_rar(self, request: Message, peer: Peer) -> Message:
         self.wire.add("i", request.encode())
+        if self.delay:
+            await asyncio.sleep(self.delay)
         answer = self.raa(request).add(("Origin-Host", PGW_HOST), ("Origin-Realm", REALM))
         self.wire.add("o", answer.encode())
         await self.rars.put(request)

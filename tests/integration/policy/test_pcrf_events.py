@@ -1,0 +1,238 @@
+"""PCRF behaviour beyond the happy call: failures, Gx→Rx events, fair use, time of day, credit
+state and restart — all over real sockets against a SQLite-backed PCRF."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from diam.message import Message
+from policy.qos import rule_name
+from policy.wire import experimental_result
+
+GX = "pgw.openpcc.test;gx;7"
+CALL = "pcscf.openpcc.test;1700000000;7"
+IMSI = "001010000000001"
+
+
+def run(harness: Any, body: Callable[[Any], Awaitable[None]], **kwargs: Any) -> None:
+    async def scenario() -> None:
+        h = await harness(**kwargs).start()
+        try:
+            await body(h)
+        finally:
+            await h.stop()
+
+    asyncio.run(scenario())
+
+
+def experimental(answer: Any) -> int | None:
+    for group in answer.find_avps((297, 0)):
+        for avp in group.value:
+            if avp.code == 298:
+                return avp.value
+    return None
+
+
+def avp_values(msg: Any, code: int, vendor: int = 10415) -> list[Any]:
+    return [a.value for a in msg.find_avps((code, vendor))]
+
+
+def ambr(msg: Message) -> tuple[int, int]:
+    qos = msg.first("QoS-Information")
+    return qos.get("APN-Aggregate-Max-Bitrate-UL"), qos.get("APN-Aggregate-Max-Bitrate-DL")
+
+
+def fixed_clock(hour: int, minute: int, second: int) -> Callable[[], datetime]:
+    """Local time starting at the given wall-clock time today, running at real speed."""
+    base = datetime(2026, 11, 25, hour, minute, second, tzinfo=ZoneInfo("UTC"))
+    start = time.monotonic()
+    return lambda: base + timedelta(seconds=time.monotonic() - start)
+
+
+def test_aar_without_gx_session_is_5065(harness: Any, audio: Any) -> None:
+    async def body(h: Any) -> None:
+        aaa = await h.pcscf.aar(CALL, audio())
+        assert aaa.result_code is None and experimental(aaa) == 5065
+        assert h.pgw.rars.empty()
+
+    run(harness, body)
+
+
+def test_raa_failure_fails_the_aaa_and_nothing_is_kept(harness: Any, audio: Any) -> None:
+    async def body(h: Any) -> None:
+        await h.pgw.attach(GX)
+        h.pgw.raa = lambda rar: rar.answer(None, experimental_result(5142)).add(
+            ("Charging-Rule-Report", [
+                ("Charging-Rule-Name", rule_name(CALL, 1).encode()),
+                ("PCC-Rule-Status", 1),
+                ("Rule-Failure-Code", 4),  # GBR_ERROR
+            ])
+        )  # fmt: skip
+        aaa = await h.pcscf.aar(CALL, audio())
+        assert experimental(aaa) == 5063  # REQUESTED_SERVICE_NOT_AUTHORIZED
+        await h.pgw.next_rar()
+        # No Rx session was kept: the STR is unknown.
+        sta = await h.pcscf.str_(CALL)
+        assert sta.result_code == 5002
+        # A silent PCEF (no RAA within the timeout) is 5012 UNABLE_TO_COMPLY.
+        h.pgw.raa = lambda rar: rar.answer(2001)
+        h.pgw.delay = 1.5  # the PCRF waits 1 s for the RAA
+        aaa = await h.pcscf.aar(CALL, audio())
+        assert aaa.result_code == 5012
+
+    run(harness, body)
+
+
+def test_failed_rule_report_sends_rx_rar_with_specific_action(harness: Any, audio: Any) -> None:
+    async def body(h: Any) -> None:
+        await h.pgw.attach(GX)
+        aaa = asyncio.create_task(h.pcscf.aar(CALL, audio(1), audio(2, port=49200)))
+        await h.pgw.next_rar()
+        assert (await aaa).result_code == 2001
+        # The PGW could not keep the second component's bearer (CCR-U, Charging-Rule-Report).
+        cca = await h.pgw.ccr(GX, 2, ("Charging-Rule-Report", [
+            ("Charging-Rule-Name", rule_name(CALL, 2).encode()),
+            ("PCC-Rule-Status", 1),  # INACTIVE
+            ("Rule-Failure-Code", 10),  # RESOURCE_ALLOCATION_FAILURE
+        ]))  # fmt: skip
+        assert cca.get("Result-Code") == 2001
+        rar = await h.pcscf.next_request()
+        assert rar.header.command_code == 258 and rar.header.application_id == 16777236
+        assert rar.session_id == CALL
+        assert avp_values(rar, 513) == [9]  # INDICATION_OF_FAILED_RESOURCES_ALLOCATION
+        (flows,) = rar.find_avps((510, 10415))
+        assert [a.value for a in flows.value if a.code == 518] == [2]
+        # Kamailio never answers: the PCRF does not wait for it; the rest of the call goes on.
+        # Losing the last rule too ends the AF session with an ASR.
+        await h.pgw.ccr(GX, 2, ("Charging-Rule-Report", [
+            ("Charging-Rule-Name", rule_name(CALL, 1).encode()),
+            ("Charging-Rule-Name", rule_name(CALL, 2).encode()),
+            ("PCC-Rule-Status", 1),
+            ("Rule-Failure-Code", 10),
+        ]))  # fmt: skip
+        requests = [await h.pcscf.next_request(), await h.pcscf.next_request()]
+        asr = next(r for r in requests if r.header.command_code == 274)
+        assert asr.session_id == CALL and avp_values(asr, 500) == [0]  # BEARER_RELEASED
+        h.pcscf.answer_asa(asr)
+        sta = await h.pcscf.str_(CALL)
+        assert sta.result_code == 2001
+
+    run(harness, body)
+
+
+def test_gx_termination_aborts_bound_rx_sessions(harness: Any, audio: Any) -> None:
+    async def body(h: Any) -> None:
+        await h.pgw.attach(GX)
+        for n in (1, 2):
+            aaa = asyncio.create_task(h.pcscf.aar(f"{CALL}.{n}", audio(port=49152 + 10 * n)))
+            await h.pgw.next_rar()
+            assert (await aaa).result_code == 2001
+        cca = await h.pgw.ccr(GX, 3)
+        assert cca.get("Result-Code") == 2001
+        asrs = [await h.pcscf.next_request(), await h.pcscf.next_request()]
+        assert {a.header.command_code for a in asrs} == {274}
+        assert {a.session_id for a in asrs} == {f"{CALL}.1", f"{CALL}.2"}
+        assert all(avp_values(a, 500) == [0] for a in asrs)
+        for asr in asrs:
+            h.pcscf.answer_asa(asr)
+            sta = await h.pcscf.str_(asr.session_id)
+            assert sta.result_code == 2001
+        assert h.pgw.rars.empty()  # nothing to remove on a PCEF that ended the session
+
+    run(harness, body)
+
+
+def usage(key: bytes, octets: int) -> tuple[str, Any]:
+    return ("Usage-Monitoring-Information", [
+        ("Monitoring-Key", key),
+        ("Used-Service-Unit", [("CC-Total-Octets", octets)]),
+    ])  # fmt: skip
+
+
+def test_fair_use_allowance_spent_throttles_by_rar(harness: Any) -> None:
+    async def body(h: Any) -> None:
+        cca = await h.pgw.attach(GX, apn="internet")
+        (umi,) = cca["Usage-Monitoring-Information"]
+        assert umi.get("Monitoring-Key") == b"fair-use"
+        assert umi.first("Granted-Service-Unit").get("CC-Total-Octets") == 1_000_000
+        assert 33 in {a.value for a in cca["Event-Trigger"]}  # USAGE_REPORT
+        assert ambr(cca) == (50_000_000, 100_000_000)
+
+        cca = await h.pgw.ccr(GX, 2, ("Event-Trigger", 33), usage(b"fair-use", 600_000))
+        (umi,) = cca["Usage-Monitoring-Information"]
+        assert umi.first("Granted-Service-Unit").get("CC-Total-Octets") == 400_000
+        await asyncio.sleep(0.2)
+        assert h.pgw.rars.empty()  # allowance left: no policy change
+
+        cca = await h.pgw.ccr(GX, 2, ("Event-Trigger", 33), usage(b"fair-use", 500_000))
+        (umi,) = cca["Usage-Monitoring-Information"]
+        assert umi.get("Usage-Monitoring-Support") == 0  # monitoring off: allowance spent
+        rar = await h.pgw.next_rar()
+        assert ambr(rar) == (1_000_000, 1_000_000)
+        assert rar.first("Default-EPS-Bearer-QoS").get("QoS-Class-Identifier") == 9
+        assert not rar["Charging-Rule-Install"] and not rar["Charging-Rule-Remove"]
+
+    run(harness, body, clock=fixed_clock(9, 0, 0))
+
+
+def test_time_of_day_switch_pushes_and_reverts(harness: Any) -> None:
+    async def body(h: Any) -> None:
+        cca = await h.pgw.attach(GX, apn="internet")
+        assert ambr(cca) == (50_000_000, 100_000_000)
+        started = time.monotonic()
+        rar = await h.pgw.next_rar(timeout=5)  # 12:00:00, the "night" window opens
+        assert ambr(rar) == (2_000_000, 4_000_000)
+        rar = await h.pgw.next_rar(timeout=5)  # 12:00:02, it closes
+        assert ambr(rar) == (50_000_000, 100_000_000)
+        assert 2.0 <= time.monotonic() - started < 5.0
+
+    run(harness, body, clock=fixed_clock(11, 59, 59))
+
+
+def test_credit_exhaustion_redirects_and_top_up_restores(harness: Any) -> None:
+    async def body(h: Any) -> None:
+        cca = await h.pgw.attach(GX, apn="internet")
+        install = cca.first("Charging-Rule-Install")
+        assert [a.value for a in install["Charging-Rule-Name"]] == [b"default-internet"]
+        h.charging.exhausted.add(IMSI)  # the OCS reached the Final-Unit-Indication
+        await h.pcrf.subscriber_changed(imsi=IMSI)
+        rar = await h.pgw.next_rar()
+        names = rar.first("Charging-Rule-Install")["Charging-Rule-Name"]
+        assert [a.value for a in names] == [b"redirect-topup"]
+        removed = rar.first("Charging-Rule-Remove")["Charging-Rule-Name"]
+        assert [a.value for a in removed] == [b"default-internet"]
+        h.charging.exhausted.clear()  # top-up
+        await h.pcrf.subscriber_changed(imsi=IMSI)
+        rar = await h.pgw.next_rar()
+        names = rar.first("Charging-Rule-Install")["Charging-Rule-Name"]
+        assert [a.value for a in names] == [b"default-internet"]
+        removed = rar.first("Charging-Rule-Remove")["Charging-Rule-Name"]
+        assert [a.value for a in removed] == [b"redirect-topup"]
+
+    run(harness, body, clock=fixed_clock(9, 0, 0))
+
+
+def test_restart_mid_call_still_removes_the_right_rules(harness: Any, audio: Any) -> None:
+    async def body(h: Any) -> None:
+        await h.pgw.attach(GX)
+        aaa = asyncio.create_task(h.pcscf.aar(CALL, audio()))
+        await h.pgw.next_rar()
+        assert (await aaa).result_code == 2001
+        await h.restart_pcrf()
+        sta = asyncio.create_task(h.pcscf.str_(CALL))
+        rar = await h.pgw.next_rar()
+        assert (await sta).result_code == 2001
+        assert rar.get("Session-Id") == GX
+        removed = rar.first("Charging-Rule-Remove")["Charging-Rule-Name"]
+        assert [a.value for a in removed] == [rule_name(CALL, 1).encode()]
+        # The Gx session survived the restart too: a new call binds to it.
+        aaa = asyncio.create_task(h.pcscf.aar(CALL + "b", audio()))
+        await h.pgw.next_rar()
+        assert (await aaa).result_code == 2001
+
+    run(harness, body)
