@@ -184,17 +184,30 @@ class Peer(asyncio.Protocol):
     # --- frames ------------------------------------------------------------------------------
 
     def _on_frame(self, frame: bytes) -> None:
-        flags = frame[4]
         try:
             msg = Message.decode(frame)
         except DecodeError as err:
-            self._on_decode_error(frame, err)
+            self._on_decode_error(err)
             return
-        if flags & FLAG_REQUEST:
-            if flags & FLAG_ERROR:
-                # RFC 6733 §3: the E bit MUST NOT be set in requests.
-                self._reply_error(msg, ResultCode.INVALID_HDR_BITS, None, "E bit set in a request")
-            elif msg.application_id == APP_BASE and msg.command_code in _BASE_COMMANDS:
+        try:
+            self._route(msg)
+        except DecodeError as err:
+            # A malformed AVP met while reading a value, e.g. a CER's Origin-Host: answer with
+            # its code (RFC 6733 §7); before Open there is no session to keep, so close.
+            if not msg.is_request:
+                self._drop_answer(msg.hop_by_hop, err)
+                return
+            self._reply_error(msg, err.result_code, err.failed_avp, err.message)
+            if self.state is not PeerState.OPEN and self.state is not PeerState.CLOSING:
+                self._flush()
+                self._close_transport()
+        except Exception as exc:  # a bug of ours: lose this connection, never the process
+            log(logging.ERROR, "internal_error", peer=self.origin_host, error=repr(exc))
+            self.abort(f"internal error: {exc!r}")
+
+    def _route(self, msg: Message) -> None:
+        if msg.is_request:
+            if msg.application_id == APP_BASE and msg.command_code in _BASE_COMMANDS:
                 self._on_base_request(msg)
             elif self.state is PeerState.OPEN or self.state is PeerState.CLOSING:
                 self._dispatch(msg)
@@ -203,27 +216,35 @@ class Peer(asyncio.Protocol):
         else:
             self._on_answer(msg)
 
-    def _on_decode_error(self, frame: bytes, err: DecodeError) -> None:
+    def _on_decode_error(self, err: DecodeError) -> None:
         header = err.header
         if header is None or not header.flags & FLAG_REQUEST:
-            log(logging.WARNING, "bad_answer_dropped", peer=self.origin_host, error=err.message)
-            if header is not None:
-                future = self._pending.pop(header.hop_by_hop, None)
-                if future is not None and not future.done():
-                    future.set_exception(err)
+            self._drop_answer(header.hop_by_hop if header is not None else None, err)
             return
         if self.state is not PeerState.OPEN and header.command_code != CMD_CAPABILITIES_EXCHANGE:
             self.abort(f"undecodable request before capabilities exchange: {err.message}")
             return
         # Only the header is trustworthy: answer from it (no Session-Id can be salvaged).
+        # The codec reports a bad version as 5011 and bad header bits (an E bit in a request
+        # included, RFC 6733 §3) as 3008.
         flags = header.flags & FLAG_PROXIABLE
         if 3000 <= err.result_code < 4000:
             flags |= FLAG_ERROR
         answer = Message(
             header.command_code, header.application_id, flags, header.hop_by_hop, header.end_to_end
-        )
-        self._finish_error(answer, err.result_code, err.failed_avp, err.message)
+        ).add(Avp.new("Result-Code", err.result_code))
+        _add_error_details(answer, err.failed_avp, err.message)
         self._write_answer(answer, header.application_id, header.command_code, None, None)
+        if header.command_code == CMD_CAPABILITIES_EXCHANGE and self.state is not PeerState.OPEN:
+            self._flush()
+            self._close_transport()
+
+    def _drop_answer(self, hop_by_hop: int | None, err: DecodeError) -> None:
+        """An undecodable answer: log it and fail the request it answers, if known."""
+        log(logging.WARNING, "bad_answer_dropped", peer=self.origin_host, error=err.message)
+        future = self._pending.pop(hop_by_hop, None) if hop_by_hop is not None else None
+        if future is not None and not future.done():
+            future.set_exception(err)
 
     def _on_answer(self, msg: Message) -> None:
         if msg.application_id == APP_BASE and msg.command_code in _BASE_COMMANDS:
@@ -244,7 +265,7 @@ class Peer(asyncio.Protocol):
                 peer=self.origin_host,
                 hop_by_hop=msg.hop_by_hop,
                 command=msg.command_code,
-                session_id=msg.get("Session-Id"),
+                session_id=_session_id(msg),
             )
         elif not future.done():
             future.set_result(msg)
@@ -432,7 +453,11 @@ class Peer(asyncio.Protocol):
         if task.cancelled() or self.state is PeerState.CLOSED:
             return
         exc = task.exception()
-        self._handler_done(request, None if exc else task.result(), exc, started)
+        try:
+            self._handler_done(request, None if exc else task.result(), exc, started)
+        except Exception as error:  # a bug of ours: lose this connection, never the process
+            log(logging.ERROR, "internal_error", peer=self.origin_host, error=repr(error))
+            self.abort(f"internal error: {error!r}")
 
     def _handler_done(
         self,
@@ -452,34 +477,24 @@ class Peer(asyncio.Protocol):
                     logging.ERROR,
                     "handler_failed",
                     peer=self.origin_host,
-                    session_id=request.get("Session-Id"),
+                    session_id=_session_id(request),
                     command=request.command_code,
                     application=request.application_id,
                     error=repr(exc),
                 )
-            answer = request.answer(code)
-            self._finish_error(answer, code, failed, text)
+            answer = error_answer(request, code)
+            _add_error_details(answer, failed, text)
         elif not isinstance(answer, Message):
             log(logging.ERROR, "handler_no_answer", peer=self.origin_host, result=repr(answer))
-            answer = request.answer(ResultCode.UNABLE_TO_COMPLY)
+            answer = error_answer(request, ResultCode.UNABLE_TO_COMPLY)
         self._write_answer(answer, request.application_id, request.command_code, started, request)
 
     def _reply_error(
         self, request: Message, code: int, failed_avp: object | None, text: str | None
     ) -> None:
-        answer = request.answer(code)
-        self._finish_error(answer, code, failed_avp, text)
+        answer = error_answer(request, code)
+        _add_error_details(answer, failed_avp, text)
         self._write_answer(answer, request.application_id, request.command_code, None, request)
-
-    def _finish_error(
-        self, answer: Message, code: int, failed_avp: object | None, text: str | None
-    ) -> None:
-        """Error-Message and Failed-AVP (RFC 6733 §7.2, §7.5) on an error answer."""
-        if text:
-            answer.add(Avp.new("Error-Message", text))
-        if failed_avp is not None:
-            inner = failed_avp if isinstance(failed_avp, Avp) else Avp.from_wire(failed_avp)
-            answer.add(Avp.new("Failed-AVP", [inner]))
 
     def _write_answer(
         self,
@@ -489,16 +504,18 @@ class Peer(asyncio.Protocol):
         started: float | None,
         request: Message | None,
     ) -> None:
-        identity = self.node.identity
-        if answer.first("Origin-Host") is None:
-            answer.add(Avp.new("Origin-Host", identity.origin_host))
-        if answer.first("Origin-Realm") is None:
-            answer.add(Avp.new("Origin-Realm", identity.origin_realm))
-        self._write(answer.encode())
-        code = answer.get("Result-Code")
-        if code is None:
-            experimental = answer.first("Experimental-Result")
-            code = experimental.get("Experimental-Result-Code", 0) if experimental else 0
+        self._stamp_origin(answer)
+        try:
+            data = answer.encode()
+        except Exception as exc:  # the handler put a value the codec cannot encode
+            if request is None:
+                raise
+            log(logging.ERROR, "handler_bad_answer", peer=self.origin_host, error=repr(exc))
+            answer = error_answer(request, ResultCode.UNABLE_TO_COMPLY)
+            self._stamp_origin(answer)
+            data = answer.encode()
+        self._write(data)
+        code = _result_code(answer)
         elapsed = time.perf_counter() - started if started is not None else 0.0
         self.node.metrics.observe("in", app, cmd, code, elapsed)
         if code >= 3000 or code < 2000:
@@ -506,12 +523,19 @@ class Peer(asyncio.Protocol):
                 logging.WARNING,
                 "request_failed",
                 peer=self.origin_host or _addr(self.remote_address),
-                session_id=request.get("Session-Id") if request is not None else None,
+                session_id=_session_id(request) if request is not None else None,
                 application=app,
                 command=cmd,
                 result_code=code,
                 error_message=answer.get("Error-Message"),
             )
+
+    def _stamp_origin(self, answer: Message) -> None:
+        identity = self.node.identity
+        if answer.first("Origin-Host") is None:
+            answer.add(Avp.new("Origin-Host", identity.origin_host))
+        if answer.first("Origin-Realm") is None:
+            answer.add(Avp.new("Origin-Realm", identity.origin_realm))
 
     # --- outbound ------------------------------------------------------------------------------
 
@@ -616,6 +640,53 @@ class Peer(asyncio.Protocol):
 
     def _local_ips(self) -> list[str]:
         return [self.local_address[0]] if self.local_address else ["127.0.0.1"]
+
+
+def error_answer(request: Message, code: int) -> Message:
+    """An answer carrying ``code``, with the request's Session-Id copied byte for byte (it may be
+    the malformed AVP being reported); E bit for 3xxx (RFC 6733 §7.1.3)."""
+    flags = request.flags & FLAG_PROXIABLE
+    if 3000 <= code < 4000:
+        flags |= FLAG_ERROR
+    answer = Message(
+        request.command_code,
+        request.application_id,
+        flags,
+        request.hop_by_hop,
+        request.end_to_end,
+    )
+    session = request.first("Session-Id")
+    if session is not None:
+        answer.avps.append(Avp.from_wire(session.wire()))
+    return answer.add(Avp.new("Result-Code", code))
+
+
+def _add_error_details(answer: Message, failed_avp: object | None, text: str | None) -> None:
+    """Error-Message and Failed-AVP (RFC 6733 §7.2, §7.5) on an error answer."""
+    if text:
+        answer.add(Avp.new("Error-Message", text))
+    if failed_avp is not None:
+        inner = failed_avp if isinstance(failed_avp, Avp) else Avp.from_wire(failed_avp)
+        answer.add(Avp.new("Failed-AVP", [inner]))
+
+
+def _result_code(answer: Message) -> int:
+    """Result-Code, else Experimental-Result-Code, else 0."""
+    try:
+        code = answer.get("Result-Code")
+        if code is None:
+            experimental = answer.first("Experimental-Result")
+            code = experimental.get("Experimental-Result-Code", 0) if experimental else 0
+        return int(code)
+    except DecodeError:
+        return 0
+
+
+def _session_id(msg: Message) -> str | None:
+    try:
+        return msg.get("Session-Id")
+    except DecodeError:
+        return "<malformed>"
 
 
 def _expire(future: asyncio.Future[Message], timeout: float) -> None:

@@ -193,12 +193,17 @@ async def serving(**kwargs: Any) -> tuple[Node, int]:
 
 
 def run(factory: Callable[[], Awaitable[Any]], timeout: float = 20.0) -> Any:
-    """Run one test coroutine with an overall bound."""
+    """Run one test coroutine with an overall bound; fail on any error the event loop saw
+    outside it (an exception escaping a protocol callback or a forgotten task)."""
+    loop_errors: list[dict[str, Any]] = []
 
     async def bounded() -> Any:
+        asyncio.get_running_loop().set_exception_handler(lambda _, ctx: loop_errors.append(ctx))
         return await asyncio.wait_for(factory(), timeout)
 
-    return asyncio.run(bounded())
+    result = asyncio.run(bounded())
+    assert not loop_errors, f"event loop errors: {loop_errors}"
+    return result
 
 
 def avp_bytes(code: int, data: bytes, flags: int = 0x40, vendor: int | None = None) -> bytes:
