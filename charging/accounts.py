@@ -77,7 +77,7 @@ def _target_balance(conn: Connection, account_id: int, name: str | None, now: da
             balances_t.c.kind == "monetary",
             sa.or_(balances_t.c.valid_from.is_(None), balances_t.c.valid_from <= now),
             sa.or_(balances_t.c.valid_until.is_(None), balances_t.c.valid_until > now),
-        ).order_by(balances_t.c.priority.desc(), balances_t.c.id)
+        ).order_by(balances_t.c.priority, balances_t.c.id)
     balance_id = conn.execute(query.limit(1)).scalar()
     if balance_id is None:
         raise UnknownAccount(f"account {account_id} has no balance {name or '(monetary)'}")

@@ -131,7 +131,8 @@ class SubscriberIdentity(Base):
 class Balance(Base):
     """A bucket of money (``kind='monetary'``, minor units of the account currency) or of units
     (``kind='unit'``: seconds, octets or events of a tariff bundle). Consumed by ``priority``
-    (highest first) within its validity window. ``available = amount - reserved + credit_limit``.
+    (lowest number first, like tariff bundles) within its validity window.
+    ``available = amount - reserved + credit_limit``.
     """
 
     __tablename__ = "balances"

@@ -86,7 +86,7 @@ class BalanceSpec(_Model):
     bundle: str | None = Field(default=None, max_length=64, description="tariff bundle name")
     amount: int = Field(default=0, description="opening amount (minor units), on creation only")
     credit_limit: int = Field(default=0, ge=0)
-    priority: int = 0
+    priority: int = Field(default=0, description="lowest number is consumed first")
     valid_from: AwareDatetime | None = None
     valid_until: AwareDatetime | None = None
 

@@ -56,6 +56,23 @@ class Settings(BaseSettings):
     provisioning: str = "examples/provisioning.yaml"
 
     # --- charging: OCS behaviour -----------------------------------------------------------
+    # Tariff files (comma-separated); plans in the provisioning file name them by `name`.
+    charging_tariffs: str = "examples/tariff.yaml"
+    # nodeId written into CDRs; empty = the Diameter Origin-Host serving Ro.
+    charging_node_id: str = ""
+    charging_validity_time_seconds: int = Field(1800, ge=1)  # Validity-Time of every grant
+    charging_sweep_grace_seconds: int = Field(60, ge=0)  # idle past Validity-Time + this: swept
+    charging_sweep_interval_seconds: float = Field(30.0, gt=0)
+    charging_quota_holding_time_seconds: int = Field(300, ge=0)  # on volume grants; 0 = omit
+    charging_threshold_percent: int = Field(20, ge=0, le=100)  # Time/Volume-Quota-Threshold
+    charging_default_seconds: int = Field(300, ge=1)  # grant for an RSU without amount
+    charging_default_octets: int = Field(10_000_000, ge=1)
+    charging_failure_handling: Literal["TERMINATE", "CONTINUE", "RETRY_AND_TERMINATE", ""] = (
+        "TERMINATE"
+    )  # Credit-Control-Failure-Handling when the plan names none; "" = omit
+    charging_group_commit_ms: float = Field(1.0, ge=0)  # wait for more CCRs before committing
+    charging_group_commit_max: int = Field(256, ge=1)  # CCRs per transaction at most
+    charging_writers: int = Field(0, ge=0)  # concurrent batch transactions; 0 = auto
 
     # --- cdr: outbox, exporters, Kafka ------------------------------------------------------
     # Where exported CDRs go: "auto" = Kafka when kafka_bootstrap is set, else JSON-lines files.

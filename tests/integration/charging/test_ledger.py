@@ -29,7 +29,7 @@ SPEC = ProvisioningFile.model_validate(
                 "currency": "EUR",
                 "balances": [
                     {"name": "main", "amount": 1000},
-                    {"name": "overdraft", "amount": 0, "credit_limit": 500, "priority": -1},
+                    {"name": "overdraft", "amount": 0, "credit_limit": 500, "priority": 10},
                     {
                         "name": "data",
                         "kind": "unit",

@@ -1,0 +1,192 @@
+"""Group commit: the outcomes of concurrent requests are computed and committed in ONE database
+transaction, and only then released to their callers (durable before answered, DESIGN.md §3.3).
+
+A writer takes whatever work has queued (waiting up to ``window`` seconds for more, at most
+``max_batch`` items), runs it in a worker thread inside one transaction — account rows locked
+``FOR UPDATE`` in id order first, so batches of several processes never deadlock — commits, and
+resolves every item's future. Work that raises is answered by its own ``fail`` and the batch is
+re-run without it; a transient database error (deadlock, serialization, a unique key raced by
+another node) re-runs the whole batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from charging import store
+from charging.ledger import Ledger
+from charging.models import utcnow
+from charging.processor import BatchContext
+
+log = logging.getLogger("openpcc.charging.batcher")
+
+MAX_ATTEMPTS = 5
+
+
+class Work(Protocol):
+    """One item of a batch."""
+
+    def lock_key(self, conn: Connection) -> int | None:
+        """The account id whose row must be locked before ``run`` (None: no account)."""
+
+    def run(self, conn: Connection, ledger: Ledger, ctx: BatchContext) -> Any:
+        """Do the work inside the batch transaction; the result is released after commit."""
+
+    def fail(self, exc: BaseException) -> Any:
+        """The result to release when ``run`` raised (nothing of it is committed)."""
+
+
+class _WorkFailed(Exception):
+    def __init__(self, index: int, exc: BaseException) -> None:
+        super().__init__(str(exc))
+        self.index = index
+        self.exc = exc
+
+
+class GroupCommitter:
+    """Batches work into shared transactions (see the module docstring)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        window: float = 0.001,
+        max_batch: int = 256,
+        writers: int = 1,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        if writers < 1 or max_batch < 1 or window < 0:
+            raise ValueError("writers and max_batch must be >= 1, window >= 0")
+        self.engine = engine
+        self.window = window
+        self.max_batch = max_batch
+        self.writers = writers
+        self.clock = clock
+        self._queue: asyncio.Queue[tuple[Work, asyncio.Future[Any]]] = asyncio.Queue()
+        self._executor = ThreadPoolExecutor(writers, thread_name_prefix="group-commit")
+        self._tasks: list[asyncio.Task[None]] = []
+        #: Counters for metrics and benchmarks.
+        self.batches = 0
+        self.items = 0
+
+    def start(self) -> None:
+        if not self._tasks:
+            self._tasks = [asyncio.create_task(self._writer()) for _ in range(self.writers)]
+
+    async def close(self) -> None:
+        """Finish what is queued, then stop."""
+        while not self._queue.empty():
+            await asyncio.sleep(self.window or 0.001)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        self._executor.shutdown(wait=True)
+
+    async def submit(self, work: Work) -> Any:
+        """Queue ``work`` and return its result once its transaction committed."""
+        if not self._tasks:
+            raise RuntimeError("GroupCommitter.start() was not called")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        await self._queue.put((work, future))
+        return await future
+
+    async def _writer(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._queue.get()]
+            if self.window and self._queue.qsize() < self.max_batch:
+                await asyncio.sleep(self.window)
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            works = [work for work, _ in batch]
+            try:
+                results = await loop.run_in_executor(self._executor, self.run_batch, works)
+            except Exception as exc:  # the database is unreachable: fail the whole batch
+                log.exception("batch of %d failed", len(works))
+                results = [work.fail(exc) for work in works]
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+
+    def run_batch(self, works: list[Work]) -> list[Any]:
+        """Run ``works`` in one transaction (blocking; called in a worker thread)."""
+        results: list[Any] = [None] * len(works)
+        pending = list(range(len(works)))
+        attempt = 0
+        while pending:
+            try:
+                done = self._transaction([works[i] for i in pending])
+            except _WorkFailed as failed:
+                index = pending.pop(failed.index)
+                log.error("work failed: %r", failed.exc, exc_info=failed.exc)
+                results[index] = works[index].fail(failed.exc)
+                continue
+            except (OperationalError, IntegrityError) as exc:
+                attempt += 1
+                if attempt < MAX_ATTEMPTS and _transient(exc):
+                    time.sleep(0.002 * attempt)
+                    continue
+                if len(pending) == 1:
+                    raise
+                # Isolate the culprit: one transaction per item from here on.
+                for index in pending:
+                    try:
+                        results[index] = self.run_batch([works[index]])[0]
+                    except (OperationalError, IntegrityError) as single:
+                        results[index] = works[index].fail(single)
+                return results
+            for index, result in zip(pending, done, strict=True):
+                results[index] = result
+            pending = []
+        self.batches += 1
+        self.items += len(works)
+        return results
+
+    def _transaction(self, works: list[Work]) -> list[Any]:
+        with self.engine.connect() as conn, conn.begin():
+            now = self.clock()
+            ctx = BatchContext(now)
+            ledger = Ledger(conn, now)
+            keys: list[int] = []
+            for i, work in enumerate(works):
+                try:
+                    key = work.lock_key(conn)
+                except (OperationalError, IntegrityError):
+                    raise
+                except Exception as exc:
+                    raise _WorkFailed(i, exc) from exc
+                if key is not None:
+                    keys.append(key)
+            ledger.lock_accounts(keys)
+            results = []
+            for i, work in enumerate(works):
+                try:
+                    results.append(work.run(conn, ledger, ctx))
+                except (OperationalError, IntegrityError):
+                    raise
+                except Exception as exc:
+                    raise _WorkFailed(i, exc) from exc
+            ledger.flush()
+            store.insert_outcomes(conn, ctx.new_outcomes)
+        return results
+
+
+def _transient(exc: DBAPIError) -> bool:
+    """Deadlock, serialization failure, lock timeout or a unique key another node won."""
+    if isinstance(exc, IntegrityError):
+        return True
+    text = str(exc.orig).lower()
+    return any(
+        word in text
+        for word in ("deadlock", "could not serialize", "database is locked", "lock timeout")
+    )

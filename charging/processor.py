@@ -1,0 +1,496 @@
+"""One Credit-Control-Request processed inside the batch transaction (RFC 4006 §5, §6).
+
+The caller (charging.batcher) holds the account lock; this module reads the session, settles
+reported usage, reserves new grants, closes sessions and writes their CDRs, and stores the answer
+under (Session-Id, CC-Request-Number) so a retransmission anywhere is answered from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from charging import store
+from charging.answers import ENOUGH_CREDIT, NO_CREDIT, FinalUnit, Outcome, ServiceAnswer, build
+from charging.ccr import CreditControlRequest, RequestedAction, RequestType, ServiceRequest
+from charging.config import OcsConfig
+from charging.grants import (
+    NotRated,
+    RatedService,
+    UnitKind,
+    Wallet,
+    debit_now,
+    grant,
+    quote,
+    settle,
+    used_parts,
+)
+from charging.ledger import Cause, Ledger
+from charging.outbox import enqueue
+from charging.records import build_record, closing_cause
+from diam.constants import ResultCode
+from diam.message import Avp, Message
+from rating.plan import Plan
+from rating.timebands import epoch_seconds
+from schemas.cdr import CauseForRecordClosing
+from schemas.provisioning import FinalUnitAction, RedirectAddressType
+
+
+@dataclass(slots=True)
+class BatchContext:
+    """State shared by the works of one batch transaction."""
+
+    now: datetime
+    outcomes: dict[tuple[str, int], bytes] = field(default_factory=dict)
+    new_outcomes: list[dict[str, Any]] = field(default_factory=list)
+
+
+def replay(stored: bytes, request: Message) -> Message:
+    """The stored answer, re-addressed to this (retransmitted) request."""
+    answer = Message.decode(stored)
+    answer.hop_by_hop = request.hop_by_hop
+    answer.end_to_end = request.end_to_end
+    return answer
+
+
+class Processor:
+    """The Ro state machine over the ledger."""
+
+    def __init__(self, config: OcsConfig) -> None:
+        self.config = config
+
+    # -- entry point --------------------------------------------------------------------------
+    def account_of(self, conn: Connection, ccr: CreditControlRequest) -> int | None:
+        """The account to lock for this CCR (None: unknown subscriber or session)."""
+        if ccr.request_type in (RequestType.INITIAL, RequestType.EVENT):
+            found = store.find_subscription(conn, ccr.subscription_ids)
+            return None if found is None else found.account_id
+        return store.session_account(conn, ccr.session_id)
+
+    def process(
+        self, conn: Connection, ledger: Ledger, ctx: BatchContext, request: Message,
+        ccr: CreditControlRequest,
+    ) -> Message:  # fmt: skip
+        key = (ccr.session_id, ccr.request_number)
+        stored = ctx.outcomes.get(key) or store.find_outcome(conn, *key)
+        if stored is not None:
+            return replay(stored, request)
+        handler = {
+            RequestType.INITIAL: self._initial,
+            RequestType.UPDATE: self._update,
+            RequestType.TERMINATION: self._terminate,
+            RequestType.EVENT: self._event,
+        }[ccr.request_type]
+        outcome, exponent = handler(conn, ledger, ctx.now, request, ccr)
+        answer = build(request, ccr, outcome, exponent)
+        encoded = answer.encode()
+        ctx.outcomes[key] = encoded
+        ctx.new_outcomes.append(
+            {
+                "session_id": ccr.session_id,
+                "request_number": ccr.request_number,
+                "request_type": int(ccr.request_type),
+                "result_code": int(outcome.result_code),
+                "answer": encoded,
+                "created_at": ctx.now,
+            }
+        )
+        return answer
+
+    # -- request types ------------------------------------------------------------------------
+    def _initial(
+        self, conn: Connection, ledger: Ledger, now: datetime, request: Message,
+        ccr: CreditControlRequest,
+    ) -> tuple[Outcome, int]:  # fmt: skip
+        sub = store.find_subscription(conn, ccr.subscription_ids)
+        if sub is None:
+            return Outcome(ResultCode.USER_UNKNOWN), 2
+        if sub.status != "active":
+            return Outcome(ResultCode.END_USER_SERVICE_DENIED), 2
+        if store.load_session(conn, ccr.session_id) is not None:
+            return _invalid(request, "CC-Request-Type", "session already exists"), 2
+        plan = self.config.tariffs.get(sub.tariff)
+        if plan is None:
+            return Outcome(ResultCode.RATING_FAILED, error_message="tariff not loaded"), 2
+        session_pk = store.insert_session(
+            conn,
+            session_id=ccr.session_id,
+            subscriber_id=sub.subscriber_id,
+            account_id=sub.account_id,
+            state="open",
+            charging_type="SCUR",
+            last_request_number=ccr.request_number,
+            origin_host=ccr.origin_host,
+            origin_realm=ccr.origin_realm,
+            service_context_id=ccr.service_context_id,
+            subscription_id=ccr.subscription_ids[0][1][:255],
+            service_information=_service_information(ccr),
+            node_id=self.config.node_id,
+            opened_at=now,
+            updated_at=now,
+            expires_at=self._expiry(now),
+        )
+        if all(s.requested is not None and _is_event(s) for s in ccr.services):
+            store.update_session(conn, session_pk, charging_type="ECUR")
+        outcome = self._serve(conn, ledger, now, ccr, sub, plan, session_pk, terminating=False)
+        if outcome.result_code != ResultCode.SUCCESS:
+            # A failed CCA-I ends the session at the client (RFC 4006 §5.2); nothing was used.
+            self._release(conn, ledger, session_pk, None, _cause("release", ccr))
+            store.update_session(
+                conn, session_pk, state="closed", closed_at=now, close_cause="rejected"
+            )
+        return outcome, plan.exponent
+
+    def _update(
+        self, conn: Connection, ledger: Ledger, now: datetime, request: Message,
+        ccr: CreditControlRequest,
+    ) -> tuple[Outcome, int]:  # fmt: skip
+        session, failure = self._open_session(conn, request, ccr)
+        if session is None:
+            return failure, 2
+        sub = store.subscription_of(conn, session["subscriber_id"])
+        plan = self.config.tariffs.get(sub.tariff)
+        if plan is None:
+            return Outcome(ResultCode.RATING_FAILED, error_message="tariff not loaded"), 2
+        outcome = self._serve(conn, ledger, now, ccr, sub, plan, session["id"], terminating=False)
+        store.update_session(
+            conn,
+            session["id"],
+            last_request_number=ccr.request_number,
+            updated_at=now,
+            expires_at=self._expiry(now),
+        )
+        return outcome, plan.exponent
+
+    def _terminate(
+        self, conn: Connection, ledger: Ledger, now: datetime, request: Message,
+        ccr: CreditControlRequest,
+    ) -> tuple[Outcome, int]:  # fmt: skip
+        session, failure = self._open_session(conn, request, ccr)
+        if session is None:
+            return failure, 2
+        sub = store.subscription_of(conn, session["subscriber_id"])
+        plan = self.config.tariffs.get(sub.tariff)
+        if plan is None:
+            return Outcome(ResultCode.RATING_FAILED, error_message="tariff not loaded"), 2
+        self._serve(conn, ledger, now, ccr, sub, plan, session["id"], terminating=True)
+        self.close(
+            conn, ledger, now, session, sub.currency, plan,
+            cause=closing_cause(ccr.termination_cause),
+            close_cause=f"termination:{ccr.termination_cause or 1}",
+            journal_cause=_cause("release", ccr),
+            last_request_number=ccr.request_number,
+        )  # fmt: skip
+        return Outcome(ResultCode.SUCCESS), plan.exponent
+
+    def _event(
+        self, conn: Connection, ledger: Ledger, now: datetime, request: Message,
+        ccr: CreditControlRequest,
+    ) -> tuple[Outcome, int]:  # fmt: skip
+        sub = store.find_subscription(conn, ccr.subscription_ids)
+        if sub is None:
+            return Outcome(ResultCode.USER_UNKNOWN), 2
+        if sub.status != "active":
+            return Outcome(ResultCode.END_USER_SERVICE_DENIED), 2
+        plan = self.config.tariffs.get(sub.tariff)
+        if plan is None:
+            return Outcome(ResultCode.RATING_FAILED, error_message="tariff not loaded"), 2
+        action = ccr.requested_action or RequestedAction.DIRECT_DEBITING
+        wallet = Wallet.load(conn, sub.account_id, now)
+        outcome = Outcome()
+        charged: list[tuple[ServiceRequest, RatedService, int, int]] = []
+        total = 0
+        for service in ccr.services:
+            answer = ServiceAnswer(service.rating_group, service.service_id)
+            outcome.services.append(answer)
+            try:
+                rated = RatedService.classify(plan, service, ccr.info, now)
+                units = self._event_units(rated, service)
+                if action is RequestedAction.DIRECT_DEBITING:
+                    cost = debit_now(ledger, wallet, plan, rated, units, now, _cause("debit", ccr))
+                    if cost is None:
+                        answer.result_code = ResultCode.CREDIT_LIMIT_REACHED
+                        continue
+                    answer.kind, answer.granted = rated.kind, units
+                    charged.append((service, rated, units, cost))
+                elif action is RequestedAction.REFUND_ACCOUNT:
+                    cost = quote(plan, rated, units, now)
+                    if not wallet.money:
+                        answer.result_code = ResultCode.CREDIT_CONTROL_NOT_APPLICABLE
+                        continue
+                    ledger.credit(wallet.money[0].balance_id, cost, _cause("refund", ccr))
+                elif action is RequestedAction.CHECK_BALANCE:
+                    cost = quote(plan, rated, units, now)
+                    covered = sum(p.available for p in wallet.buckets_for(rated))
+                    enough = covered >= units or wallet.money_available >= cost
+                    outcome.check_balance = ENOUGH_CREDIT if enough else NO_CREDIT
+                else:
+                    cost = quote(plan, rated, units, now)
+                total += cost
+            except NotRated as exc:
+                answer.result_code = exc.result_code
+        outcome.result_code = _top_level(outcome.services)
+        if (
+            outcome.result_code == ResultCode.SUCCESS
+            and action is not RequestedAction.CHECK_BALANCE
+        ):
+            outcome.cost = (total, plan.currency)
+        if charged:
+            self._event_record(conn, now, ccr, sub, plan, charged)
+        return outcome, plan.exponent
+
+    # -- services -----------------------------------------------------------------------------
+    def _serve(
+        self, conn: Connection, ledger: Ledger, now: datetime, ccr: CreditControlRequest,
+        sub: store.Subscription, plan: Plan, session_pk: int, *, terminating: bool,
+    ) -> Outcome:  # fmt: skip
+        """Settle each service's reported usage and grant what it requests."""
+        outcome = Outcome(failure_handling=sub.failure_handling or self.config.failure_handling)
+        wallet = Wallet.load(conn, sub.account_id, now)
+        for service in ccr.services:
+            answer = ServiceAnswer(service.rating_group, service.service_id)
+            outcome.services.append(answer)
+            try:
+                rated = RatedService.classify(plan, service, ccr.info, now)
+            except NotRated as exc:
+                answer.result_code = exc.result_code
+                self._release(conn, ledger, session_pk, service.key, _cause("release", ccr))
+                continue
+            try:
+                self._settle(conn, ledger, wallet, now, ccr, plan, rated, service, session_pk)
+                if terminating or (ccr.multiple_services and service.requested is None):
+                    continue
+                self._grant(conn, ledger, wallet, now, ccr, sub, plan, rated, service, session_pk,
+                            answer)  # fmt: skip
+            except NotRated as exc:
+                answer.result_code = exc.result_code
+        outcome.result_code = _top_level(outcome.services)
+        return outcome
+
+    def _settle(
+        self, conn: Connection, ledger: Ledger, wallet: Wallet, now: datetime,
+        ccr: CreditControlRequest, plan: Plan, rated: RatedService, service: ServiceRequest,
+        session_pk: int,
+    ) -> None:  # fmt: skip
+        rows = store.reservations(conn, session_pk, service.key)
+        if not rows and not service.used:
+            return
+        usage = store.usage_row(conn, session_pk, service.key)
+        change = (rows[0]["details"] or {}).get("tariff_change_at") if rows else None
+        parts = used_parts(
+            rated,
+            service.used,
+            rows[0]["granted_at"] if rows else now,
+            datetime.fromisoformat(change) if change else None,
+        )
+        result = settle(
+            ledger, wallet, plan, rated, store.as_held(rows), parts,
+            int(usage["priced_units"]) if usage else 0, _cause("debit", ccr),
+        )  # fmt: skip
+        store.delete_reservations(conn, [r["id"] for r in rows])
+        store.add_usage(
+            conn, session_pk, service.key, service.rating_group, service.service_id, now=now,
+            charge=result.charge, priced_units=result.priced_units,
+            **_usage_fields(rated.kind, service, result.units),
+        )  # fmt: skip
+
+    def _grant(
+        self, conn: Connection, ledger: Ledger, wallet: Wallet, now: datetime,
+        ccr: CreditControlRequest, sub: store.Subscription, plan: Plan, rated: RatedService,
+        service: ServiceRequest, session_pk: int, answer: ServiceAnswer,
+    ) -> None:  # fmt: skip
+        requested = rated.amount(service.requested) or self._default_units(rated.kind)
+        usage = store.usage_row(conn, session_pk, service.key)
+        result = grant(
+            ledger, wallet, plan, rated, requested, now,
+            int(usage["priced_units"]) if usage else 0, _cause("reserve", ccr),
+            self.config.tariff_horizon,
+        )  # fmt: skip
+        if result.free:
+            answer.result_code = ResultCode.CREDIT_CONTROL_NOT_APPLICABLE
+            return
+        if result.units == 0:
+            answer.result_code = ResultCode.CREDIT_LIMIT_REACHED
+            return
+        validity = self.config.validity_time
+        change = result.tariff_change_at
+        if change is not None and change > now + timedelta(seconds=validity):
+            change = None
+        store.insert_reservations(
+            conn, session_pk, service.key, rated.kind.value, result.holds, now,
+            now + timedelta(seconds=validity), change,
+        )  # fmt: skip
+        answer.kind = rated.kind
+        answer.granted = result.units
+        answer.validity_time = validity
+        answer.tariff_time_change = change
+        if result.exhausted:
+            answer.final_unit = _final_unit(sub)
+        elif self.config.threshold_percent:
+            answer.threshold = result.units * self.config.threshold_percent // 100 or None
+        if rated.kind is UnitKind.OCTETS and self.config.quota_holding_time:
+            answer.quota_holding_time = self.config.quota_holding_time
+
+    def _release(
+        self, conn: Connection, ledger: Ledger, session_pk: int, service_key: str | None,
+        cause: Cause,
+    ) -> None:  # fmt: skip
+        rows = store.reservations(conn, session_pk, service_key)
+        for row in rows:
+            ledger.release(row["balance_id"], int(row["amount"]), cause)
+        store.delete_reservations(conn, [r["id"] for r in rows])
+
+    # -- closing ------------------------------------------------------------------------------
+    def close(
+        self, conn: Connection, ledger: Ledger, now: datetime, session: dict[str, Any],
+        currency: str, plan: Plan | None, *, cause: CauseForRecordClosing, close_cause: str,
+        journal_cause: Cause, last_request_number: int | None = None,
+    ) -> None:  # fmt: skip
+        """Release what the session still holds, close it and enqueue its CDR."""
+        self._release(conn, ledger, session["id"], None, journal_cause)
+        values: dict[str, Any] = {
+            "state": "closed", "closed_at": now, "close_cause": close_cause, "updated_at": now,
+            "cdr_sequence": 1,
+        }  # fmt: skip
+        if last_request_number is not None:
+            values["last_request_number"] = last_request_number
+        store.update_session(conn, session["id"], **values)
+        record = build_record(
+            node_id=self.config.node_id,
+            sequence=int(session["id"]),
+            session=session,
+            usage=store.session_usage(conn, session["id"]),
+            closed_at=now,
+            cause=cause,
+            currency=currency,
+            tariff=plan.name if plan else None,
+            tariff_version=_version(plan, session["opened_at"]),
+        )
+        enqueue(conn, record)
+
+    def _event_record(
+        self, conn: Connection, now: datetime, ccr: CreditControlRequest,
+        sub: store.Subscription, plan: Plan,
+        charged: list[tuple[ServiceRequest, RatedService, int, int]],
+    ) -> None:  # fmt: skip
+        """IEC: a closed session row with its usage, and the event's CDR (same transaction)."""
+        session_pk = store.insert_session(
+            conn, session_id=ccr.session_id, subscriber_id=sub.subscriber_id,
+            account_id=sub.account_id, state="closed", charging_type="IEC",
+            last_request_number=ccr.request_number, origin_host=ccr.origin_host,
+            origin_realm=ccr.origin_realm, service_context_id=ccr.service_context_id,
+            subscription_id=ccr.subscription_ids[0][1][:255],
+            service_information=_service_information(ccr), node_id=self.config.node_id,
+            opened_at=now, updated_at=now, expires_at=now, closed_at=now, close_cause="event",
+            cdr_sequence=1,
+        )  # fmt: skip
+        for service, rated, units, cost in charged:
+            store.add_usage(
+                conn, session_pk, service.key, service.rating_group, service.service_id,
+                now=now, charge=cost, priced_units=units,
+                **_usage_fields(rated.kind, service, units),
+            )  # fmt: skip
+        session = store.load_session(conn, ccr.session_id)
+        assert session is not None
+        enqueue(
+            conn,
+            build_record(
+                node_id=self.config.node_id, sequence=session_pk, session=session,
+                usage=store.session_usage(conn, session_pk), closed_at=now,
+                cause=CauseForRecordClosing.NORMAL_RELEASE, currency=sub.currency,
+                tariff=plan.name, tariff_version=_version(plan, now),
+            ),
+        )  # fmt: skip
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _open_session(
+        self, conn: Connection, request: Message, ccr: CreditControlRequest
+    ) -> tuple[dict[str, Any] | None, Outcome]:
+        session = store.load_session(conn, ccr.session_id)
+        if session is None or session["state"] != "open":
+            return None, Outcome(ResultCode.UNKNOWN_SESSION_ID)
+        if ccr.request_number <= int(session["last_request_number"]):
+            # Not a retransmission (that would have a stored outcome): out of sequence.
+            return None, _invalid(request, "CC-Request-Number", "CC-Request-Number out of order")
+        return session, Outcome()
+
+    def _expiry(self, now: datetime) -> datetime:
+        return now + timedelta(seconds=self.config.validity_time + self.config.sweep_grace)
+
+    def _default_units(self, kind: UnitKind) -> int:
+        return {
+            UnitKind.SECONDS: self.config.default_seconds,
+            UnitKind.OCTETS: self.config.default_octets,
+            UnitKind.EVENTS: self.config.default_events,
+        }[kind]
+
+    def _event_units(self, rated: RatedService, service: ServiceRequest) -> int:
+        for units in (service.requested, *service.used):
+            amount = rated.amount(units)
+            if amount:
+                return amount
+        return self._default_units(rated.kind)
+
+
+def _is_event(service: ServiceRequest) -> bool:
+    return service.requested is not None and service.requested.service_specific is not None
+
+
+def _cause(kind: str, ccr: CreditControlRequest) -> Cause:
+    return Cause(kind, ccr.session_id, ccr.request_number)
+
+
+def _invalid(request: Message, name: str, message: str) -> Outcome:
+    avp = request.first(name)
+    return Outcome(
+        ResultCode.INVALID_AVP_VALUE,
+        error_message=message,
+        failed_avp=Avp.new(name, avp.value) if avp is not None else None,
+    )
+
+
+def _top_level(services: list[ServiceAnswer]) -> int:
+    """2001 unless every service failed the same way (then that code, as Kamailio reads only
+    the top-level Result-Code; RFC 4006 §8.1 lets the server fail the whole request)."""
+    codes = {int(s.result_code) for s in services}
+    if len(codes) == 1 and ResultCode.SUCCESS not in codes:
+        return codes.pop()
+    return ResultCode.SUCCESS
+
+
+def _final_unit(sub: store.Subscription) -> FinalUnit:
+    action = FinalUnitAction(sub.final_unit_action)
+    return FinalUnit(
+        action,
+        RedirectAddressType(sub.redirect_address_type) if sub.redirect_address_type else None,
+        sub.redirect_server,
+        sub.restriction_filter_rules,
+    )
+
+
+def _usage_fields(kind: UnitKind, service: ServiceRequest, units: int) -> dict[str, int]:
+    if kind is UnitKind.SECONDS:
+        return {"time": units}
+    if kind is UnitKind.EVENTS:
+        return {"units": units}
+    uplink = sum(u.input_octets or 0 for u in service.used)
+    downlink = sum(u.output_octets or 0 for u in service.used)
+    if uplink + downlink != units:
+        uplink, downlink = 0, units  # only CC-Total-Octets was reported
+    return {"uplink": uplink, "downlink": downlink}
+
+
+def _service_information(ccr: CreditControlRequest) -> dict[str, Any]:
+    return {
+        "subscription_ids": [list(s) for s in ccr.subscription_ids],
+        "ims": ccr.info.to_json() or None,
+    }
+
+
+def _version(plan: Plan | None, at: datetime) -> str | None:
+    if plan is None:
+        return None
+    return plan.version_at(epoch_seconds(at)).effective_from.isoformat()
