@@ -27,6 +27,7 @@ from policy.qos import Arp
 from policy.store import GroupCommitWriter
 
 USAGE = PolicyUsage.__table__
+SUBSCRIBER_CACHE = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +43,12 @@ class PolicyCatalog:
         self.engine = engine
         self.writer = writer
         self._profiles: dict[str, dict[str, ApnPolicy]] = {}
+        self._subscribers: dict[tuple[str | None, str | None], Subscriber] = {}
 
     async def reload(self) -> None:
+        """Re-read profiles and forget cached subscribers (after provisioning)."""
         self._profiles = await asyncio.to_thread(self._load_profiles)
+        self._subscribers.clear()
 
     def _load_profiles(self) -> dict[str, dict[str, ApnPolicy]]:
         with Session(self.engine) as session:
@@ -57,7 +61,12 @@ class PolicyCatalog:
         return apns.get(apn.lower()) or apns.get("*")
 
     async def subscriber(self, imsi: str | None, msisdn: str | None) -> Subscriber | None:
-        """Find by IMSI first, then MSISDN (digits only: a tel: or + prefix is dropped)."""
+        """Find by IMSI first, then MSISDN (digits only: a tel: or + prefix is dropped); found
+        subscribers are cached until :meth:`reload`."""
+        key = (imsi, msisdn)
+        cached = self._subscribers.get(key)
+        if cached is not None:
+            return cached
 
         def read() -> Subscriber | None:
             with Session(self.engine) as session:
@@ -74,10 +83,18 @@ class PolicyCatalog:
                         return Subscriber(sub.id, sub.imsi, sub.msisdn, sub.profile.name)
             return None
 
-        return await asyncio.to_thread(read)
+        found = await asyncio.to_thread(read)
+        if found is not None:
+            if len(self._subscribers) >= SUBSCRIBER_CACHE:
+                self._subscribers.clear()
+            self._subscribers[key] = found
+        return found
 
-    async def used(self, subscriber_id: int, now: datetime) -> dict[str, int]:
-        """Octets used per monitoring key in the current period."""
+    async def used(self, policy: ApnPolicy, subscriber_id: int, now: datetime) -> dict[str, int]:
+        """Octets used per monitoring key in the current period (none read when the policy has
+        no fair-use allowance)."""
+        if not policy.allowances:
+            return {}
 
         def read() -> dict[str, int]:
             with self.engine.connect() as conn:

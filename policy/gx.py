@@ -166,7 +166,7 @@ class GxApp:
         ref = SubscriberRef(subscriber.imsi or imsi, subscriber.msisdn or msisdn)
         decision = decide(
             policy,
-            await self.catalog.used(subscriber.id, now),
+            await self.catalog.used(policy, subscriber.id, now),
             await self.charging.charging_state(ref),
             now,
         )
@@ -262,7 +262,7 @@ class GxApp:
         policy = self.catalog.apn_policy(state.profile, state.apn)
         if policy is None:
             return []
-        totals = await self.catalog.used(state.subscriber_id, now)
+        totals = await self.catalog.used(policy, state.subscriber_id, now)
         left = {
             g.monitoring_key: g for g in decide(policy, totals, ChargingState(), now).monitoring
         }
@@ -347,7 +347,7 @@ class GxApp:
             now = self.clock()
             new = decide(
                 policy,
-                await self.catalog.used(state.subscriber_id, now),
+                await self.catalog.used(policy, state.subscriber_id, now),
                 await self.charging.charging_state(SubscriberRef(state.imsi, state.msisdn)),
                 now,
             )

@@ -68,12 +68,16 @@ class RxApp:
 
     async def on_aar(self, request: Message, peer: Peer) -> Message:
         session_id = request.get("Session-Id")
-        rx = await self.store.rx(session_id)
+        ipv4, ipv6 = ue_addresses(request)
+        apn = request.get("Called-Station-Id")
+        rx = self.store.cached_rx(session_id)
+        if rx is None and not self.store.serves(ipv4, ipv6, apn):
+            # Possibly an AF session another OpenPCC process created: ask the database.
+            rx = await self.store.rx(session_id)
         if rx is None and request.get("Rx-Request-Type") == UPDATE_REQUEST:
             raise AnswerError(RC.UNKNOWN_SESSION_ID, error_message="no such Rx session")
         if rx is None:
-            ipv4, ipv6 = ue_addresses(request)
-            gx = await self.store.find_gx(ipv4, ipv6, request.get("Called-Station-Id"))
+            gx = await self.store.find_gx(ipv4, ipv6, apn)
             if gx is None:
                 log.info("rx aar no gx session=%s ipv4=%s ipv6=%s", session_id, ipv4, ipv6)
                 return self._aaa(request, RC.IP_CAN_SESSION_NOT_AVAILABLE)

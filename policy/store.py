@@ -262,6 +262,18 @@ class SessionStore:
 
     # --- Rx ------------------------------------------------------------------------------
 
+    def cached_rx(self, session_id: str) -> RxState | None:
+        return self._rx.get(session_id)
+
+    def serves(self, ipv4: str | None, ipv6: str | None, apn: str | None) -> bool:
+        """Whether this process holds the Gx session bound to the address (then every AF
+        session bound to it is in the cache too, and a miss means a new AF session)."""
+        sid = self._by_ipv4.get(ipv4) if ipv4 else None
+        if sid is None and ipv6:
+            sid = self._by_ipv6.get(_slash64(ipv6))
+        state = self._gx.get(sid) if sid else None
+        return state is not None and (not apn or state.apn.lower() == apn.lower())
+
     async def rx(self, session_id: str) -> RxState | None:
         state = self._rx.get(session_id)
         if state is not None:

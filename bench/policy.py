@@ -1,0 +1,222 @@
+"""PCRF benchmark: Gx CCR-I/CCR-T pairs per second, and AAR → Gx RAR → RAA → AAA round trips
+(p50/p99) at a fixed call rate.
+
+    python -m bench.policy [--duration 3] [--window 64] [--calls-per-second 1000] [--db URL]
+
+The PCRF runs in a subprocess (uvloop when importable) on a fresh SQLite file (WAL,
+synchronous=FULL: every answer is durable) unless --db gives a PostgreSQL URL. This process plays
+the PGW (our diam node: sends CCRs, answers RARs) and the P-CSCF (sends AARs and STRs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+from diam.constants import APP_GX, APP_RX, CMD_AA, CMD_CREDIT_CONTROL, CMD_RE_AUTH, VENDOR_3GPP
+from diam.identity import LocalIdentity, PeerPolicy
+from diam.message import Avp, Message
+from diam.node import Node
+
+REALM = "bench.test"
+IMSI = "001010000000001"
+POLICY = {
+    "profiles": [
+        {
+            "name": "volte",
+            "apns": [{"apn": "ims", "qci": 5, "arp": {"priority": 1},
+                      "ambr": {"ul": 256_000, "dl": 256_000},
+                      "predefined_rules": ["ims-signalling"]}],
+        }
+    ],
+    "subscribers": [{"imsi": IMSI, "profile": "volte"}],
+}  # fmt: skip
+
+
+async def serve(url: str) -> None:
+    from openpcc.database import create_engine, upgrade
+    from policy import provisioning
+    from policy.service import Pcrf, PcrfConfig
+
+    engine = create_engine(url)
+    upgrade(engine)
+    provisioning.apply(engine, provisioning.PolicyProvisioning.model_validate(POLICY))
+    apps = frozenset({(APP_GX, VENDOR_3GPP), (APP_RX, VENDOR_3GPP)})
+    node = Node(LocalIdentity("pcrf.bench.test", REALM, applications=apps), PeerPolicy(),
+                max_in_flight=8192)  # fmt: skip
+    pcrf = Pcrf(node, engine, PcrfConfig())
+    await pcrf.start()
+    _, port = await node.listen("127.0.0.1", 0)
+    print(f"PORT {port}", flush=True)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    await pcrf.stop()
+    await node.close(0.5)
+
+
+def ccr(session_id: str, kind: int, number: int, ue: int) -> Message:
+    avps: list[Any] = [
+        ("Session-Id", session_id),
+        ("Auth-Application-Id", APP_GX),
+        ("Destination-Realm", REALM),
+        ("CC-Request-Type", kind),
+        ("CC-Request-Number", number),
+    ]
+    if kind == 1:
+        avps += [
+            ("Subscription-Id", [("Subscription-Id-Type", 1), ("Subscription-Id-Data", IMSI)]),
+            ("Framed-IP-Address", ipaddress.IPv4Address(0x0A000000 + ue).packed),
+            ("Called-Station-Id", "ims"),
+        ]
+    return Message.request(CMD_CREDIT_CONTROL, APP_GX, avps)
+
+
+def aar(session_id: str, ue: int) -> Message:
+    ip = ipaddress.IPv4Address(0x0A000000 + ue)
+    flows = [
+        ("Flow-Number", 1),
+        ("Flow-Description", f"permit out 17 from 192.0.2.10 50000 to {ip} 49152"),
+        ("Flow-Description", f"permit in 17 from {ip} 49152 to 192.0.2.10 50000"),
+    ]
+    mcd = [
+        ("Media-Component-Number", 1),
+        ("Media-Sub-Component", flows),
+        ("Media-Type", 0),
+        ("Max-Requested-Bandwidth-UL", 41_000),
+        ("Max-Requested-Bandwidth-DL", 41_000),
+        ("Flow-Status", 2),
+    ]
+    return Message.request(CMD_AA, APP_RX, [
+        ("Session-Id", session_id),
+        ("Auth-Application-Id", APP_RX),
+        ("Destination-Realm", REALM),
+        ("Framed-IP-Address", ip.packed),
+        Avp.new("Media-Component-Description", mcd),
+    ])  # fmt: skip
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+async def load(port: int, duration: float, window: int, rate: int) -> None:
+    async def raa(request: Message, peer: Any) -> Message:
+        return request.answer(2001)
+
+    pgw = Node(LocalIdentity("pgw.bench.test", REALM,
+                             applications=frozenset({(APP_GX, VENDOR_3GPP)})), PeerPolicy(),
+               max_in_flight=8192)  # fmt: skip
+    pgw.add_route(APP_GX, CMD_RE_AUTH, raa)
+    rx_apps = frozenset({(APP_RX, VENDOR_3GPP)})
+    pcscf = Node(LocalIdentity("pcscf.bench.test", REALM, applications=rx_apps), PeerPolicy())
+    gx_peer = await pgw.connect("127.0.0.1", port)
+    rx_peer = await pcscf.connect("127.0.0.1", port)
+
+    # 1. Gx CCR-I/CCR-T pairs, `window` sessions in flight.
+    counter = iter(range(1, 1 << 30))
+    done = 0
+    deadline = time.perf_counter() + duration
+
+    async def worker() -> None:
+        nonlocal done
+        while time.perf_counter() < deadline:
+            n = next(counter)
+            sid = f"pgw.bench.test;{n}"
+            a = await pgw.request(ccr(sid, 1, 0, n), peer=gx_peer)
+            b = await pgw.request(ccr(sid, 3, 1, n), peer=gx_peer)
+            assert a.get("Result-Code") == b.get("Result-Code") == 2001
+            done += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(window)))
+    elapsed = time.perf_counter() - start
+    print(f"gx: {done / elapsed:,.0f} CCR-I/CCR-T pairs/s = {2 * done / elapsed:,.0f} Gx "
+          f"requests/s (window {window}, {elapsed:.1f} s, durable SQLite)")  # fmt: skip
+
+    # 2. Calls: AAR → RAR → RAA → AAA, then STR → RAR → RAA → STA, at `rate` calls/s.
+    sessions = 200
+    for n in range(sessions):
+        await pgw.request(ccr(f"pgw.bench.test;call;{n}", 1, 0, 500_000 + n), peer=gx_peer)
+    latencies: list[float] = []
+    failures = 0
+    tasks: list[asyncio.Task[None]] = []
+
+    async def call(i: int) -> None:
+        nonlocal failures
+        sid = f"pcscf.bench.test;{i}"
+        t0 = time.perf_counter()
+        answer = await pcscf.request(aar(sid, 500_000 + i % sessions), peer=rx_peer)
+        latencies.append(time.perf_counter() - t0)
+        if answer.get("Result-Code") != 2001:
+            failures += 1
+        str_ = Message.request(275, APP_RX, [("Session-Id", sid), ("Auth-Application-Id", APP_RX),
+                                             ("Destination-Realm", REALM),
+                                             ("Termination-Cause", 1)])  # fmt: skip
+        await pcscf.request(str_, peer=rx_peer)
+
+    start = time.perf_counter()
+    total = int(rate * duration)
+    for i in range(total):
+        target = start + i / rate
+        delay = target - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(call(i)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - start
+    print(f"rx: {total / elapsed:,.0f} calls/s offered {rate}/s; AAR→RAR→RAA→AAA "
+          f"p50 {percentile(latencies, 0.5) * 1000:.2f} ms, "
+          f"p99 {percentile(latencies, 0.99) * 1000:.2f} ms, failures {failures}")  # fmt: skip
+    await pgw.close(0.5)
+    await pcscf.close(0.5)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--duration", type=float, default=3.0)
+    parser.add_argument("--window", type=int, default=64)
+    parser.add_argument("--calls-per-second", type=int, default=1000)
+    parser.add_argument("--db", default="")
+    parser.add_argument("--serve", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    runner = _runner()
+    if args.serve:
+        runner(serve(args.serve))
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.db or f"sqlite:///{tmp}/bench.db"
+        server = subprocess.Popen(
+            [sys.executable, "-m", "bench.policy", "--serve", url],
+            stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )  # fmt: skip
+        try:
+            assert server.stdout is not None
+            line = server.stdout.readline()
+            port = int(line.split()[1])
+            runner(load(port, args.duration, args.window, args.calls_per_second))
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=10)
+    return 0
+
+
+def _runner() -> Any:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run
+    return uvloop.run
+
+
+if __name__ == "__main__":
+    sys.exit(main())
