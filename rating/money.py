@@ -38,6 +38,22 @@ def divide(numerator: int, denominator: int, mode: int) -> int:
     return q
 
 
+def max_within(rate: int, denominator: int, budget: int, mode: int) -> int:
+    """Largest ``x >= 0`` with ``divide(rate * x, denominator, mode) <= budget`` (rate > 0,
+    budget >= 0): the closed form behind reverse rating."""
+    if mode == UP:
+        return budget * denominator // rate
+    if mode == DOWN:
+        return ((budget + 1) * denominator - 1) // rate
+    # Half-way rounding: rate*x/den must stay below budget + 1/2 (or equal it when half-even
+    # rounds that tie down to an even budget).
+    limit = (2 * budget + 1) * denominator
+    x = (limit - 1) // (2 * rate)
+    if mode == HALF_EVEN and budget % 2 == 0 and limit % (2 * rate) == 0:
+        x = limit // (2 * rate)
+    return x
+
+
 def minor_to_decimal(amount: int, exponent: int) -> Decimal:
     """Minor units as a ``Decimal`` in major units (for display)."""
     return Decimal(amount).scaleb(-exponent)

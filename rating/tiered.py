@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from rating.money import SUB, divide
+from rating.money import SUB, divide, max_within
 from rating.result import Line
 from rating.search import largest_fitting
 from rating.timebands import Schedule
@@ -82,6 +82,22 @@ def price_chunk(
     return total, after - before, lines
 
 
+def _affordable(tariff: TieredTariff, band: int, target: int, mode: int) -> int:
+    """Largest billed total ``T`` with ``C_b(T) <= target`` (closed form, tier by tier)."""
+    den = tariff.unit * SUB
+    spent = 0
+    for lo, hi, rate in zip(tariff.lowers, tariff.uppers, tariff.rates[band], strict=True):
+        if hi is not None:
+            full = divide(rate * (hi - lo), den, mode)
+            if spent + full <= target:
+                spent += full
+                continue
+        if not rate:
+            return 1 << 62  # a free open tier: unlimited
+        return lo + max_within(rate, den, target - spent, mode)
+    raise AssertionError("the last tier is open-ended")  # guaranteed by schemas.tariff_checks
+
+
 def grant_units(
     tariff: TieredTariff, start: int, cap: int, already: int, available: int, mode: int
 ) -> tuple[int, int, bool]:
@@ -96,9 +112,7 @@ def grant_units(
     def cost(k: int) -> int:
         return tariff.cumulative(band, base + k * step, mode) - paid
 
-    tier = sum(1 for lo in tariff.lowers if lo <= base) - 1
-    rate = tariff.rates[band][tier]
-    guess = (available * tariff.unit * SUB // rate) // step if rate else top
+    guess = (_affordable(tariff, band, paid + available, mode) - base) // step
     k = largest_fitting(cost, 0, top, available, guess)
     if k == top:
         return cap, cost(k), True

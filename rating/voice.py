@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from rating.money import SUB, divide
+from rating.money import SUB, divide, max_within
 from rating.result import Line
 from rating.search import largest_fitting
 from rating.timebands import Schedule
@@ -113,6 +113,23 @@ def price_chunk(
     return total, after - before, lines
 
 
+def _affordable(tariff: VoiceTariff, call_start: int, limit: int, target: int, mode: int) -> int:
+    """Largest call length ``T <= limit`` with ``C(T) <= target`` ignoring increments (closed
+    form, band piece by band piece)."""
+    spent = tariff.connect
+    if max(spent, tariff.minimum) > target:
+        return 0
+    rates = tariff.rates
+    for a, b, band in tariff.pieces(call_start, call_start + limit):
+        rate = rates[band]
+        full = divide(rate * (b - a), _PER_MINUTE, mode)
+        if spent + full <= target:
+            spent += full
+        else:
+            return a - call_start + max_within(rate, _PER_MINUTE, target - spent, mode)
+    return limit
+
+
 def grant_seconds(
     tariff: VoiceTariff, start: int, cap: int, already: int, available: int, mode: int
 ) -> tuple[int, int, bool]:
@@ -137,13 +154,11 @@ def grant_seconds(
     def cost(k: int) -> int:
         return tariff.cumulative(call_start, total(k), mode) - paid
 
-    rate = tariff.rates[tariff.pieces(call_start + base, call_start + base + 1)[0][2]]
-    budget = available - (tariff.connect if base == 0 else 0)
-    if rate:
-        affordable = max(0, budget) * _PER_MINUTE // rate
-        guess = (affordable - (first if base == 0 else 0)) // step + (1 if base == 0 else 0)
+    reach = _affordable(tariff, call_start, max(limit, base), paid + available, mode)
+    if base == 0:
+        guess = 0 if reach < first else (reach - first) // step + 1
     else:
-        guess = top
+        guess = (reach - base) // step
     k = largest_fitting(cost, 0, top, available, guess)
     if k == top:
         return cap, cost(k), True

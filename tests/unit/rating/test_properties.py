@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rating.engine import Data, Events, Voice, grant, price
-from rating.money import DOWN, HALF_EVEN, HALF_UP, UP, divide
+from rating.money import DOWN, HALF_EVEN, HALF_UP, UP, divide, max_within
 from rating.plan import Plan
 
 PROPS = settings(max_examples=200, deadline=None)
@@ -167,3 +167,15 @@ def test_integer_rounding_matches_decimal(numerator, denominator, mode):
         Decimal(1), rounding=MODES[mode]
     )
     assert divide(numerator, denominator, mode) == int(expected)
+
+
+@PROPS
+@given(
+    st.integers(1, 10**9),
+    st.integers(1, 10**9),
+    st.integers(0, 10**6),
+    st.sampled_from(sorted(MODES)),
+)
+def test_max_within_is_the_rounding_inverse(rate, denominator, budget, mode):
+    x = max_within(rate, denominator, budget, mode)
+    assert divide(rate * x, denominator, mode) <= budget < divide(rate * (x + 1), denominator, mode)
