@@ -108,7 +108,7 @@ GX_CCR_I = Spec(CMD_CREDIT_CONTROL, APP_GX, REQUEST, [
     ]),
     ("Default-EPS-Bearer-QoS", [("QoS-Class-Identifier", 5), _arp(1)]),
     ("AN-GW-Address", IPv4Address("127.0.0.2")),
-    ("3GPP-User-Location-Info", bytes.fromhex("8200f1100001000f1000000101")),
+    ("3GPP-User-Location-Info", bytes.fromhex("8200f110000100f11000000101")),
     ("Called-Station-Id", "ims"),
     ("Event-Timestamp", T0),
 ])

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 # (code, vendor) -> the name the standard uses, where python-diameter spells it differently.
 NAME_FIXES: dict[tuple[int, int], str] = {
-    (824, 10415): "SIP-Method",  # TS 32.299 §7.2.200; python-diameter: "3GPP-SIP-Method"
-    (830, 10415): "User-Session-Id",  # TS 32.299 §7.2.227; python-diameter: "User-Session-ID"
+    (824, 10415): "SIP-Method",  # TS 32.299 §7.2; python-diameter/Wireshark: "3GPP-SIP-Method"
+    (830, 10415): "User-Session-Id",  # TS 32.299 §7.2.242; python-diameter: "User-Session-ID"
 }
 
 # Names used by more than one (code, vendor): which one keeps the plain name. The others are
 # renamed "<Name>.<vendor>.<code>" so that every name maps to exactly one AVP.
 NAME_PREFERENCE: dict[str, tuple[int, int]] = {
-    # Ro uses the 3GPP SIP-Method inside Event-Type (TS 32.299 §7.2.61); RFC 4740's is 393/0.
+    # Ro uses the 3GPP SIP-Method inside Event-Type (TS 32.299); RFC 4740's is 393/0.
     "SIP-Method": (824, 10415),
     "Filter-Id": (11, 0),  # RFC 7155 §4.4.9
     "MAC-Address": (524, 0),  # RFC 5777 §4.1.7.8

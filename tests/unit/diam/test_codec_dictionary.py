@@ -127,7 +127,7 @@ def test_agrees_with_python_diameter_on_code_and_vendor() -> None:
         for code, info in table.items():
             theirs.setdefault(info["name"], set()).add((code, vendor))
     # python-diameter names TS 32.299's SIP-Method (824/10415) "3GPP-SIP-Method" and gives the
-    # plain name to RFC 4740's (393/0); Ro needs the 3GPP one (Event-Type, TS 32.299 §7.2.61).
+    # plain name to RFC 4740's (393/0); Ro needs the 3GPP one (inside Event-Type, TS 32.299).
     renamed = {"SIP-Method"}
     assert theirs["3GPP-SIP-Method"] == {(824, 10415)}
     checked = 0
