@@ -1,0 +1,127 @@
+"""``openpcc run`` and the app wiring: listeners from settings, CER answered, clean SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+from diam.constants import (
+    APP_CREDIT_CONTROL,
+    APP_GX,
+    APP_RX,
+    CMD_DISCONNECT_PEER,
+    VENDOR_3GPP,
+    ResultCode,
+)
+from openpcc.app import build_app, serve
+from schemas.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _vsai(cea):
+    return {
+        (v.get("Vendor-Id"), v.get("Auth-Application-Id"))
+        for v in cea["Vendor-Specific-Application-Id"]
+    }
+
+
+def test_openpcc_run_answers_cer_and_exits_cleanly_on_sigterm(dk):
+    port = _free_port()
+
+    async def main():
+        env = dict(os.environ, OPENPCC_DIAMETER_HOST="127.0.0.1", OPENPCC_DIAMETER_PORT=str(port))
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "openpcc.cli", "run",
+            cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            lines = []
+            while not any("event=ready" in line for line in lines):
+                line = await asyncio.wait_for(proc.stderr.readline(), 20)
+                assert line, f"openpcc run exited early: {lines}"
+                lines.append(line.decode())
+            assert f"openpcc.localdomain@127.0.0.1:{port}" in lines[-1]
+            peer = await dk.RawPeer.connect(port)
+            cea = await peer.open(apps=[("vsai", APP_RX)])
+            assert cea.get("Result-Code") == ResultCode.SUCCESS
+            assert cea.get("Origin-Host") == "openpcc.localdomain"
+            assert cea.get("Origin-Realm") == "localdomain"
+            assert _vsai(cea) == {
+                (VENDOR_3GPP, APP_GX),
+                (VENDOR_3GPP, APP_RX),
+                (VENDOR_3GPP, APP_CREDIT_CONTROL),
+            }
+            proc.send_signal(signal.SIGTERM)
+            dpr = await peer.recv(5)
+            assert dpr.is_request and dpr.command_code == CMD_DISCONNECT_PEER
+            peer.send(dpr.answer(ResultCode.SUCCESS, ("Origin-Host", "client.test"),
+                                 ("Origin-Realm", "test")))  # fmt: skip
+            assert await peer.closed(5)
+            assert await asyncio.wait_for(proc.wait(), 10) == 0
+            rest = (await proc.stderr.read()).decode()
+            assert "event=stopped" in rest
+            assert "Traceback" not in rest
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+
+    dk.run(main, timeout=60)
+
+
+def test_several_listeners_each_with_its_own_identity(dk, monkeypatch):
+    pcrf_port, ocs_port = _free_port(), _free_port()
+    monkeypatch.setenv(
+        "OPENPCC_DIAMETER_LISTENERS",
+        json.dumps([
+            {"host": "127.0.0.1", "port": pcrf_port, "origin_host": "pcrf.epc.test",
+             "origin_realm": "epc.test", "applications": ["gx", "rx"]},
+            {"host": "127.0.0.1", "port": ocs_port, "origin_host": "ocs.epc.test",
+             "origin_realm": "epc.test", "applications": ["ro"], "peers": "*@ims.test"},
+        ]),
+    )  # fmt: skip
+
+    async def main():
+        app = build_app(Settings())
+        assert app.node_for(APP_GX).identity.origin_host == "pcrf.epc.test"
+        assert app.node_for(APP_CREDIT_CONTROL).identity.origin_host == "ocs.epc.test"
+        stop = asyncio.Event()
+        ready = asyncio.Event()
+        serving = asyncio.create_task(serve(app, stop=stop, on_ready=lambda _: ready.set()))
+        await asyncio.wait_for(ready.wait(), 5)
+        pcef = await dk.RawPeer.connect(pcrf_port)
+        cea = await pcef.open(origin_host="pgw.epc.test", realm="epc.test", apps=[APP_GX])
+        assert cea.get("Result-Code") == ResultCode.SUCCESS
+        assert cea.get("Origin-Host") == "pcrf.epc.test"
+        assert _vsai(cea) == {(VENDOR_3GPP, APP_GX), (VENDOR_3GPP, APP_RX)}
+        # Ro is not served on the PCRF identity, and the OCS has its own allowlist
+        scscf = await dk.RawPeer.connect(pcrf_port)
+        cea = await scscf.open(origin_host="scscf.ims.test", realm="ims.test",
+                               apps=[("vsai", APP_CREDIT_CONTROL)])  # fmt: skip
+        assert cea.get("Result-Code") == ResultCode.NO_COMMON_APPLICATION
+        scscf = await dk.RawPeer.connect(ocs_port)
+        cea = await scscf.open(origin_host="scscf.ims.test", realm="ims.test",
+                               apps=[("vsai", APP_CREDIT_CONTROL)])  # fmt: skip
+        assert cea.get("Result-Code") == ResultCode.SUCCESS
+        assert cea.get("Origin-Host") == "ocs.epc.test"
+        stranger = await dk.RawPeer.connect(ocs_port)
+        cea = await stranger.open(origin_host="pgw.epc.test", realm="epc.test")
+        assert cea.get("Result-Code") == ResultCode.UNKNOWN_PEER
+        for peer in (pcef, scscf):
+            await peer.aclose()
+        stop.set()
+        await asyncio.wait_for(serving, 5)
+
+    dk.run(main)
