@@ -11,7 +11,14 @@ import struct
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
-from diam.codec_types import DECODERS, ENCODERS, FIXED_SIZE, MIN_ADDRESS, UnsupportedValue
+from diam.codec_types import (
+    DECODERS,
+    ENCODERS,
+    FIXED_SIZE,
+    MIN_ADDRESS,
+    NUMBER_STRUCTS,
+    UnsupportedValue,
+)
 from diam.constants import (
     AVP_FLAG_MANDATORY,
     AVP_FLAG_VENDOR,
@@ -262,12 +269,23 @@ class Avp:
             return value
         conv = _CONVERTERS.get((self._vendor << 32) | self._code, bytes)
         buf = self._buf
+        if buf is not None and type(conv) is _Struct:  # fixed-size number: no slice, no frame
+            start = self._start
+            if self._end - start == conv.size:
+                value = self._value = conv.unpack_from(buf, start)[0]
+                return value
+            raise DecodeError(ResultCode.INVALID_AVP_LENGTH,
+                              f"{self.name}: expected {conv.size} octets, got {self._end - start}",
+                              self.wire())
         if conv is None:  # Grouped
             if self._depth + 1 >= MAX_GROUP_DEPTH:
                 raise self._value_error(f"Grouped AVPs nested deeper than {MAX_GROUP_DEPTH}")
-            assert buf is not None
+            if buf is None:  # detached octets (e.g. its code was changed to a Grouped one)
+                buf, self._start, self._end = self._data, 0, len(self._data or b"")
             value = self._value = walk(buf, self._start, self._end, self._depth + 1)
             return value
+        if type(conv) is _Struct:
+            conv = _DECODE_STRUCT[conv]
         data = self._data if buf is None else buf[self._start : self._end]
         try:
             value = self._value = conv(data)
@@ -389,8 +407,12 @@ class Avp:
         return f"Avp({self.name}, {value!r})"
 
 
-# (vendor << 32 | code) -> value converter for every dictionary AVP; None marks Grouped.
-# Unknown AVPs convert with `bytes`.
+# (vendor << 32 | code) -> how to convert the value of every dictionary AVP: a struct.Struct for
+# fixed-size numbers (unpacked in place), a function for the others, None for Grouped. Unknown
+# AVPs convert with `bytes`.
+_Struct = struct.Struct
+_DECODE_STRUCT: dict[struct.Struct, Any] = {s: DECODERS[t] for t, s in NUMBER_STRUCTS.items()}
 _CONVERTERS: dict[int, Any] = {
-    key: None if d.type is _GROUPED else DECODERS[d.type] for key, d in _BY_KEY.items()
+    key: None if d.type is _GROUPED else NUMBER_STRUCTS.get(d.type, DECODERS[d.type])
+    for key, d in _BY_KEY.items()
 }

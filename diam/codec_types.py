@@ -50,6 +50,18 @@ FIXED_SIZE: dict[AvpType, int] = {
 }
 
 
+# The struct of each fixed-size number format (the codec unpacks these in place).
+NUMBER_STRUCTS: dict[AvpType, struct.Struct] = {
+    AvpType.INTEGER32: _I32,
+    AvpType.INTEGER64: _I64,
+    AvpType.UNSIGNED32: _U32,
+    AvpType.UNSIGNED64: _U64,
+    AvpType.FLOAT32: _F32,
+    AvpType.FLOAT64: _F64,
+    AvpType.ENUMERATED: _I32,
+}
+
+
 def _struct_decoder(s: struct.Struct) -> Callable[[bytes], Any]:
     """Fixed-size number; struct.error (a length mismatch) is the caller's 5014."""
     unpack = s.unpack

@@ -135,7 +135,7 @@ class Message:
                       self.end_to_end)
         session = self.first("Session-Id")
         if session is not None:
-            out.avps.append(Avp.new("Session-Id", session.value))
+            out.avps.append(Avp.from_wire(session.wire()))  # the very octets, never re-decoded
         if result_code is not None:
             out.avps.append(Avp.new("Result-Code", int(result_code)))
         out.avps.extend(_coerce(a) for a in avps)

@@ -45,3 +45,20 @@ def test_answer_copies_session_and_ids() -> None:
     assert (ans.hop_by_hop, ans.end_to_end) == (7, 9)
     assert [a.name for a in ans.avps] == ["Session-Id", "Result-Code", "CC-Request-Type"]
     assert req.answer(3001).is_error
+
+
+def test_changing_code_reinterprets_the_octets() -> None:
+    raw = Avp.new("Used-Service-Unit", [("CC-Time", 5)])
+    msg = Message.decode(Message.request(272, 4, [("Session-Id", "s"), raw]).encode())
+    avp = msg.avps[1]
+    avp.code = 437  # Requested-Service-Unit, also Grouped
+    assert avp.name == "Requested-Service-Unit" and avp.get("CC-Time") == 5
+    again = Message.decode(msg.encode(), validate=True)
+    assert again.first("Requested-Service-Unit").get("CC-Time") == 5
+
+
+def test_answer_keeps_session_id_octets() -> None:
+    req = Message.decode(_ccr().encode())
+    ans = req.answer(2001)
+    assert ans.avps[0].wire() == req.avps[0].wire()
+    assert ans.get("Result-Code") == 2001 and ans.get("Session-Id") == "scscf.test;1;2"
