@@ -55,13 +55,15 @@ Usage = Voice | Data | Events
 
 
 def _units(usage: Usage) -> int:
-    units = (
-        usage.seconds
-        if type(usage) is Voice
-        else usage.octets
-        if type(usage) is Data
-        else usage.count
-    )
+    kind = type(usage)
+    if kind is Voice:
+        units = usage.seconds
+    elif kind is Data:
+        units = usage.octets
+    elif kind is Events:
+        units = usage.count
+    else:
+        raise TypeError(f"unsupported usage {usage!r}")
     if units < 0:
         raise ValueError(f"usage units must be >= 0, got {units}")
     return units

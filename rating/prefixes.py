@@ -42,6 +42,13 @@ class PrefixTable:
     def __len__(self) -> int:
         return len(self._map) + (self._fallback is not None)
 
+    def entries(self) -> dict[str, str]:
+        """A copy of the table: prefix (or ``*``) -> value."""
+        table = dict(self._map)
+        if self._fallback is not None:
+            table["*"] = self._fallback
+        return table
+
     def lookup(self, digits: str) -> tuple[str, str]:
         """``(matched prefix, value)`` for normalised digits (prefix ``*``: the fallback)."""
         table = self._map

@@ -1,4 +1,4 @@
-"""``openpcc tariff``: check a tariff file, price a usage, compute a grant (before activation)."""
+"""``openpcc tariff``: check a tariff file, price a usage, compute a grant, show rates in force."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from rating.engine import Data, Events, Usage, Voice, grant, price
+from rating.engine import Data, Events, Usage, Voice, enquire, grant, price
 from rating.errors import RatingError
 from rating.loader import TariffFileError, load_plan
 from rating.money import minor_to_decimal
@@ -28,10 +28,18 @@ def register(subparsers: Any) -> None:
     for name, helptext, func in (
         ("price", "price a usage and print the breakdown as JSON", _price),
         ("grant", "largest usage an amount pays for (reverse rating), as JSON", _grant),
+        ("rates", "the rates in force for a destination / rating group / service, as JSON", _rates),
     ):
         sub = commands.add_parser(name, help=helptext)
         sub.add_argument("file")
-        sub.add_argument("--start", type=_aware, help="ISO 8601 start with offset (default: now)")
+        sub.add_argument("--start", type=_aware, help="ISO 8601 time with offset (default: now)")
+        kind = sub.add_mutually_exclusive_group(required=True)
+        kind.add_argument("--destination", help="called number for voice, e.g. +49301234")
+        kind.add_argument("--rating-group", type=int, help="rating group for data")
+        kind.add_argument("--service-id", type=int, help="service identifier for events")
+        if name == "rates":
+            sub.set_defaults(func=func, seconds=0, octets=0, events=0)
+            continue
         sub.add_argument(
             "--already-used",
             type=int,
@@ -39,10 +47,6 @@ def register(subparsers: Any) -> None:
             metavar="UNITS",
             help="units already priced in this call (voice) or billing period",
         )
-        kind = sub.add_mutually_exclusive_group(required=True)
-        kind.add_argument("--destination", help="called number for voice, e.g. +49301234")
-        kind.add_argument("--rating-group", type=int, help="rating group for data")
-        kind.add_argument("--service-id", type=int, help="service identifier for events")
         units = sub.add_mutually_exclusive_group(required=True)
         units.add_argument("--seconds", type=int)
         units.add_argument("--octets", type=int)
@@ -194,6 +198,32 @@ def _grant(args: argparse.Namespace) -> int:
             "tariff_change_at": None
             if result.tariff_change_at is None
             else result.tariff_change_at.isoformat(),
+        }
+
+    return _run(args, compute)
+
+
+def _rates(args: argparse.Namespace) -> int:
+    def compute(plan: Plan, usage: Usage, start: datetime) -> dict[str, Any]:
+        sheet = enquire(plan, usage, start)
+        return {
+            "plan": plan.name,
+            "at": start.isoformat(),
+            "version": sheet.effective_from.isoformat(),
+            "kind": sheet.kind,
+            "key": sheet.key,
+            "prefix": None if sheet.prefix in (None, "*") else f"+{sheet.prefix}",
+            "currency": sheet.currency,
+            "band_now": sheet.band,
+            "next_switch": None if sheet.next_switch is None else sheet.next_switch.isoformat(),
+            "per": sheet.per,
+            "connect_fee": _money(sheet.connect_fee, plan),
+            "minimum_charge": _money(sheet.minimum_charge, plan),
+            "increments": list(sheet.increments),
+            "tiers": [
+                {"up_to": upper, "price": {band or "all": str(p) for band, p in prices.items()}}
+                for upper, prices in sheet.tiers
+            ],
         }
 
     return _run(args, compute)

@@ -109,3 +109,20 @@ def test_unknown_service_is_an_error(capsys: pytest.CaptureFixture[str]) -> None
     ]
     assert main(args) == 1
     assert "no event rate for service id 9" in capsys.readouterr().err
+
+
+def test_rates(capsys: pytest.CaptureFixture[str]) -> None:
+    args = [
+        "tariff",
+        "rates",
+        EXAMPLE,
+        "--destination",
+        "+4917012345",
+        "--start",
+        "2026-11-24T19:00:00+01:00",
+    ]
+    assert main(args) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert (body["key"], body["prefix"], body["band_now"]) == ("DE_MOBILE", "+49170", "peak")
+    assert body["tiers"] == [{"up_to": None, "price": {"peak": "0.19", "offpeak": "0.09"}}]
+    assert body["next_switch"] == "2026-11-24T20:00:00+01:00"

@@ -64,6 +64,8 @@ def test_enquiry_shows_rates_in_force(example: Plan) -> None:
         example, Voice("+4917012345", 0), datetime.fromisoformat("2026-11-24T19:00:00+01:00")
     )
     assert (sheet.key, sheet.band, sheet.increments) == ("DE_MOBILE", "peak", (60, 1))
+    assert type(sheet.connect_fee) is int and type(sheet.minimum_charge) is int
+    assert all(type(rate) is Decimal for rate in sheet.rates.values())
     assert sheet.rates == {"peak": Decimal("0.19"), "offpeak": Decimal("0.09")}
     assert sheet.next_switch == datetime.fromisoformat("2026-11-24T20:00:00+01:00")
     later = enquire(
