@@ -8,10 +8,13 @@ in the database per IP-CAN session establishment.
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
@@ -112,27 +115,23 @@ class PolicyCatalog:
         month = period(now)
 
         def write(conn: Connection) -> None:
+            stmt = usage_upsert(conn.dialect.name)
             for key, octets in used.items():
-                cond = (
-                    (USAGE.c.subscriber_id == subscriber_id)
-                    & (USAGE.c.monitoring_key == key)
-                    & (USAGE.c.period == month)
-                )
-                done = conn.execute(
-                    USAGE.update().where(cond).values(octets=USAGE.c.octets + octets)
-                )
-                if done.rowcount == 0:
-                    conn.execute(
-                        USAGE.insert().values(
-                            subscriber_id=subscriber_id,
-                            monitoring_key=key,
-                            period=month,
-                            octets=octets,
-                        )
-                    )
+                values = {"subscriber_id": subscriber_id, "monitoring_key": key}
+                conn.execute(stmt, {**values, "period": month, "octets": octets})
 
         if used:
             await self.writer.run(write)
+
+
+@functools.cache
+def usage_upsert(dialect: str) -> Any:
+    """Add to the counter, creating it at the first report (one statement)."""
+    insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect](USAGE)
+    keys = [USAGE.c.subscriber_id, USAGE.c.monitoring_key, USAGE.c.period]
+    return insert.on_conflict_do_update(
+        index_elements=keys, set_={"octets": USAGE.c.octets + insert.excluded.octets}
+    )
 
 
 def period(now: datetime) -> str:

@@ -212,3 +212,46 @@ def _apn(a: ApnSpec) -> PolicyApn:
             for v in a.time_variants
         ],
     )
+
+
+def profile_of(conn: sa.Connection, imsi: str | None, msisdn: str | None) -> str | None:
+    """The profile name of the policy subscriber with this IMSI (else MSISDN), or None."""
+    subs, profiles = PolicySubscriber.__table__, PolicyProfile.__table__
+    for column, value in ((subs.c.imsi, imsi), (subs.c.msisdn, msisdn)):
+        if value:
+            name = conn.execute(
+                sa.select(profiles.c.name)
+                .join(subs, subs.c.profile_id == profiles.c.id)
+                .where(column == value)
+            ).scalar()
+            if name is not None:
+                return str(name)
+    return None
+
+
+def assign_profile(
+    conn: sa.Connection, imsi: str | None, msisdn: str | None, profile: str | None
+) -> None:
+    """Give the subscriber (IMSI and/or MSISDN, digits) ``profile``; None removes it from the
+    policy view. Call ``Pcrf.reload_policies`` afterwards so cached subscribers are re-read."""
+    subs, profiles = PolicySubscriber.__table__, PolicyProfile.__table__
+    match = sa.or_(
+        *([subs.c.imsi == imsi] if imsi else []), *([subs.c.msisdn == msisdn] if msisdn else [])
+    )
+    if not (imsi or msisdn):
+        raise ValueError("a policy subscriber needs an imsi or an msisdn")
+    if profile is None:
+        conn.execute(subs.delete().where(match))
+        return
+    profile_id = conn.execute(sa.select(profiles.c.id).where(profiles.c.name == profile)).scalar()
+    if profile_id is None:
+        raise LookupError(f"no policy profile {profile!r}")
+    existing = conn.execute(sa.select(subs.c.id).where(match)).scalars().all()
+    if existing:
+        conn.execute(subs.delete().where(subs.c.id.in_(existing[1:])))
+        conn.execute(
+            subs.update().where(subs.c.id == existing[0])
+            .values(imsi=imsi, msisdn=msisdn, profile_id=profile_id)
+        )  # fmt: skip
+    else:
+        conn.execute(subs.insert().values(imsi=imsi, msisdn=msisdn, profile_id=profile_id))

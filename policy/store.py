@@ -14,6 +14,7 @@ database still finds the Gx session (and its PCEF) bound to the UE's address.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from policy.decision import Ambr, Decision, MonitoringGrant
@@ -360,11 +362,19 @@ class GroupCommitWriter:
 
 
 def _upsert(conn: Connection, table: sa.Table, key: sa.Column[Any], row: dict[str, Any]) -> None:
+    """INSERT … ON CONFLICT (key) DO UPDATE (SQLite ≥ 3.24 and PostgreSQL): one statement,
+    compiled once per table and dialect."""
     now = utcnow()
-    values = {**row, "updated_at": now}
-    done = conn.execute(table.update().where(key == row[key.name]).values(values))
-    if done.rowcount == 0:
-        conn.execute(table.insert().values({**values, "created_at": now}))
+    conn.execute(upsert_statement(conn.dialect.name, table, key), {**row, "created_at": now,
+                 "updated_at": now})  # fmt: skip
+
+
+@functools.cache
+def upsert_statement(dialect: str, table: sa.Table, key: sa.Column[Any]) -> Any:
+    insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect](table)
+    keep = {key.name, "created_at"}
+    changes = {c.name: insert.excluded[c.name] for c in table.columns if c.name not in keep}
+    return insert.on_conflict_do_update(index_elements=[key], set_=changes)
 
 
 def _delete_gx(conn: Connection, session_id: str) -> None:
