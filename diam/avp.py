@@ -144,6 +144,15 @@ def _coerce(item: Avp | tuple[str, Any]) -> Avp:
     return Avp.new(name, value)
 
 
+def _children(name: str, value: Any) -> list[Avp]:
+    """The children of Grouped AVP `name` from an iterable of Avp or (name, value) pairs."""
+    if type(value) is not list and type(value) is not tuple and (
+        isinstance(value, str | bytes | bytearray) or not isinstance(value, Iterable)
+    ):
+        raise TypeError(f"{name} is Grouped: give an iterable of Avp or (name, value) pairs")
+    return [item if isinstance(item, Avp) else Avp.new(*item) for item in value]
+
+
 class Avp:
     """One AVP. Build with `Avp.new(name, value)`; decoded ones come from `Message.decode`.
 
@@ -174,12 +183,17 @@ class Avp:
     def new(cls, name: str, value: Any, *, mandatory: bool | None = None) -> Avp:
         """AVP `name` carrying `value`; vendor id and V/M bits come from the dictionary.
         For Grouped, `value` is an iterable of Avp or (name, value) pairs, nested freely."""
-        d = avp_def(name)
-        flags = AVP_FLAG_VENDOR if d.vendor else 0
-        if d.mandatory if mandatory is None else mandatory:
-            flags |= AVP_FLAG_MANDATORY
-        avp = cls(d.code, d.vendor, flags, None, 0, 0, 0)
-        avp.value = value
+        entry = _NEW.get(name)
+        if entry is None:
+            avp_def(name)  # raises the KeyError naming it
+        code, vendor, flags, encode = entry  # type: ignore[misc]
+        if mandatory is not None:
+            flags = (flags | AVP_FLAG_MANDATORY) if mandatory else (flags & ~AVP_FLAG_MANDATORY)
+        avp = cls(code, vendor, flags, None, 0, 0, 0)
+        if encode is None:
+            avp._value = _children(name, value)
+        else:
+            avp._data = encode(value)
         return avp
 
     @classmethod
@@ -301,9 +315,7 @@ class Avp:
     def value(self, value: Any) -> None:
         d = _BY_KEY.get((self._vendor << 32) | self._code)
         if d is not None and d.type is _GROUPED:
-            if isinstance(value, str | bytes) or not isinstance(value, Iterable):
-                raise TypeError(f"{d.name} is Grouped: give an iterable of Avp or (name, value)")
-            self._value = [_coerce(item) for item in value]
+            self._value = _children(d.name, value)
             self._data = None
         else:
             self._data = ENCODERS[d.type](value) if d is not None else bytes(value)
@@ -412,6 +424,16 @@ class Avp:
 # AVPs convert with `bytes`.
 _Struct = struct.Struct
 _DECODE_STRUCT: dict[struct.Struct, Any] = {s: DECODERS[t] for t, s in NUMBER_STRUCTS.items()}
+# name -> (code, vendor, default flags, encoder; None for Grouped): Avp.new's one lookup.
+_NEW: dict[str, tuple[int, int, int, Any]] = {
+    d.name: (
+        d.code,
+        d.vendor,
+        (AVP_FLAG_VENDOR if d.vendor else 0) | (AVP_FLAG_MANDATORY if d.mandatory else 0),
+        None if d.type is _GROUPED else ENCODERS[d.type],
+    )
+    for d in _BY_KEY.values()
+}
 _CONVERTERS: dict[int, Any] = {
     key: None if d.type is _GROUPED else NUMBER_STRUCTS.get(d.type, DECODERS[d.type])
     for key, d in _BY_KEY.items()

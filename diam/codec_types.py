@@ -8,6 +8,7 @@ values the type cannot carry.
 from __future__ import annotations
 
 import ipaddress
+import math
 import struct
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -34,6 +35,7 @@ MIN_ADDRESS = 6  # family + IPv4: the shortest Address (zero-filled Failed-AVP p
 NTP_EPOCH = datetime(1900, 1, 1, tzinfo=UTC)
 _ERA1 = 1 << 32
 _NTP_TO_UNIX = 2208988800  # seconds from 1900-01-01 to 1970-01-01
+_ERA0_START = 1 << 31  # TIME_MIN in NTP seconds
 TIME_MIN = NTP_EPOCH + timedelta(seconds=1 << 31)  # 1968-01-20 03:14:08 UTC
 TIME_MAX = TIME_MIN + timedelta(seconds=1 << 32)  # 2104-02-26 09:42:24 UTC
 
@@ -160,9 +162,9 @@ def encode_time(value: Any) -> bytes:
         raise TypeError(f"expected datetime, got {type(value).__name__}")
     if value.tzinfo is None:
         raise ValueError("Time needs a timezone-aware datetime")
-    if not TIME_MIN <= value < TIME_MAX:
+    seconds = math.floor(value.timestamp()) + _NTP_TO_UNIX
+    if not _ERA0_START <= seconds < _ERA0_START + _ERA1:
         raise ValueError(f"{value.isoformat()} is outside the NTP range of RFC 4330 §3")
-    seconds = (value - NTP_EPOCH) // timedelta(seconds=1)
     return _U32.pack(seconds & 0xFFFFFFFF)
 
 
