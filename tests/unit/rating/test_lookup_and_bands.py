@@ -105,3 +105,16 @@ def test_no_binary_floating_point_in_rating_sources() -> None:
     ]
     offenders = [f.name for f in files if re.search(r"\bfloat\b", f.read_text(encoding="utf-8"))]
     assert offenders == []
+
+
+@pytest.mark.parametrize(
+    ("utc", "band"),
+    [
+        ("2026-10-25T04:59:59+00:00", "night"),  # 05:59:59 CET, the day clocks went back
+        ("2026-10-25T05:00:00+00:00", "day"),  # 06:00 CET
+        ("2026-03-29T03:59:59+00:00", "night"),  # 05:59:59 CEST, the day clocks went forward
+        ("2026-03-29T04:00:00+00:00", "day"),  # 06:00 CEST
+    ],
+)
+def test_band_switch_follows_local_time_on_dst_days(basic: Plan, utc: str, band: str) -> None:
+    assert enquire(basic, Data(11, 0), datetime.fromisoformat(utc)).band == band
