@@ -234,6 +234,10 @@ def grant(
     if quote.cost == 0 and quote.units == remaining and not result.holds:
         free = rating.price(plan, rated.usage(max(remaining, 1)), start, already_used=already_used)
         result.free = free.total == 0
+    if not result.free and wallet.money_available <= 0:
+        # Rounding may price a few units at zero; an empty account still gets none (4012).
+        result.exhausted = True
+        return result
     result.units += quote.units
     result.exhausted = not quote.capped
     result.tariff_change_at = quote.tariff_change_at

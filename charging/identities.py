@@ -75,7 +75,11 @@ def lookup_keys(id_type: int, data: str) -> list[tuple[str, str]]:
             case SubscriptionIdType.END_USER_SIP_URI:
                 if text.lower().startswith("tel:"):
                     return [(MSISDN, e164_digits(text))]
-                return [(SIP_URI, sip_uri(text))]
+                keys = [(SIP_URI, sip_uri(text))]
+                user = sip_uri(text).partition(":")[2].rpartition("@")[0]
+                if user.startswith("+") and user[1:].isdigit():
+                    keys.append((MSISDN, user[1:]))  # sip:+49...@host;user=phone (RFC 3261 §19.1.6)
+                return keys
             case SubscriptionIdType.END_USER_NAI | SubscriptionIdType.END_USER_PRIVATE:
                 return [(NAI, normalise(NAI, text))]
     except ValueError:

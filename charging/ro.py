@@ -79,7 +79,7 @@ class _SweepWork:
             conn, ledger, ctx.now, session, sub.currency,
             self.processor.config.tariffs.get(sub.tariff),
             cause=CauseForRecordClosing.ABNORMAL_RELEASE,
-            close_cause="swept: idle past Validity-Time + grace",
+            close_cause="swept: idle past validity",
             journal_cause=Cause("expire-session", self.session_id),
         )  # fmt: skip
         return True
