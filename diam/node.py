@@ -59,6 +59,7 @@ class Node:
         max_in_flight: int = 1024,
         cer_timeout: float = 10.0,
         request_timeout: float = 5.0,
+        write_buffer_high: int = 4 << 20,
     ) -> None:
         if watchdog <= 0 or max_in_flight < 1:
             raise ValueError("watchdog must be > 0 and max_in_flight >= 1")
@@ -70,6 +71,8 @@ class Node:
         self.max_in_flight = max_in_flight
         self.cer_timeout = cer_timeout
         self.request_timeout = request_timeout
+        # Bytes queued for a peer (beyond the kernel's buffer) before we stop reading from it.
+        self.write_buffer_high = write_buffer_high
         # RFC 6733 §8.16: a value that grows at each restart; seconds since the epoch do.
         self.origin_state_id = int(time.time()) & 0xFFFFFFFF
         self._end_to_end = EndToEndIds()

@@ -51,8 +51,6 @@ _BASE_COMMANDS = (CMD_CAPABILITIES_EXCHANGE, CMD_DEVICE_WATCHDOG, CMD_DISCONNECT
 DISCONNECT_REBOOTING = 0
 DISCONNECT_BUSY = 1
 DISCONNECT_DO_NOT_WANT_TO_TALK_TO_YOU = 2
-# Bytes queued in the kernel-side write buffer before we stop reading from this peer.
-WRITE_BUFFER_HIGH = 4 << 20
 
 
 class PeerState(enum.Enum):
@@ -93,6 +91,11 @@ class Peer(asyncio.Protocol):
         self._closed: asyncio.Future[None] = self._loop.create_future()
 
     @property
+    def congested(self) -> bool:
+        """True while the peer does not read our output (we stop reading its input meanwhile)."""
+        return self._writable is not None and not self._writable.done()
+
+    @property
     def pending_count(self) -> int:
         """Outbound requests awaiting their answer on this connection."""
         return len(self._pending)
@@ -105,7 +108,7 @@ class Peer(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self._transport = transport = cast(asyncio.Transport, transport)
-        transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
+        transport.set_write_buffer_limits(high=self.node.write_buffer_high)
         peername = transport.get_extra_info("peername")
         sockname = transport.get_extra_info("sockname")
         self.remote_address = (peername[0], peername[1]) if peername else None
@@ -131,7 +134,7 @@ class Peer(asyncio.Protocol):
         for task in self._tasks:
             task.cancel()
         if self._writable is not None and not self._writable.done():
-            self._writable.set_exception(PeerClosed("connection closed"))
+            self._writable.set_result(None)  # waiters re-check the state
         if not self.opened.done():
             self.opened.set_exception(
                 CapabilitiesExchangeFailed(f"connection closed in state {previous.value}")
@@ -540,23 +543,41 @@ class Peer(asyncio.Protocol):
     # --- outbound ------------------------------------------------------------------------------
 
     async def request(self, msg: Message, timeout: float) -> Message:
-        """Send ``msg`` (a request) on this connection and wait for its answer."""
+        """Send ``msg`` (a request) on this connection and wait for its answer; ``timeout``
+        covers waiting for a congested connection to drain too."""
+        loop = self._loop
+        deadline = loop.time() + timeout
+        writable = self._writable
+        if writable is not None and not writable.done() and self.state is PeerState.OPEN:
+            try:  # the peer does not read: wait for the send buffer to drain
+                await asyncio.wait_for(asyncio.shield(writable), timeout)
+            except TimeoutError:
+                raise DiameterTimeout(f"{self.origin_host} not reading for {timeout} s") from None
         if self.state is not PeerState.OPEN:
             raise PeerClosed(f"peer {self.origin_host} is {self.state.value}")
-        if self._writable is not None and not self._writable.done():
-            await self._writable
         self._hop_by_hop = hop_by_hop = (self._hop_by_hop + 1) & 0xFFFFFFFF
         msg.hop_by_hop = hop_by_hop
-        future: asyncio.Future[Message] = self._loop.create_future()
+        future: asyncio.Future[Message] = loop.create_future()
         self._pending[hop_by_hop] = future
         started = time.perf_counter()
-        expiry = self._loop.call_later(timeout, _expire, future, timeout)
+        expiry = loop.call_at(deadline, _expire, future, timeout)
         code = 0
         try:
             self._send(msg)
             answer = await future
-            code = answer.get("Result-Code") or 0
+            code = _result_code(answer)
             return answer
+        except DiameterTimeout:
+            log(
+                logging.WARNING,
+                "request_timeout",
+                peer=self.origin_host,
+                session_id=_session_id(msg),
+                application=msg.application_id,
+                command=msg.command_code,
+                timeout=timeout,
+            )
+            raise
         finally:
             expiry.cancel()
             self._pending.pop(hop_by_hop, None)

@@ -14,20 +14,23 @@ import contextlib
 import importlib
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+
+from sqlalchemy.engine import Engine
 
 from diam.identity import LocalIdentity, PeerPolicy, applications_from_names, firmware_revision
 from diam.metrics import Metrics
 from diam.node import Node
 from diam.router import Router
 from openpcc import __version__
+from openpcc.database import create_engine, upgrade
 from schemas.settings import DiameterListener, Settings
 
 logger = logging.getLogger("openpcc")
 
 # Modules exposing ``install(app)``; PCRF (policy/) and OCS (charging/) register here.
-DOMAIN_MODULES: tuple[str, ...] = ()
+DOMAIN_MODULES: tuple[str, ...] = ("policy.service",)
 
 
 @dataclass(slots=True)
@@ -46,6 +49,17 @@ class App:
     router: Router = field(default_factory=Router)
     metrics: Metrics = field(default_factory=Metrics)
     listeners: list[Listener] = field(default_factory=list)
+    # Async hooks a domain adds in install(): run before the listeners bind / after they close.
+    startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    _engine: Engine | None = None
+
+    def database(self) -> Engine:
+        """The process's Engine on OPENPCC_DATABASE_URL, migrated to head on first use."""
+        if self._engine is None:
+            self._engine = create_engine(self.settings.database_url)
+            upgrade(self._engine)
+        return self._engine
 
     @property
     def nodes(self) -> list[Node]:
@@ -127,6 +141,8 @@ async def serve(
             loop.add_signal_handler(sig, stop.set)
             installed.append(sig)
     try:
+        for hook in app.startup:
+            await hook()
         for listener in app.listeners:
             listener.bound = await listener.node.listen(listener.host, listener.port)
         logger.info(
@@ -144,6 +160,8 @@ async def serve(
         logger.info("event=stopping")
     finally:
         await asyncio.gather(*(node.close() for node in app.nodes), return_exceptions=True)
+        for hook in app.shutdown:
+            await hook()
         for sig in installed:
             loop.remove_signal_handler(sig)
     logger.info("event=stopped")

@@ -192,16 +192,25 @@ async def serving(**kwargs: Any) -> tuple[Node, int]:
     return node, port
 
 
-def run(factory: Callable[[], Awaitable[Any]], timeout: float = 20.0) -> Any:
-    """Run one test coroutine with an overall bound; fail on any error the event loop saw
-    outside it (an exception escaping a protocol callback or a forgotten task)."""
+def run(
+    factory: Callable[[], Awaitable[Any]], timeout: float = 20.0, *, use_uvloop: bool = False
+) -> Any:
+    """Run one test coroutine with an overall bound (on uvloop when asked, as ``openpcc run``
+    does); fail on any error the event loop saw outside it (an exception escaping a protocol
+    callback, a forgotten task)."""
     loop_errors: list[dict[str, Any]] = []
 
     async def bounded() -> Any:
         asyncio.get_running_loop().set_exception_handler(lambda _, ctx: loop_errors.append(ctx))
         return await asyncio.wait_for(factory(), timeout)
 
-    result = asyncio.run(bounded())
+    loop_factory = None
+    if use_uvloop:
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        result = runner.run(bounded())
     assert not loop_errors, f"event loop errors: {loop_errors}"
     return result
 

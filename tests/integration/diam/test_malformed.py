@@ -207,7 +207,8 @@ def test_a_peer_that_never_completes_cer_is_dropped(dk):
     dk.run(main)
 
 
-def test_mutated_requests_never_crash_hang_or_spin(dk):
+@pytest.mark.parametrize("use_uvloop", [False, True], ids=["asyncio", "uvloop"])
+def test_mutated_requests_never_crash_hang_or_spin(dk, use_uvloop):
     """200 seeded random corruptions of a valid CCR (the length word kept, so framing holds):
     each is answered or closes its connection, a DWR right behind it is answered, and the
     well-behaved peer is served throughout."""
@@ -243,7 +244,7 @@ def test_mutated_requests_never_crash_hang_or_spin(dk):
         assert time.process_time() - cpu_before < 10
         await node.close(0.2)
 
-    dk.run(main, timeout=60)
+    dk.run(main, timeout=60, use_uvloop=use_uvloop)
 
 
 def test_undecodable_answer_is_dropped_and_the_request_fails_fast(dk):

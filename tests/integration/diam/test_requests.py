@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import socket
 import time
 
 import pytest
@@ -318,5 +319,71 @@ def test_request_routing_by_destination_and_metrics_export(dk):
         assert 'openpcc_diameter_peer_events_total{event="open"} 1.0' in text
         await client.close()
         await server.close()
+
+    dk.run(main)
+
+
+def test_a_peer_that_does_not_read_is_not_read_either(dk):
+    """Bounded memory: when our answers pile up, the node stops reading that peer's requests
+    and a request towards it times out; other peers are unaffected."""
+
+    async def main():
+        node, port = await dk.serving(write_buffer_high=16 << 10)
+        good = await dk.RawPeer.connect(port)
+        await good.open(origin_host="good.test")
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+        reader, writer = await asyncio.open_connection(sock=sock)
+        hog = dk.RawPeer(reader, writer)
+        await hog.open(origin_host="hog.test")
+        (server_side,) = [p for p in node.peers if p.origin_host == "hog.test"]
+        wire = dk.ccr("s;hog").encode()
+        deadline = time.monotonic() + 10
+        while not server_side.congested:
+            assert time.monotonic() < deadline, "the node never stopped reading"
+            hog.send_bytes(wire * 200)
+            await asyncio.sleep(0.01)
+        answered = node.metrics.count("in", APP_CREDIT_CONTROL, CMD_CREDIT_CONTROL, 2001)
+        await asyncio.sleep(0.2)
+        later = node.metrics.count("in", APP_CREDIT_CONTROL, CMD_CREDIT_CONTROL, 2001)
+        assert later == answered  # nothing more is read from the hog
+        with pytest.raises(DiameterTimeout):
+            await node.request(dk.ccr("s;to-hog"), peer=server_side, timeout=0.2)
+        assert (await good.request(dk.ccr("s;good"))).get("Result-Code") == 2001
+        hog.writer.transport.abort()
+        await node.close(0.2)
+
+    dk.run(main)
+
+
+def test_handlers_in_progress_are_cancelled_when_their_connection_goes(dk):
+    async def main():
+        node = dk.make_node()
+        started, outcome = asyncio.Event(), []
+
+        @node.route(APP_CREDIT_CONTROL, CMD_CREDIT_CONTROL)
+        async def waits(request, peer):
+            started.set()
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                outcome.append("cancelled")
+                raise
+            return request.answer(2001)
+
+        _, port = await node.listen("127.0.0.1", 0)
+        peer = await dk.RawPeer.connect(port)
+        await peer.open()
+        peer.send(dk.ccr("s;gone"))
+        await asyncio.wait_for(started.wait(), 2)
+        await peer.aclose()
+        for _ in range(100):
+            if outcome:
+                break
+            await asyncio.sleep(0.01)
+        assert outcome == ["cancelled"]
+        await node.close(0.2)
 
     dk.run(main)
