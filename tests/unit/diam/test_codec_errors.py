@@ -168,3 +168,18 @@ def test_fuzz_mutated_samples(wire: bytes, edits: list[tuple[int, int]]) -> None
         assert msg.encode() == bytes(data)
     except DecodeError as err:
         assert err.result_code in {3008, 3009, 5004, 5011, 5014, 5015}
+
+
+def test_failed_avp_embeds_the_offending_octets() -> None:
+    """The node answers 5014 with Failed-AVP{the offending AVP} (RFC 6733 §7.5): the octets go
+    on the wire as received, even when their length field is the very error."""
+    overrun = struct.pack(">II", 432, (0x40 << 24) | 200) + b"\0\0\0\1"
+    err = _decode_error(_frame(_avp(263, b"s") + overrun))
+    assert err.failed_avp is not None
+    answer = Message(272, 4, 0x40, 7, 9).add(
+        ("Result-Code", err.result_code), ("Failed-AVP", [Avp.from_wire(err.failed_avp)]))
+    wire = answer.encode()
+    assert err.failed_avp in wire
+    decoded = Message.decode(wire)
+    assert decoded.get("Result-Code") == 5014
+    assert decoded.first("Failed-AVP").data == err.failed_avp
