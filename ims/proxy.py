@@ -182,7 +182,16 @@ class ImsCore:
         return relay
 
     def _forward_stateless(self, request: Request) -> None:
-        target = self._next_hop(request)
+        """ACK for a 2xx (§16.11): to the next Route, else the Request-URI; a Request-URI in our
+        domain is looked up in the location service (no binding: dropped)."""
+        if request.headers.get("Route") is None and (
+                self._is_us(request.uri) or request.uri.host.lower() == self.config.domain):
+            binding = self._lookup(request.uri)
+            if binding is None:
+                return
+            target = self._binding_target(binding)
+        else:
+            target = self._next_hop(request)
         fwd = Request(request.method, request.uri, request.headers.copy(), request.body)
         fwd.headers.prepend("Via", self.endpoint.via(target.transport))
         self.endpoint.send(fwd, target)
