@@ -85,7 +85,9 @@ def _length_error(buf: bytes, pos: int, end: int, what: str) -> DecodeError:
 
 
 def walk(buf: bytes, pos: int, end: int, depth: int) -> list[Avp]:
-    """Split buf[pos:end] into AVPs: one pass over the headers, no value conversion."""
+    """Split buf[pos:end] into AVPs: one pass over the headers, no value conversion. Strict
+    about padding: each AVP's padded length must fit its container (RFC 6733 §4.4: a Grouped
+    AVP's data holds its members with their padding)."""
     avps: list[Avp] = []
     append = avps.append
     unpack = _HDR8.unpack_from

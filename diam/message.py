@@ -154,6 +154,7 @@ class Message:
         return [a for a in self.avps if a._code == code and a._vendor == vendor]
 
     def first(self, name: str) -> Avp | None:
+        """The first top-level AVP called `name`, else None."""
         d = avp_def(name)
         code, vendor = d.code, d.vendor
         for a in self.avps:
@@ -173,6 +174,7 @@ class Message:
 
     # -- wire ----------------------------------------------------------------------------------
     def encode(self) -> bytes:
+        """The message as wire bytes; Message-Length is computed here."""
         parts: list[bytes] = [b""]
         length = HEADER_LENGTH
         for a in self.avps:
@@ -215,6 +217,7 @@ class Message:
 
     def validate(self) -> None:
         """Check every AVP down to the leaves: lengths, nesting depth, fixed-size data lengths.
-        Raises DecodeError (5014 with Failed-AVP, 5004 for nesting deeper than MAX_GROUP_DEPTH)."""
+        Raises DecodeError (5014 with Failed-AVP, 5004 for nesting deeper than MAX_GROUP_DEPTH).
+        Values are not converted: a bad UTF-8 string or Address family surfaces (5004) when read."""
         wire = self.encode()
         check(wire, HEADER_LENGTH, len(wire), 0)
