@@ -18,13 +18,20 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from schemas.currencies import MINOR_UNIT_EXPONENT
 
 DAY_NAMES: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun", "hol")
 HOLIDAY = 7  # day index of "hol": a date in the band set's holiday calendar
-ROUNDING_RULES = ("up", "down", "half_up", "half_even")
 
 
 class InexactNumber(str):
@@ -122,6 +129,11 @@ def parse_octets(value: object) -> int:
     return _quantity(value, _SIZE_UNITS, "5GB")
 
 
+def parse_count(value: object) -> int:
+    """A whole number of events."""
+    return _quantity(value, {"": 1}, "100")
+
+
 def parse_seconds(value: object) -> int:
     """Seconds from an int or a duration such as ``"90s"``, ``"100min"``, ``"2h"``."""
     return _quantity(value, _TIME_UNITS, "100min")
@@ -173,7 +185,9 @@ def parse_increments(value: object) -> tuple[int, int]:
     if len(parts) == 1:
         parts = parts * 2
     try:
-        first, nxt = (int(str(p).strip()) for p in parts if not isinstance(p, bool))
+        if any(isinstance(p, bool) for p in parts):
+            raise ValueError
+        first, nxt = (int(str(p).strip()) for p in parts)
     except (TypeError, ValueError):
         raise ValueError(
             f"increments must look like '60/1' (first/next seconds), got {value!r}"
@@ -202,7 +216,6 @@ def parse_prefix(value: object) -> str:
 Money = Annotated[Decimal, BeforeValidator(parse_money)]
 Price = Annotated[Decimal | dict[str, Decimal], BeforeValidator(parse_price)]
 Octets = Annotated[int, BeforeValidator(parse_octets)]
-Seconds = Annotated[int, BeforeValidator(parse_seconds)]
 Clock = Annotated[int, BeforeValidator(parse_clock)]
 Days = Annotated[frozenset[int], BeforeValidator(parse_days)]
 Increments = Annotated[tuple[int, int], BeforeValidator(parse_increments)]
@@ -302,7 +315,7 @@ class Rollover(_Model):
 
 
 BundleUnit = Literal["seconds", "octets", "events"]
-_AMOUNT_PARSERS = {"seconds": parse_seconds, "octets": parse_octets, "events": parse_octets}
+_AMOUNT_PARSERS = {"seconds": parse_seconds, "octets": parse_octets, "events": parse_count}
 
 
 class Bundle(_Model):
@@ -316,20 +329,19 @@ class Bundle(_Model):
     period: Literal["monthly", "weekly", "daily", "once"] = "monthly"
     rollover: Rollover | None = None
 
-    @model_validator(mode="before")
+    @field_validator("amount", mode="before")
     @classmethod
-    def _quantities(cls, data: Any) -> Any:
-        """``amount`` and ``rollover.cap`` in the bundle's unit (``"300min"``, ``"5GB"``)."""
-        if not isinstance(data, dict) or data.get("unit") not in _AMOUNT_PARSERS:
-            return data
-        parse = _AMOUNT_PARSERS[data["unit"]]
-        data = dict(data)
-        if "amount" in data:
-            data["amount"] = parse(data["amount"])
-        rollover = data.get("rollover")
-        if isinstance(rollover, dict) and "cap" in rollover:
-            data["rollover"] = {**rollover, "cap": parse(rollover["cap"])}
-        return data
+    def _amount(cls, value: object, info: ValidationInfo) -> int:
+        """``amount`` in the bundle's unit (``"300min"``, ``"5GB"``, ``100``)."""
+        return _AMOUNT_PARSERS.get(info.data.get("unit"), parse_count)(value)
+
+    @field_validator("rollover", mode="before")
+    @classmethod
+    def _rollover_cap(cls, value: object, info: ValidationInfo) -> object:
+        if isinstance(value, dict) and "cap" in value:
+            parse = _AMOUNT_PARSERS.get(info.data.get("unit"), parse_count)
+            return {**value, "cap": parse(value["cap"])}
+        return value
 
 
 class Destinations(_Model):

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 import pytest
 
-from openpcc.cli import main
+from openpcc import cli
+from openpcc.commands import tariff
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = str(ROOT / "examples" / "tariff.yaml")
+
+
+def main(argv: list[str]) -> int:
+    """``openpcc …`` with only the tariff command registered (independent of other commands)."""
+    parser = argparse.ArgumentParser(prog="openpcc")
+    tariff.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+def test_registered_in_the_cli() -> None:
+    assert "openpcc.commands.tariff" in cli.COMMAND_MODULES
 
 
 def test_check_prints_a_summary(capsys: pytest.CaptureFixture[str]) -> None:

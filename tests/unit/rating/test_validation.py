@@ -235,3 +235,15 @@ def test_missing_csv_file(tmp_path: Path) -> None:
 def test_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(TariffFileError, match="cannot read"):
         load_plan(tmp_path / "missing.yaml")
+
+
+def test_bundle_amount_in_its_unit() -> None:
+    found = problems(mutate("amount: 5GB", "amount: 5XB"))
+    assert any("plan.yaml:87: bundles[2].amount: unknown unit 'xb' in '5XB'" in p for p in found), (
+        found
+    )
+    found = problems(
+        mutate("rollover: {cap: 50, valid_periods: 2}", "rollover: {cap: 1h30, valid_periods: 2}")
+    )
+    expected = "plan.yaml:78: bundles[0].rollover: expected a whole number or a quantity such as"
+    assert any(p.startswith(expected) and "'1h30'" in p for p in found), found
