@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from rating.bundles import Bucket, consume, period_bounds, renew
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rating.bundles import Bucket, consume, period_bounds, renew, usable
 from rating.engine import Data, Events, Voice
 from rating.plan import Plan
 
@@ -119,3 +122,36 @@ def test_renewal_without_rollover(basic: Plan) -> None:
     new = renew(basic, "data", [Bucket("x", "data", 10**9, None)], anchor, NOW)
     assert [(b.remaining, b.rollover) for b in new] == [(5 * 10**9, False)]
     assert renew(basic, "mins", [], anchor, NOW)[1:] == []
+
+
+bucket_lists = st.lists(
+    st.tuples(
+        st.sampled_from(["mins", "promo", "data"]),
+        st.integers(0, 500),
+        st.booleans(),
+        st.integers(-3, 3),
+    ),
+    max_size=6,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    bucket_lists, st.integers(0, 2000), st.sampled_from(["+4930123", "+491511234", "+12125550100"])
+)
+def test_consume_conserves_units(basic: Plan, specs, seconds, number) -> None:
+    buckets = [
+        Bucket(f"b{i}", name, left, NOW + timedelta(days=days), rollover)
+        for i, (name, left, rollover, days) in enumerate(specs)
+    ]
+    split = consume(basic, buckets, Voice(number, seconds), NOW)
+    assert split.covered + split.uncovered == seconds and split.uncovered >= 0
+    by_ref = {b.ref: b for b in buckets}
+    for draw in split.draws:
+        bucket = by_ref[draw.ref]
+        assert 0 < draw.units <= bucket.remaining and bucket.expires_at > NOW
+    assert len({d.ref for d in split.draws}) == len(split.draws)
+    if split.uncovered:  # everything usable was used up
+        assert split.covered == sum(
+            b.remaining for b in usable(basic, buckets, Voice(number, 1), NOW)
+        )
