@@ -54,7 +54,7 @@ class Events:
 Usage = Voice | Data | Events
 
 
-def _units(usage: Usage) -> int:
+def _units(usage: Usage, already_used: int) -> int:
     kind = type(usage)
     if kind is Voice:
         units = usage.seconds
@@ -64,8 +64,8 @@ def _units(usage: Usage) -> int:
         units = usage.count
     else:
         raise TypeError(f"unsupported usage {usage!r}")
-    if units < 0:
-        raise ValueError(f"usage units must be >= 0, got {units}")
+    if units < 0 or already_used < 0:
+        raise ValueError(f"usage units and already_used must be >= 0, got {units}, {already_used}")
     return units
 
 
@@ -101,19 +101,16 @@ def price(plan: Plan, usage: Usage, start: datetime, *, already_used: int = 0) -
 
     Raises :class:`~rating.errors.RatingError` (unknown number, no rate) or ``ValueError``.
     """
-    units = _units(usage)
-    if already_used < 0:
-        raise ValueError(f"already_used must be >= 0, got {already_used}")
+    units = _units(usage, already_used)
     t = epoch_seconds(start)
     is_voice = type(usage) is Voice
     version = plan.version_at(t - already_used if is_voice else t)
     rate, prefix = _tariff(plan, version, usage)
     module = voice if is_voice else tiered
     total, billed, lines = module.price_chunk(rate, t, units, already_used, plan.rounding)
-    key = rate.name if is_voice else rate.key
     return Charge(
-        rate.kind if not is_voice else "voice",
-        key,
+        rate.kind,
+        rate.key,
         plan.currency,
         total,
         billed,
@@ -137,7 +134,7 @@ def grant(
 
     ``horizon``: look-ahead in seconds for ``tariff_change_at`` of data/event grants.
     """
-    cap = _units(request)
+    cap = _units(request, already_used)
     t = epoch_seconds(start)
     is_voice = type(request) is Voice
     version = plan.version_at(t - already_used if is_voice else t)

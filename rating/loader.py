@@ -38,10 +38,17 @@ def _pydantic_problem(source: LocatedYaml, error: Any) -> str:
 
 
 def _read_csv(path: Path, shown: str, problems: list[str]) -> list[tuple[str, str, str]]:
-    """Rows ``(set, digits, origin)`` of a ``set,prefix[,description]`` CSV file."""
+    """Rows ``(set, digits, origin)`` of a ``set,prefix[,description]`` CSV file.
+
+    Spreadsheet exports are accepted as they come: a UTF-8 byte-order mark, and ``;`` as the
+    separator (what Excel writes in locales whose decimal mark is a comma).
+    """
     rows: list[tuple[str, str, str]] = []
-    with path.open(newline="", encoding="utf-8") as handle:
-        for number, row in enumerate(csv.reader(handle), start=1):
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        first = handle.readline()
+        handle.seek(0)
+        delimiter = ";" if ";" in first and "," not in first else ","
+        for number, row in enumerate(csv.reader(handle, delimiter=delimiter), start=1):
             if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
                 continue
             if number == 1 and row[0].strip().lower() == "set":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import ClassVar
 
 from rating.money import SUB, divide, max_within
 from rating.result import Line
@@ -25,6 +26,8 @@ _PER_MINUTE = 60 * SUB
 class VoiceTariff:
     """A compiled voice rate for one destination set; ``rates`` are sub-minor units per minute."""
 
+    kind: ClassVar[str] = "voice"
+
     name: str
     connect: int
     minimum: int
@@ -34,6 +37,11 @@ class VoiceTariff:
     decimals: tuple[Decimal, ...]
     bands: tuple[str | None, ...]
     schedule: Schedule | None
+
+    @property
+    def key(self) -> str:
+        """The destination set's name."""
+        return self.name
 
     def charged(self, seconds: int) -> int:
         """Seconds billed for a call of ``seconds``: rounded up to the first/next increments."""

@@ -247,3 +247,13 @@ def test_bundle_amount_in_its_unit() -> None:
     )
     expected = "plan.yaml:78: bundles[0].rollover: expected a whole number or a quantity such as"
     assert any(p.startswith(expected) and "'1h30'" in p for p in found), found
+
+
+def test_csv_from_a_spreadsheet_export(write) -> None:
+    # Excel's "CSV UTF-8" adds a byte-order mark; in many European locales it separates with ';'.
+    csv = write(
+        "extra.csv",
+        "\ufeffset;prefix;description\nFR;+33;France\nFR_MOBILE;+336;Mobil, Frankreich\n",
+    )
+    plan = load_plan_text(csv_plan(), "plan.yaml", csv.parent)
+    assert plan.prefixes.lookup("33612345678") == ("336", "FR_MOBILE")
