@@ -9,14 +9,19 @@ await pcrf.stop()
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
 
+from diam.constants import APP_GX, APP_RX
 from diam.node import Node
+from policy import provisioning
 from policy.catalog import PolicyCatalog
 from policy.decision import ChargingStateSource, NoCharging
 from policy.gx import GxApp
@@ -66,7 +71,10 @@ class Pcrf:
         *,
         charging: ChargingStateSource | None = None,
         clock: Callable[[], datetime] | None = None,
+        rx_node: Node | None = None,
     ) -> None:
+        """``node`` serves Gx (and sends the RARs to PCEFs); ``rx_node`` serves Rx when another
+        listener identity does (default: the same node)."""
         zone = ZoneInfo(config.timezone)
         self.clock = clock if clock is not None else (lambda: datetime.now(zone))
         self.node = node
@@ -82,7 +90,9 @@ class Pcrf:
             self.clock,
             config.rar_timeout,
         )
-        self.rx = RxApp(node, self.store, self.gx, self.scheduler, config.qos, config.af_timeout)
+        self.rx = RxApp(
+            rx_node or node, self.store, self.gx, self.scheduler, config.qos, config.af_timeout
+        )
 
     async def start(self) -> None:
         await self.catalog.reload()
@@ -101,3 +111,41 @@ class Pcrf:
     async def subscriber_changed(self, imsi: str | None = None, msisdn: str | None = None) -> None:
         """The subscriber's charging state or profile changed: re-decide and push by RAR."""
         await self.gx.subscriber_changed(imsi, msisdn)
+
+
+class _App(Protocol):
+    """What openpcc.app.App offers a domain's install() (no import of openpcc here)."""
+
+    settings: Settings
+    startup: list[Callable[[], Awaitable[None]]]
+    shutdown: list[Callable[[], Awaitable[None]]]
+
+    def node_for(self, app_id: int) -> Node: ...
+
+    def database(self) -> Engine: ...
+
+
+def install(app: _App) -> Pcrf | None:
+    """Wire the PCRF into the process: Gx/Rx on the listeners advertising them, the policy
+    section of the provisioning file applied at start-up. None when no listener serves Gx."""
+    try:
+        node = app.node_for(APP_GX)
+    except LookupError:
+        return None
+    try:
+        rx_node = app.node_for(APP_RX)
+    except LookupError:
+        rx_node = node
+    engine = app.database()
+    pcrf = Pcrf(node, engine, config_from_settings(app.settings), rx_node=rx_node)
+
+    async def start() -> None:
+        path = Path(app.settings.provisioning) if app.settings.provisioning else None
+        if path is not None and path.is_file():
+            spec = provisioning.load(path)
+            await asyncio.to_thread(provisioning.apply, engine, spec)
+        await pcrf.start()
+
+    app.startup.append(start)
+    app.shutdown.append(pcrf.stop)
+    return pcrf

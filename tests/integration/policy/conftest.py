@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -452,3 +453,9 @@ def needs_tshark() -> None:
 @pytest.fixture
 def audio() -> Callable[..., PyAvp]:
     return audio_component
+
+
+@pytest.fixture
+def kit() -> SimpleNamespace:
+    """The harness parts, for tests that assemble their own PCRF (e.g. via openpcc.app)."""
+    return SimpleNamespace(Pgw=Pgw, Wire=Wire, POLICY=POLICY)
