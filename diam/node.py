@@ -21,12 +21,13 @@ import random
 import time
 from collections.abc import Iterable
 
+from diam.base import DISCONNECT_REBOOTING
 from diam.errors import CapabilitiesExchangeFailed, PeerUnavailable
 from diam.identity import LocalIdentity, PeerPolicy
 from diam.logfmt import log
 from diam.message import Avp, Message
 from diam.metrics import Metrics
-from diam.peer import DISCONNECT_REBOOTING, Peer, PeerState
+from diam.peer import Peer, PeerState
 from diam.router import SESSION_REQUIRED, Handler, Router
 
 

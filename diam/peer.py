@@ -17,40 +17,44 @@ import enum
 import logging
 import random
 import time
-import types
-from collections.abc import Coroutine, Generator
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from diam.capabilities import (
+from diam.answers import (
+    add_error_details,
+    answer_from_header,
+    error_answer,
+    result_code,
+    session_id,
+)
+from diam.base import (
+    DISCONNECT_REBOOTING,
     advertised_applications,
     build_cea,
     build_cer,
+    build_dpr,
+    build_dwa,
+    build_dwr,
     common_applications,
+    evaluate_cer,
 )
 from diam.constants import (
     APP_BASE,
     CMD_CAPABILITIES_EXCHANGE,
     CMD_DEVICE_WATCHDOG,
     CMD_DISCONNECT_PEER,
-    FLAG_ERROR,
-    FLAG_PROXIABLE,
     FLAG_REQUEST,
     ResultCode,
 )
 from diam.errors import AnswerError, CapabilitiesExchangeFailed, DiameterTimeout, PeerClosed
 from diam.logfmt import log
 from diam.message import Avp, DecodeError, Message
-from diam.router import check_request
-from diam.transport import FrameBuffer, FramingError
+from diam.router import check_request, run_handler
+from diam.transport import FramedProtocol
 
 if TYPE_CHECKING:
     from diam.node import Node
 
 _BASE_COMMANDS = (CMD_CAPABILITIES_EXCHANGE, CMD_DEVICE_WATCHDOG, CMD_DISCONNECT_PEER)
-# Disconnect-Cause (RFC 6733 §5.4.3)
-DISCONNECT_REBOOTING = 0
-DISCONNECT_BUSY = 1
-DISCONNECT_DO_NOT_WANT_TO_TALK_TO_YOU = 2
 
 
 class PeerState(enum.Enum):
@@ -62,38 +66,26 @@ class PeerState(enum.Enum):
     CLOSED = "closed"
 
 
-class Peer(asyncio.Protocol):
+class Peer(FramedProtocol):
     """A connection to one remote Diameter peer (public: state, origin_host, origin_realm,
     applications, remote_address)."""
 
     def __init__(self, node: Node, *, initiator: bool) -> None:
+        super().__init__(node.write_buffer_high)
         self.node = node
         self.initiator = initiator
         self.state = PeerState.CONNECTING
         self.origin_host: str | None = None
         self.origin_realm: str | None = None
         self.applications: frozenset[int] = frozenset()
-        self.remote_address: tuple[str, int] | None = None
-        self.local_address: tuple[str, int] | None = None
-        self._transport: asyncio.Transport | None = None
-        self._loop = asyncio.get_running_loop()
-        self._frames = FrameBuffer()
-        self._batch: list[bytes] | None = None
         self._hop_by_hop = random.getrandbits(32)
         self._pending: dict[int, asyncio.Future[Message]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._in_flight = 0
-        self._writable: asyncio.Future[None] | None = None
-        self._last_rx = self._loop.time()
         self._timer: asyncio.TimerHandle | None = None
         self._dwr_outstanding = False
         self.opened: asyncio.Future[Peer] = self._loop.create_future()
         self._closed: asyncio.Future[None] = self._loop.create_future()
-
-    @property
-    def congested(self) -> bool:
-        """True while the peer does not read our output (we stop reading its input meanwhile)."""
-        return self._writable is not None and not self._writable.done()
 
     @property
     def pending_count(self) -> int:
@@ -106,13 +98,7 @@ class Peer(asyncio.Protocol):
     # --- asyncio.Protocol ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports implement asyncio.Transport without subclassing it.
-        self._transport = transport = cast(asyncio.Transport, transport)
-        transport.set_write_buffer_limits(high=self.node.write_buffer_high)
-        peername = transport.get_extra_info("peername")
-        sockname = transport.get_extra_info("sockname")
-        self.remote_address = (peername[0], peername[1]) if peername else None
-        self.local_address = (sockname[0], sockname[1]) if sockname else None
+        super().connection_made(transport)
         self.node._peer_connected(self)
         if self.initiator:
             self._set_state(PeerState.WAIT_CEA)
@@ -123,6 +109,7 @@ class Peer(asyncio.Protocol):
         self._timer = self._loop.call_later(self.node.cer_timeout, self._cer_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
         previous = self.state
         self.state = PeerState.CLOSED
         if self._timer is not None:
@@ -133,8 +120,6 @@ class Peer(asyncio.Protocol):
         self._pending.clear()
         for task in self._tasks:
             task.cancel()
-        if self._writable is not None and not self._writable.done():
-            self._writable.set_result(None)  # waiters re-check the state
         if not self.opened.done():
             self.opened.set_exception(
                 CapabilitiesExchangeFailed(f"connection closed in state {previous.value}")
@@ -152,41 +137,9 @@ class Peer(asyncio.Protocol):
         )
         self.node._peer_closed(self)
 
-    def pause_writing(self) -> None:
-        # The remote peer does not read: stop reading its requests too (bounded memory).
-        if self._transport is not None:
-            self._transport.pause_reading()
-        if self._writable is None or self._writable.done():
-            self._writable = self._loop.create_future()
-
-    def resume_writing(self) -> None:
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.resume_reading()
-        if self._writable is not None and not self._writable.done():
-            self._writable.set_result(None)
-
-    def data_received(self, data: bytes) -> None:
-        self._last_rx = self._loop.time()
-        try:
-            frames = self._frames.feed(data)
-        except FramingError as err:
-            self.abort(f"framing lost: {err}")
-            return
-        self._batch = batch = []
-        try:
-            for frame in frames:
-                if self.state is PeerState.CLOSED:
-                    break
-                self._on_frame(frame)
-        finally:
-            self._batch = None
-            transport = self._transport
-            if batch and transport is not None and not transport.is_closing():
-                transport.write(batch[0] if len(batch) == 1 else b"".join(batch))
-
     # --- frames ------------------------------------------------------------------------------
 
-    def _on_frame(self, frame: bytes) -> None:
+    def frame_received(self, frame: bytes) -> None:
         try:
             msg = Message.decode(frame)
         except DecodeError as err:
@@ -227,16 +180,10 @@ class Peer(asyncio.Protocol):
         if self.state is not PeerState.OPEN and header.command_code != CMD_CAPABILITIES_EXCHANGE:
             self.abort(f"undecodable request before capabilities exchange: {err.message}")
             return
-        # Only the header is trustworthy: answer from it (no Session-Id can be salvaged).
         # The codec reports a bad version as 5011 and bad header bits (an E bit in a request
-        # included, RFC 6733 §3) as 3008.
-        flags = header.flags & FLAG_PROXIABLE
-        if 3000 <= err.result_code < 4000:
-            flags |= FLAG_ERROR
-        answer = Message(
-            header.command_code, header.application_id, flags, header.hop_by_hop, header.end_to_end
-        ).add(Avp.new("Result-Code", err.result_code))
-        _add_error_details(answer, err.failed_avp, err.message)
+        # included, RFC 6733 §3) as 3008; only the header can be trusted.
+        answer = answer_from_header(header, err.result_code)
+        add_error_details(answer, err.failed_avp, err.message)
         self._write_answer(answer, header.application_id, header.command_code, None, None)
         if header.command_code == CMD_CAPABILITIES_EXCHANGE and self.state is not PeerState.OPEN:
             self._flush()
@@ -268,7 +215,7 @@ class Peer(asyncio.Protocol):
                 peer=self.origin_host,
                 hop_by_hop=msg.hop_by_hop,
                 command=msg.command_code,
-                session_id=_session_id(msg),
+                session_id=session_id(msg),
             )
         elif not future.done():
             future.set_result(msg)
@@ -285,9 +232,7 @@ class Peer(asyncio.Protocol):
         elif self.state is not PeerState.OPEN and self.state is not PeerState.CLOSING:
             self.abort(f"command {cmd} before capabilities exchange")
         elif cmd == CMD_DEVICE_WATCHDOG:
-            answer = msg.answer(ResultCode.SUCCESS)
-            answer.add(Avp.new("Origin-State-Id", self.node.origin_state_id))
-            self._write_answer(answer, APP_BASE, cmd, None, msg)
+            self._write_answer(build_dwa(msg, self.node.origin_state_id), APP_BASE, cmd, None, msg)
         else:
             cause = msg.get("Disconnect-Cause")
             log(logging.INFO, "peer_dpr_received", peer=self.origin_host, disconnect_cause=cause)
@@ -298,64 +243,38 @@ class Peer(asyncio.Protocol):
 
     def _on_cer(self, cer: Message) -> None:
         node = self.node
-        host, realm = cer.get("Origin-Host"), cer.get("Origin-Realm")
         remote_ip = self.remote_address[0] if self.remote_address else None
-        if not host or not realm:
-            self._reject_cer(cer, ResultCode.MISSING_AVP, "Origin-Host/Origin-Realm missing")
-            return
-        decision = node.policy.check(host, realm, remote_ip)
-        if not decision.allowed:
-            self._reject_cer(cer, ResultCode.UNKNOWN_PEER, decision.reason, host, realm)
-            return
-        peer_apps = advertised_applications(cer)
-        common = common_applications(peer_apps, node.identity.application_ids)
-        if not common:
-            reason = f"no common application (peer {sorted(peer_apps)})"
-            self._reject_cer(cer, ResultCode.NO_COMMON_APPLICATION, reason, host, realm)
-            return
-        self.origin_host, self.origin_realm, self.applications = host, realm, common
-        self._send(
-            build_cea(
-                cer, ResultCode.SUCCESS, node.identity, node.origin_state_id, self._local_ips()
-            )
+        verdict = evaluate_cer(cer, node.identity, node.policy, remote_ip)
+        cea = build_cea(
+            cer,
+            verdict.result_code,
+            node.identity,
+            node.origin_state_id,
+            self._local_ips(),
+            None if verdict.result_code == ResultCode.SUCCESS else verdict.reason,
         )
-        log(
-            logging.WARNING if decision.warn else logging.INFO,
-            "cer_accepted",
-            origin_host=host,
-            origin_realm=realm,
-            remote=_addr(self.remote_address),
-            applications=",".join(map(str, sorted(common))),
-            product=cer.get("Product-Name"),
-            reason=decision.reason,
-        )
+        fields = {
+            "origin_host": verdict.origin_host,
+            "origin_realm": verdict.origin_realm,
+            "remote": _addr(self.remote_address),
+            "product": cer.get("Product-Name"),
+            "reason": verdict.reason,
+        }
+        if verdict.result_code != ResultCode.SUCCESS:
+            log(logging.WARNING, "cer_rejected", result_code=verdict.result_code, **fields)
+            node.metrics.peer_event("cer_rejected")
+            self._send(cea)
+            self._flush()
+            self._close_transport()
+            return
+        self.origin_host, self.origin_realm = verdict.origin_host, verdict.origin_realm
+        self.applications = verdict.applications
+        self._send(cea)
+        level = logging.WARNING if verdict.warn else logging.INFO
+        apps = ",".join(map(str, sorted(verdict.applications)))
+        log(level, "cer_accepted", applications=apps, **fields)
         if self.state is not PeerState.OPEN:
             self._open()
-
-    def _reject_cer(
-        self,
-        cer: Message,
-        code: int,
-        reason: str,
-        host: str | None = None,
-        realm: str | None = None,
-    ) -> None:
-        node = self.node
-        log(
-            logging.WARNING,
-            "cer_rejected",
-            origin_host=host,
-            origin_realm=realm,
-            remote=_addr(self.remote_address),
-            result_code=int(code),
-            reason=reason,
-        )
-        node.metrics.peer_event("cer_rejected")
-        self._send(
-            build_cea(cer, code, node.identity, node.origin_state_id, self._local_ips(), reason)
-        )
-        self._flush()
-        self._close_transport()
 
     def _on_cea(self, cea: Message) -> None:
         if not self.initiator or self.state is not PeerState.WAIT_CEA:
@@ -405,10 +324,8 @@ class Peer(asyncio.Protocol):
         if idle < tw:
             self._arm_watchdog(tw - idle)
             return
-        dwr = Message.request(CMD_DEVICE_WATCHDOG, APP_BASE, proxiable=False)
-        dwr.add(Avp.new("Origin-State-Id", self.node.origin_state_id))
         self._dwr_outstanding = True
-        self._send(dwr)
+        self._send(build_dwr(self.node.origin_state_id))
         self._arm_watchdog(tw)
 
     # --- application requests ---------------------------------------------------------------
@@ -435,18 +352,16 @@ class Peer(asyncio.Protocol):
             self._reply_error(request, ResultCode.TOO_BUSY, None, "too many requests in flight")
             return
         started = time.perf_counter()
-        coro = route.handler(request, self)
         try:
-            first = coro.send(None)
-        except StopIteration as stop:
-            self._handler_done(request, stop.value, None, started)
-            return
+            answer, task = run_handler(route.handler, request, self)
         except Exception as exc:
             self._handler_done(request, None, exc, started)
             return
-        # The handler suspended: run the rest in a task (the first step is not re-run).
+        if task is None:
+            self._handler_done(request, answer, None, started)
+            return
+        # The handler suspended (awaits I/O): its answer is written when the task ends.
         self._in_flight += 1
-        task = self._loop.create_task(_continue(coro, first))
         self._tasks.add(task)
         task.add_done_callback(lambda t: self._task_done(t, request, started))
 
@@ -480,13 +395,13 @@ class Peer(asyncio.Protocol):
                     logging.ERROR,
                     "handler_failed",
                     peer=self.origin_host,
-                    session_id=_session_id(request),
+                    session_id=session_id(request),
                     command=request.command_code,
                     application=request.application_id,
                     error=repr(exc),
                 )
             answer = error_answer(request, code)
-            _add_error_details(answer, failed, text)
+            add_error_details(answer, failed, text)
         elif not isinstance(answer, Message):
             log(logging.ERROR, "handler_no_answer", peer=self.origin_host, result=repr(answer))
             answer = error_answer(request, ResultCode.UNABLE_TO_COMPLY)
@@ -496,7 +411,7 @@ class Peer(asyncio.Protocol):
         self, request: Message, code: int, failed_avp: object | None, text: str | None
     ) -> None:
         answer = error_answer(request, code)
-        _add_error_details(answer, failed_avp, text)
+        add_error_details(answer, failed_avp, text)
         self._write_answer(answer, request.application_id, request.command_code, None, request)
 
     def _write_answer(
@@ -518,7 +433,7 @@ class Peer(asyncio.Protocol):
             self._stamp_origin(answer)
             data = answer.encode()
         self._write(data)
-        code = _result_code(answer)
+        code = result_code(answer)
         elapsed = time.perf_counter() - started if started is not None else 0.0
         self.node.metrics.observe("in", app, cmd, code, elapsed)
         if code >= 3000 or code < 2000:
@@ -526,7 +441,7 @@ class Peer(asyncio.Protocol):
                 logging.WARNING,
                 "request_failed",
                 peer=self.origin_host or _addr(self.remote_address),
-                session_id=_session_id(request) if request is not None else None,
+                session_id=session_id(request) if request is not None else None,
                 application=app,
                 command=cmd,
                 result_code=code,
@@ -547,10 +462,9 @@ class Peer(asyncio.Protocol):
         covers waiting for a congested connection to drain too."""
         loop = self._loop
         deadline = loop.time() + timeout
-        writable = self._writable
-        if writable is not None and not writable.done() and self.state is PeerState.OPEN:
+        if self.congested and self.state is PeerState.OPEN:
             try:  # the peer does not read: wait for the send buffer to drain
-                await asyncio.wait_for(asyncio.shield(writable), timeout)
+                await asyncio.wait_for(self.wait_writable(), timeout)
             except TimeoutError:
                 raise DiameterTimeout(f"{self.origin_host} not reading for {timeout} s") from None
         if self.state is not PeerState.OPEN:
@@ -565,14 +479,14 @@ class Peer(asyncio.Protocol):
         try:
             self._send(msg)
             answer = await future
-            code = _result_code(answer)
+            code = result_code(answer)
             return answer
         except DiameterTimeout:
             log(
                 logging.WARNING,
                 "request_timeout",
                 peer=self.origin_host,
-                session_id=_session_id(msg),
+                session_id=session_id(msg),
                 application=msg.application_id,
                 command=msg.command_code,
                 timeout=timeout,
@@ -588,10 +502,8 @@ class Peer(asyncio.Protocol):
     async def disconnect(self, cause: int = DISCONNECT_REBOOTING, timeout: float = 2.0) -> None:
         """Send DPR, wait for DPA (or ``timeout``), then close (RFC 6733 §5.4)."""
         if self.state is PeerState.OPEN:
-            dpr = Message.request(CMD_DISCONNECT_PEER, APP_BASE, proxiable=False)
-            dpr.add(Avp.new("Disconnect-Cause", cause))
             self._set_state(PeerState.CLOSING)
-            self._send(dpr)
+            self._send(build_dpr(cause))
         elif self.state is not PeerState.CLOSING:
             self._close_transport()
         try:
@@ -602,7 +514,7 @@ class Peer(asyncio.Protocol):
 
     def abort(self, reason: str) -> None:
         """Close at once (no DPR): framing lost, protocol violation, watchdog failure."""
-        if self._transport is None or self._transport.is_closing():
+        if self.reading_stopped:
             return
         log(
             logging.WARNING,
@@ -613,7 +525,7 @@ class Peer(asyncio.Protocol):
             reason=reason,
         )
         self.node.metrics.peer_event("abort")
-        self._transport.abort()
+        super().abort(reason)
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -629,22 +541,6 @@ class Peer(asyncio.Protocol):
             if not msg.end_to_end:
                 msg.end_to_end = self.node.next_end_to_end()
         self._write(msg.encode())
-
-    def _write(self, data: bytes) -> None:
-        if self._batch is not None:
-            self._batch.append(data)
-        elif self._transport is not None and not self._transport.is_closing():
-            self._transport.write(data)
-
-    def _flush(self) -> None:
-        batch = self._batch
-        if batch and self._transport is not None:
-            self._transport.write(b"".join(batch))
-            batch.clear()
-
-    def _close_transport(self) -> None:
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.close()
 
     def _set_state(self, state: PeerState) -> None:
         if state is not self.state:
@@ -663,53 +559,6 @@ class Peer(asyncio.Protocol):
         return [self.local_address[0]] if self.local_address else ["127.0.0.1"]
 
 
-def error_answer(request: Message, code: int) -> Message:
-    """An answer carrying ``code``, with the request's Session-Id copied byte for byte (it may be
-    the malformed AVP being reported); E bit for 3xxx (RFC 6733 §7.1.3)."""
-    flags = request.flags & FLAG_PROXIABLE
-    if 3000 <= code < 4000:
-        flags |= FLAG_ERROR
-    answer = Message(
-        request.command_code,
-        request.application_id,
-        flags,
-        request.hop_by_hop,
-        request.end_to_end,
-    )
-    session = request.first("Session-Id")
-    if session is not None:
-        answer.avps.append(Avp.from_wire(session.wire()))
-    return answer.add(Avp.new("Result-Code", code))
-
-
-def _add_error_details(answer: Message, failed_avp: object | None, text: str | None) -> None:
-    """Error-Message and Failed-AVP (RFC 6733 §7.2, §7.5) on an error answer."""
-    if text:
-        answer.add(Avp.new("Error-Message", text))
-    if failed_avp is not None:
-        inner = failed_avp if isinstance(failed_avp, Avp) else Avp.from_wire(failed_avp)
-        answer.add(Avp.new("Failed-AVP", [inner]))
-
-
-def _result_code(answer: Message) -> int:
-    """Result-Code, else Experimental-Result-Code, else 0."""
-    try:
-        code = answer.get("Result-Code")
-        if code is None:
-            experimental = answer.first("Experimental-Result")
-            code = experimental.get("Experimental-Result-Code", 0) if experimental else 0
-        return int(code)
-    except DecodeError:
-        return 0
-
-
-def _session_id(msg: Message) -> str | None:
-    try:
-        return msg.get("Session-Id")
-    except DecodeError:
-        return "<malformed>"
-
-
 def _expire(future: asyncio.Future[Message], timeout: float) -> None:
     if not future.done():
         future.set_exception(DiameterTimeout(f"no answer within {timeout} s"))
@@ -717,26 +566,3 @@ def _expire(future: asyncio.Future[Message], timeout: float) -> None:
 
 def _addr(address: tuple[str, int] | None) -> str | None:
     return f"{address[0]}:{address[1]}" if address else None
-
-
-@types.coroutine
-def _resume(coro: Coroutine[Any, Any, Message], yielded: Any) -> Generator[Any, Any, Message]:
-    """Drive a coroutine whose first step already ran and yielded ``yielded`` (an awaited future,
-    or ``None`` for a bare yield): pass each value and exception through, as a Task would."""
-    while True:
-        try:
-            sent = yield yielded
-        except BaseException as exc:
-            try:
-                yielded = coro.throw(exc)
-            except StopIteration as stop:
-                return stop.value
-            continue
-        try:
-            yielded = coro.send(sent)
-        except StopIteration as stop:
-            return stop.value
-
-
-async def _continue(coro: Coroutine[Any, Any, Message], first: Any) -> Message:
-    return await _resume(coro, first)

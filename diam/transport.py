@@ -1,11 +1,14 @@
-"""Stream framing: split a TCP byte stream into Diameter messages (RFC 6733 §3).
+"""Diameter over a TCP stream: framing (RFC 6733 §3), batched writes, backpressure.
 
 Only the 4-byte version/length word is read here. A declared length below the 20-byte header or
 above :data:`MAX_MESSAGE_LENGTH` means framing is lost (the next message boundary cannot be found),
-so the caller must close the connection; everything else is the codec's business.
+so the connection is aborted; everything else is the codec's business.
 """
 
 from __future__ import annotations
+
+import asyncio
+from typing import cast
 
 from diam.message import HEADER_LENGTH, MAX_MESSAGE_LENGTH
 
@@ -49,3 +52,116 @@ class FrameBuffer:
             offset = end
         self._pending = data[offset:] if offset < size else b""
         return frames
+
+
+class FramedProtocol(asyncio.Protocol):
+    """An asyncio Protocol delivering whole frames to :meth:`frame_received`.
+
+    Writes are ordered by construction (one transport, one thread) and never interleave. Those
+    made while the frames of one ``data_received`` are processed go out as one ``write``. When
+    the remote end stops reading and our buffer passes ``write_buffer_high`` we stop reading it
+    too (``congested``), so a peer cannot make us queue without bound.
+    """
+
+    def __init__(self, write_buffer_high: int) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._write_buffer_high = write_buffer_high
+        self._frames = FrameBuffer()
+        self._batch: list[bytes] | None = None
+        self._writable: asyncio.Future[None] | None = None
+        self._last_rx = self._loop.time()
+        self.remote_address: tuple[str, int] | None = None
+        self.local_address: tuple[str, int] | None = None
+
+    # --- for subclasses ----------------------------------------------------------------------
+
+    def frame_received(self, frame: bytes) -> None:
+        raise NotImplementedError
+
+    def abort(self, reason: str) -> None:
+        """Close at once, without DPR (subclasses log ``reason``)."""
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.abort()
+
+    @property
+    def reading_stopped(self) -> bool:
+        """True once the connection is closing: remaining frames are ignored."""
+        return self._transport is None or self._transport.is_closing()
+
+    # --- asyncio.Protocol --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self._transport = transport = cast(asyncio.Transport, transport)
+        transport.set_write_buffer_limits(high=self._write_buffer_high)
+        peername = transport.get_extra_info("peername")
+        sockname = transport.get_extra_info("sockname")
+        self.remote_address = (peername[0], peername[1]) if peername else None
+        self.local_address = (sockname[0], sockname[1]) if sockname else None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)  # waiters re-check the connection state
+
+    def pause_writing(self) -> None:
+        if self._transport is not None:
+            self._transport.pause_reading()
+        if self._writable is None or self._writable.done():
+            self._writable = self._loop.create_future()
+
+    def resume_writing(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.resume_reading()
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        self._last_rx = self._loop.time()
+        try:
+            frames = self._frames.feed(data)
+        except FramingError as err:
+            self.abort(f"framing lost: {err}")
+            return
+        self._batch = batch = []
+        try:
+            for frame in frames:
+                if self.reading_stopped:
+                    break
+                self.frame_received(frame)
+        finally:
+            self._batch = None
+            transport = self._transport
+            if batch and transport is not None and not transport.is_closing():
+                transport.write(batch[0] if len(batch) == 1 else b"".join(batch))
+
+    # --- writing -----------------------------------------------------------------------------
+
+    @property
+    def congested(self) -> bool:
+        """True while the remote end does not read our output (we do not read its input)."""
+        return self._writable is not None and not self._writable.done()
+
+    async def wait_writable(self) -> None:
+        """Return once the send buffer has drained below its high-water mark (or on close)."""
+        writable = self._writable
+        if writable is not None and not writable.done():
+            await asyncio.shield(writable)
+
+    def _write(self, data: bytes) -> None:
+        if self._batch is not None:
+            self._batch.append(data)
+        elif self._transport is not None and not self._transport.is_closing():
+            self._transport.write(data)
+
+    def _flush(self) -> None:
+        """Write what this ``data_received`` batched so far (before a close)."""
+        batch = self._batch
+        if batch and self._transport is not None and not self._transport.is_closing():
+            self._transport.write(b"".join(batch))
+            batch.clear()
+
+    def _close_transport(self) -> None:
+        """Close after the buffered output is sent."""
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.close()

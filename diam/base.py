@@ -1,12 +1,25 @@
-"""Capabilities exchange content (RFC 6733 §5.3): building CER/CEA, reading the peer's apps."""
+"""Base protocol content (RFC 6733 §5): CER/CEA building and evaluation, DWR, DPR."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-from diam.constants import APP_BASE, APP_RELAY, CMD_CAPABILITIES_EXCHANGE
-from diam.identity import LocalIdentity
+from diam.constants import (
+    APP_BASE,
+    APP_RELAY,
+    CMD_CAPABILITIES_EXCHANGE,
+    CMD_DEVICE_WATCHDOG,
+    CMD_DISCONNECT_PEER,
+    ResultCode,
+)
+from diam.identity import LocalIdentity, PeerPolicy
 from diam.message import Avp, Message
+
+# Disconnect-Cause (RFC 6733 §5.4.3)
+DISCONNECT_REBOOTING = 0
+DISCONNECT_BUSY = 1
+DISCONNECT_DO_NOT_WANT_TO_TALK_TO_YOU = 2
 
 
 def capability_avps(
@@ -85,3 +98,52 @@ def common_applications(peer_apps: frozenset[int], served: frozenset[int]) -> fr
     if APP_RELAY in peer_apps:
         return served
     return peer_apps & served
+
+
+@dataclass(frozen=True, slots=True)
+class CerVerdict:
+    """What to answer to a CER: 2001 with the common applications, or the rejection and why."""
+
+    result_code: int
+    reason: str
+    origin_host: str | None
+    origin_realm: str | None
+    applications: frozenset[int] = frozenset()
+    warn: bool = False
+
+
+def evaluate_cer(
+    cer: Message, identity: LocalIdentity, policy: PeerPolicy, remote_ip: str | None
+) -> CerVerdict:
+    """RFC 6733 §5.3: unknown peer -> 3010, no common application -> 5010 (one is enough)."""
+    host, realm = cer.get("Origin-Host"), cer.get("Origin-Realm")
+    if not host or not realm:
+        return CerVerdict(ResultCode.MISSING_AVP, "Origin-Host/Origin-Realm missing", host, realm)
+    decision = policy.check(host, realm, remote_ip)
+    if not decision.allowed:
+        return CerVerdict(ResultCode.UNKNOWN_PEER, decision.reason, host, realm)
+    peer_apps = advertised_applications(cer)
+    common = common_applications(peer_apps, identity.application_ids)
+    if not common:
+        reason = f"no common application (peer {sorted(peer_apps)})"
+        return CerVerdict(ResultCode.NO_COMMON_APPLICATION, reason, host, realm)
+    return CerVerdict(ResultCode.SUCCESS, decision.reason, host, realm, common, decision.warn)
+
+
+def build_dwr(origin_state_id: int) -> Message:
+    return Message.request(
+        CMD_DEVICE_WATCHDOG,
+        APP_BASE,
+        [("Origin-State-Id", origin_state_id)],
+        proxiable=False,
+    )
+
+
+def build_dwa(dwr: Message, origin_state_id: int) -> Message:
+    return dwr.answer(ResultCode.SUCCESS, ("Origin-State-Id", origin_state_id))
+
+
+def build_dpr(cause: int) -> Message:
+    return Message.request(
+        CMD_DISCONNECT_PEER, APP_BASE, [("Disconnect-Cause", cause)], proxiable=False
+    )
