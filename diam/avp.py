@@ -396,15 +396,15 @@ class Avp:
                 out.append(pad)
                 return length + len(pad)
             return length
-        parts: list[bytes] = []
+        slot = len(out)
+        out.append(b"")  # the header, once the children's length is known
         length = hlen
         for child in value:
-            length += child._emit(parts)
+            length += child._emit(out)
         if hlen == 12:
-            out.append(_HDR12.pack(self._code, (flags << 24) | length, self._vendor))
+            out[slot] = _HDR12.pack(self._code, (flags << 24) | length, self._vendor)
         else:
-            out.append(_HDR8.pack(self._code, (flags << 24) | length))
-        out += parts
+            out[slot] = _HDR8.pack(self._code, (flags << 24) | length)
         return length
 
     def wire(self) -> bytes:
