@@ -36,6 +36,7 @@ _U32 = struct.Struct(">I")
 _PAD = (b"", b"\x00\x00\x00", b"\x00\x00", b"\x00")
 _GROUPED = AvpType.GROUPED
 _ADDRESS = AvpType.ADDRESS
+_OCTETS = AvpType.OCTET_STRING
 _UNSET: Any = object()
 
 
@@ -320,7 +321,7 @@ class Avp:
             self._value = _children(d.name, value)
             self._data = None
         else:
-            self._data = ENCODERS[d.type](value) if d is not None else bytes(value)
+            self._data = ENCODERS[d.type if d is not None else _OCTETS](value)
             self._value = _UNSET  # re-read from the encoded bytes: the value the peer will see
         self._buf = None
         self._depth = 0

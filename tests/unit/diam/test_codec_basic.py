@@ -3,6 +3,8 @@
 from datetime import UTC, datetime
 from ipaddress import IPv4Address
 
+import pytest
+
 from diam.constants import APP_CREDIT_CONTROL, CMD_CREDIT_CONTROL, FLAG_PROXIABLE, FLAG_REQUEST
 from diam.message import Avp, Message
 
@@ -62,3 +64,12 @@ def test_answer_keeps_session_id_octets() -> None:
     ans = req.answer(2001)
     assert ans.avps[0].wire() == req.avps[0].wire()
     assert ans.get("Result-Code") == 2001 and ans.get("Session-Id") == "scscf.test;1;2"
+
+
+def test_unknown_avp_value_is_octets() -> None:
+    avp = Avp.from_wire(bytes.fromhex("0001117100000009") + b"x\0\0\0")
+    assert avp.name == "Unknown(70001,0)" and avp.value == b"x"
+    avp.value = b"abcd"
+    assert avp.wire() == bytes.fromhex("000111710000000c") + b"abcd"
+    with pytest.raises(TypeError):
+        avp.value = 5  # never bytes(5), five zero octets
