@@ -104,6 +104,12 @@ def _check(args: argparse.Namespace) -> int:
             f"version from {version.effective_from.isoformat()}: {len(version.voice)} voice, "
             f"{len(version.data)} data, {len(version.events)} event rates"
         )
+        for name in sorted(set(plan.set_sizes) - set(version.voice)):
+            print(
+                f"warning: destination set {name} has no voice rate in the version from "
+                f"{version.effective_from.date()}; calls to it are refused",
+                file=sys.stderr,
+            )
     for b in d.bundles:
         extra = (
             f", rollover up to {b.rollover.cap} for {b.rollover.valid_periods} period(s)"

@@ -34,6 +34,21 @@ def test_check_prints_a_summary(capsys: pytest.CaptureFixture[str]) -> None:
     assert "DE_MOBILE (22)" in out and "bundle data_5gb: 5000000000 octets monthly" in out
 
 
+def test_check_warns_about_unpriced_sets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        "name: t\ncurrency: EUR\ntimezone: UTC\n"
+        "destinations: {sets: {A: ['+1'], B: ['+2']}}\n"
+        "versions:\n  - effective_from: 2026-01-01\n"
+        "    voice: [{destinations: A, per_minute: '0.1'}]\n"
+    )
+    assert main(["tariff", "check", str(plan)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: destination set B has no voice rate in the version from 2026-01-01" in err
+
+
 def test_check_reports_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(
