@@ -1,11 +1,13 @@
 """The background CDR exporter: outbox rows → sink, marked sent only once the sink acknowledged.
 
 Loop: claim the oldest unsent rows (a batch), hand them to the sink, and once the sink says they
-are durable (Kafka acks=all / file fsync) mark them sent. Up to ``depth`` batches are in flight so
-the database work of one overlaps the broker round trip of the previous; batches complete and are
-marked strictly in claim order. Any failure (sink or database) releases every pending batch
-unmarked and backs off exponentially (with jitter) before trying again, so while Kafka is down
-rows simply wait in the outbox. Delivery is at least once; a duplicate carries the same ``cdrId``.
+are durable (Kafka acks=all / file fsync) mark them sent. The next batch is claimed in a helper
+thread while the current one is handed to the sink, and up to ``depth`` batches await their
+acknowledgement, so database work, producer work and broker round trips overlap; batches are
+claimed, sent and marked strictly in ``id`` order. Any failure (sink or database) releases every
+pending batch unmarked and backs off exponentially (with jitter) before trying again, so while
+Kafka is down rows simply wait in the outbox. Delivery is at least once; a duplicate carries the
+same ``cdrId``.
 
 The loop is synchronous (kafka-python and the DB driver block) and runs in its own thread;
 ``run_in_thread`` makes it an asyncio task for the OpenPCC process.
@@ -14,11 +16,13 @@ The loop is synchronous (kafka-python and the DB driver block) and runs in its o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import threading
 import time
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -61,6 +65,7 @@ class Exporter:
         self._exported_metric = metrics.EXPORTED.labels(sink.name)
         self._failures_metric = metrics.EXPORT_FAILURES.labels(sink.name)
         self._next_metrics = 0.0
+        self._prefetch: Future[Batch] | None = None
 
     # -- one step at a time ----------------------------------------------------------------
 
@@ -86,8 +91,13 @@ class Exporter:
         self._exported_metric.inc(len(batch.rows))
 
     def _release_all(self, pending: Pending) -> None:
-        while pending:
-            batch, _ = pending.pop()
+        batches = [batch for batch, _ in pending]
+        pending.clear()
+        if self._prefetch is not None:
+            future, self._prefetch = self._prefetch, None
+            with contextlib.suppress(Exception):  # a failed claim holds nothing
+                batches.append(future.result())
+        for batch in batches:
             try:
                 self.store.release(batch)
             except SQLAlchemyError:
@@ -115,27 +125,50 @@ class Exporter:
         pending: Pending = deque()
         streak = 0
         log.info("cdr export: started (sink=%s, owner=%s)", self.sink.name, self.store.owner)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cdr-claim") as claims:
+            try:
+                while not stop.is_set():
+                    try:
+                        drained = self._step(pending, claims)
+                        streak = 0
+                    except (SinkError, SQLAlchemyError, OSError) as exc:
+                        self._release_all(pending)
+                        streak += 1
+                        self._record_failure(exc)
+                        stop.wait(self._backoff(streak))
+                        continue
+                    self._refresh_metrics()
+                    if drained:
+                        self.sink.maintain()
+                        stop.wait(self.poll_seconds)
+            finally:
+                self._release_all(pending)
+                self.sink.close()
+        log.info("cdr export: stopped after %d records", self.exported)
+
+    def _step(self, pending: Pending, claims: ThreadPoolExecutor) -> bool:
+        """Send one batch (claiming the next one meanwhile in the ``claims`` thread) and finish
+        the oldest when ``depth`` batches are in flight. True when the outbox is drained."""
+        if self._prefetch is None:
+            self._prefetch = claims.submit(self.store.claim, self.batch_size)
+        future, self._prefetch = self._prefetch, None
+        batch = future.result()
+        if not batch.rows:
+            while pending:
+                self._finish_oldest(pending)
+            return True
+        full = len(batch.rows) == self.batch_size
+        if full:
+            self._prefetch = claims.submit(self.store.claim, self.batch_size)
         try:
-            while not stop.is_set():
-                try:
-                    claimed = self._start(pending) if len(pending) < self.depth else -1
-                    if pending and (len(pending) >= self.depth or 0 <= claimed < self.batch_size):
-                        self._finish_oldest(pending)
-                    streak = 0
-                except (SinkError, SQLAlchemyError, OSError) as exc:
-                    self._release_all(pending)
-                    streak += 1
-                    self._record_failure(exc)
-                    stop.wait(self._backoff(streak))
-                    continue
-                self._refresh_metrics()
-                if claimed == 0 and not pending:
-                    self.sink.maintain()
-                    stop.wait(self.poll_seconds)
-        finally:
-            self._release_all(pending)
-            self.sink.close()
-            log.info("cdr export: stopped after %d records", self.exported)
+            delivery = self.sink.send(batch.rows)
+        except BaseException:
+            self.store.release(batch)
+            raise
+        pending.append((batch, delivery))
+        if len(pending) >= self.depth or not full:
+            self._finish_oldest(pending)
+        return False
 
     def _backoff(self, streak: int) -> float:
         delay = min(self.backoff_max, self.backoff_initial * 2 ** min(streak - 1, 16))

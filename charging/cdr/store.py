@@ -4,9 +4,10 @@ Two claiming strategies, one contract: a claimed batch is the oldest unsent rows
 exporting, in ``id`` order; ``mark_sent`` records that the sink made them durable; ``release``
 gives them back after a failed publish.
 
-* PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED`` inside a transaction held open while the batch
-  is published. Concurrent exporters skip each other's rows, and when an exporter dies its
-  transaction is rolled back by the server, so its rows are claimable again at once.
+* PostgreSQL: the oldest unsent rows are taken with ``FOR UPDATE SKIP LOCKED`` and updated to
+  "sent" in a transaction held open while the batch is published: committed once the sink
+  acknowledged it, rolled back otherwise. Concurrent exporters skip each other's rows, and when an
+  exporter dies the server rolls its transaction back, so its rows are claimable again at once.
 * SQLite (one writer at a time): a claim is an ``UPDATE ... RETURNING`` of ``claimed_by`` /
   ``claimed_at`` committed before publishing. A claim older than ``claim_timeout`` (its exporter
   died) is taken over; a restarted exporter with the same name takes its own claims back at once.
@@ -71,6 +72,26 @@ _COLUMNS = (
 )
 
 
+_PG_CLAIM = (
+    sa.text(
+        """
+        UPDATE cdr_outbox
+           SET sent_at = :now, claimed_by = :owner, claimed_at = :now, attempts = attempts + 1
+         WHERE id = ANY(ARRAY(
+               SELECT id FROM cdr_outbox WHERE sent_at IS NULL
+                ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED))
+        RETURNING id, cdr_id, partition_key, payload, created_at
+        """
+    )
+    .bindparams(
+        sa.bindparam("now", type_=CdrOutbox.__table__.c.sent_at.type),
+        sa.bindparam("owner", type_=sa.String()),
+        sa.bindparam("limit", type_=sa.Integer()),
+    )
+    .columns(*_COLUMNS)
+)
+
+
 def _rows(result: sa.CursorResult | sa.Result) -> list[OutboxRow]:
     return [OutboxRow(*r) for r in result]
 
@@ -89,16 +110,19 @@ class OutboxStore:
         return self._claim_locking(limit) if self.locking else self._claim_column(limit)
 
     def _claim_locking(self, limit: int) -> Batch:
+        # One statement claims the rows and writes their sent state, in a transaction that is
+        # committed only once the sink acknowledged them (mark_sent) and rolled back otherwise:
+        # each row is written once. Until the commit, other exporters skip the locked rows and
+        # every reader still sees them unsent. ``= ANY(ARRAY(...))`` keeps the plan on the
+        # indexes (an ``IN (subquery)`` may hash-join over the whole, ever-growing table).
+        now = datetime.now(UTC)
+        statement = _PG_CLAIM.bindparams(now=now, owner=self.owner, limit=limit)
         connection = self.engine.connect()
         try:
-            query = (
-                sa.select(*_COLUMNS)
-                .where(outbox.c.sent_at.is_(None))
-                .order_by(outbox.c.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-            rows = _rows(connection.execute(query))
+            # Losing this commit in a database crash only means the rows are exported again
+            # (same cdrId; consumers dedupe), so it need not wait for the WAL flush.
+            connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
+            rows = _rows(connection.execute(statement))
         except BaseException:
             connection.close()
             raise
@@ -106,6 +130,7 @@ class OutboxStore:
             connection.rollback()
             connection.close()
             return Batch([])
+        rows.sort(key=lambda row: row.id)
         return Batch(rows, connection)
 
     def release_own_claims(self) -> None:
@@ -148,20 +173,8 @@ class OutboxStore:
         """Record that the sink acknowledged every row of ``batch`` (ends its claim)."""
         if not batch.rows:
             return
-        now = datetime.now(UTC)
-        if batch.connection is not None:
-            statement = (
-                outbox.update()
-                .where(outbox.c.id.in_(batch.ids))
-                .values(
-                    sent_at=now,
-                    claimed_by=self.owner,
-                    claimed_at=now,
-                    attempts=outbox.c.attempts + 1,
-                )
-            )
+        if batch.connection is not None:  # PostgreSQL: the claim wrote the sent state
             try:
-                batch.connection.execute(statement)
                 batch.connection.commit()
             finally:
                 batch.connection.close()
@@ -170,7 +183,7 @@ class OutboxStore:
         statement = (
             outbox.update()
             .where(outbox.c.id.in_(batch.ids), outbox.c.sent_at.is_(None))
-            .values(sent_at=now)
+            .values(sent_at=datetime.now(UTC))
         )
         with self.engine.begin() as connection:
             connection.execute(statement)

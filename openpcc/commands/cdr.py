@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
 import sys
 import threading
@@ -113,6 +114,8 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _exporter(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
     settings = Settings()
     engine = _engine(args, settings)
     exporter = build_exporter(settings, engine)

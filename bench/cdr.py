@@ -1,0 +1,286 @@
+"""CDR export benchmark: outbox (PostgreSQL) → exporter → local Kafka broker, acks=all.
+
+Prints:
+  1. export throughput: CDRs/s from a pre-filled outbox until every row is acknowledged by the
+     broker and marked sent; next to it the two halves measured alone (the producer without the
+     database, the database claim+mark without Kafka) to show what limits it;
+  2. end-to-end lag at a steady insert load (charging writing CDRs): outbox commit → a
+     ``read_committed`` consumer has the record, percentiles.
+
+Uses OPENPCC_TEST_DATABASE_URL / OPENPCC_KAFKA_BOOTSTRAP when set, else starts the local
+PostgreSQL and Kafka scripts (and stops what it started). ``python -m bench.cdr [--rows N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+from kafka import KafkaAdminClient, KafkaConsumer
+from kafka.admin import NewTopic
+from sqlalchemy.engine import Engine, make_url
+
+from charging.cdr.exporter import Exporter
+from charging.cdr.kafka_sink import KafkaConfig, KafkaSink
+from charging.cdr.sink import Done
+from charging.cdr.store import OutboxRow, OutboxStore
+from charging.models import CdrOutbox
+from openpcc.database import create_engine, upgrade
+from schemas.cdr import ChargingDataRecord, make_cdr_id
+
+ROOT = Path(__file__).resolve().parent.parent
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+@contextmanager
+def service(env: str, script: str) -> Iterator[str]:
+    """A running service's URL: from ``env``, else started by ``script`` (stopped after)."""
+    if os.environ.get(env):
+        yield os.environ[env]
+        return
+    path = str(ROOT / "scripts" / script)
+    started = subprocess.run(["bash", path, "status"], capture_output=True).returncode != 0
+    out = subprocess.run(["bash", path, "start"], capture_output=True, text=True, check=True)
+    try:
+        yield out.stdout.strip().splitlines()[-1]
+    finally:
+        if started:
+            subprocess.run(["bash", path, "stop"], capture_output=True, check=False)
+
+
+@contextmanager
+def fresh_database(server_url: str) -> Iterator[Engine]:
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    url = make_url(server_url).set(drivername="postgresql+psycopg")
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    engine = create_engine(url.set(database=name).render_as_string(hide_password=False))
+    try:
+        upgrade(engine)
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@contextmanager
+def fresh_topic(bootstrap: str) -> Iterator[str]:
+    name = f"bench-cdr-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(name, num_partitions=3, replication_factor=1)])
+    try:
+        yield name
+    finally:
+        admin.delete_topics([name])
+        admin.close()
+
+
+def cdr(n: int) -> ChargingDataRecord:
+    msisdn = f"49171{n % 10_000:07d}"
+    session = f"scscf.ims.example;{uuid.uuid4().hex};{n}"
+    seconds = 1 + n % 600
+    return ChargingDataRecord.model_validate(
+        {
+            "cdrId": make_cdr_id("ocs-bench", session),
+            "recordType": "sCSCFRecord",
+            "servedSubscriptionIds": [
+                {"subscriptionIDType": "END_USER_E164", "subscriptionIDData": msisdn}
+            ],
+            "sessionId": session,
+            "iMS-Charging-Identifier": f"icid-{n}",
+            "callingPartyAddress": f"sip:+{msisdn}@ims.example",
+            "calledPartyAddress": "tel:+4930123456",
+            "recordOpeningTime": T0,
+            "recordClosureTime": T0 + timedelta(seconds=seconds),
+            "duration": seconds,
+            "causeForRecordClosing": "normalRelease",
+            "listOfServiceData": [{"ratingGroup": 100, "timeUsage": seconds, "charge": seconds}],
+            "charge": seconds,
+            "currency": "EUR",
+            "tariffId": "voice-de",
+            "tariffVersion": "1",
+            "nodeId": "ocs-bench",
+            "localRecordSequenceNumber": n,
+        }
+    )
+
+
+def enqueue(engine: Engine, records: Sequence[ChargingDataRecord]) -> None:
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "cdr_id": r.cdr_id,
+            "partition_key": r.partition_key,
+            "payload": r.model_dump_json(),
+            "created_at": now,
+        }
+        for r in records
+    ]
+    with engine.begin() as connection:
+        connection.execute(CdrOutbox.__table__.insert(), rows)
+
+
+class NullSink:
+    """Acknowledges at once: measures the database half alone."""
+
+    name = "null"
+
+    def send(self, rows: Sequence[OutboxRow]) -> Done:
+        return Done()
+
+    def maintain(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def new_exporter(engine: Engine, sink, owner: str, batch: int) -> Exporter:
+    return Exporter(
+        OutboxStore(engine, owner, timedelta(minutes=2)), sink, batch_size=batch, poll_seconds=0.02
+    )
+
+
+def drain_rate(exporter: Exporter, engine: Engine, rows: int) -> float:
+    """Run the exporter loop until ``rows`` are marked sent; CDRs/s."""
+    stop = threading.Event()
+    thread = threading.Thread(target=exporter.run, args=(stop,))
+    start = time.perf_counter()
+    thread.start()
+    while exporter.exported < rows:
+        time.sleep(0.005)
+    elapsed = time.perf_counter() - start
+    stop.set()
+    thread.join()
+    return rows / elapsed
+
+
+def producer_rate(bootstrap: str, topic: str, payloads: list[OutboxRow], batch: int) -> float:
+    """The Kafka half alone: send + wait for acks, batch after batch, no database."""
+    sink = KafkaSink(KafkaConfig(bootstrap, topic))
+    sink.send(payloads[:100]).wait()  # connect, metadata
+    start = time.perf_counter()
+    pending = None
+    for i in range(0, len(payloads), batch):
+        delivery = sink.send(payloads[i : i + batch])
+        if pending is not None:
+            pending.wait()
+        pending = delivery
+    if pending is not None:
+        pending.wait()
+    elapsed = time.perf_counter() - start
+    sink.close()
+    return len(payloads) / elapsed
+
+
+def throughput(engine: Engine, bootstrap: str, rows: int, batch: int) -> None:
+    records = [cdr(n) for n in range(rows)]
+    size = sum(len(r.model_dump_json()) for r in records[:100]) // 100
+    for i in range(0, rows, 5000):
+        enqueue(engine, records[i : i + 5000])
+    db_only = drain_rate(new_exporter(engine, NullSink(), "bench-null", batch), engine, rows)
+    with engine.begin() as connection:
+        connection.execute(CdrOutbox.__table__.update().values(sent_at=None))
+    with fresh_topic(bootstrap) as topic:
+        sink = KafkaSink(KafkaConfig(bootstrap, topic))
+        full = drain_rate(new_exporter(engine, sink, "bench", batch), engine, rows)
+        payloads = [
+            OutboxRow(0, r.cdr_id, r.partition_key, r.model_dump_json(), T0) for r in records
+        ]
+        kafka_only = producer_rate(bootstrap, topic, payloads, batch)
+    print(f"records: {rows} CDRs of ~{size} bytes JSON, batch {batch}, 3 partitions, acks=all")
+    print(f"export outbox -> Kafka (acked, marked sent): {full:>9,.0f} CDRs/s")
+    print(f"  Kafka producer alone (no database):        {kafka_only:>9,.0f} CDRs/s")
+    print(f"  database claim+mark alone (no Kafka):      {db_only:>9,.0f} CDRs/s")
+
+
+def steady_lag(engine: Engine, bootstrap: str, rate: int, seconds: float) -> None:
+    """Insert ``rate`` CDRs/s in small transactions (as charging does) with the exporter running
+    and a consumer reading the topic; lag = outbox commit → the consumer has the record."""
+    inserted: dict[str, float] = {}
+    received: dict[str, float] = {}
+    with fresh_topic(bootstrap) as topic:
+        consumer = KafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            fetch_max_wait_ms=10,
+        )
+        reading = threading.Event()
+        reading.set()
+
+        def consume() -> None:
+            while reading.is_set():
+                for batch in consumer.poll(timeout_ms=50).values():
+                    now = time.time()
+                    for record in batch:
+                        received[dict(record.headers)["cdrId"].decode()] = now
+
+        reader = threading.Thread(target=consume)
+        reader.start()
+        exporter = new_exporter(engine, KafkaSink(KafkaConfig(bootstrap, topic)), "lag", 1000)
+        stop = threading.Event()
+        thread = threading.Thread(target=exporter.run, args=(stop,))
+        thread.start()
+        tick = 0.05
+        per_tick = max(1, int(rate * tick))
+        n = 0
+        next_at = time.perf_counter()
+        while n < rate * seconds:
+            batch = [cdr(10_000_000 + n + i) for i in range(per_tick)]
+            enqueue(engine, batch)
+            committed = time.time()
+            inserted.update((r.cdr_id, committed) for r in batch)
+            n += per_tick
+            next_at += tick
+            time.sleep(max(0.0, next_at - time.perf_counter()))
+        deadline = time.monotonic() + 30
+        while len(received) < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        stop.set()
+        thread.join()
+        reading.clear()
+        reader.join()
+        consumer.close()
+    lags = sorted((received[i] - inserted[i]) * 1000 for i in inserted if i in received)
+    q = statistics.quantiles(lags, n=100)
+    print(
+        f"steady load {rate} CDRs/s for {seconds:.0f} s: {len(lags)}/{n} CDRs read back; "
+        f"lag outbox commit -> consumer, ms: p50 {q[49]:.0f}  p95 {q[94]:.0f}  "
+        f"p99 {q[98]:.0f}  max {lags[-1]:.0f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=30_000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--rate", type=int, default=2000, help="steady insert load, CDRs/s")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    args = parser.parse_args()
+    with (
+        service("OPENPCC_TEST_DATABASE_URL", "postgres-local.sh") as pg,
+        service("OPENPCC_KAFKA_BOOTSTRAP", "kafka-local.sh") as bootstrap,
+        fresh_database(pg) as engine,
+    ):
+        throughput(engine, bootstrap, args.rows, args.batch)
+        steady_lag(engine, bootstrap, args.rate, args.seconds)
+
+
+if __name__ == "__main__":
+    main()
