@@ -95,10 +95,13 @@ class RxApp:
             log.info("rx aar refused session=%s code=%d %s", session_id, exc.result_code, exc)
             return self._aaa(request, exc.result_code)
         names = tuple(r.name for r in rules)
+        # A modification re-installs only the rules that changed (TS 29.212 §4.5.2.1: installing
+        # an existing rule name modifies it) and removes the components that went away.
+        unchanged = set(derive_rules(session_id, rx.components.values(), self.qos, rx.icid))
+        install = [r for r in rules if r not in unchanged]
+        remove = [n for n in rx.rules if n not in names]
         async with gx.lock:
-            result = await self.gx.push(
-                gx, install=rules, remove=[n for n in rx.rules if n not in names]
-            )
+            result = await self.gx.push(gx, install=install, remove=remove)
             if not result.ok:
                 return self._aaa(request, _failure(result.code))
             actions = frozenset(a.value for a in request["Specific-Action"])

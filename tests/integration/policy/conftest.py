@@ -30,6 +30,7 @@ from diameter.message.constants import (
     AVP_AUTH_GRACE_PERIOD,
     AVP_AUTHORIZATION_LIFETIME,
     AVP_FRAMED_IP_ADDRESS,
+    AVP_FRAMED_IPV6_PREFIX,
     AVP_SESSION_TIMEOUT,
     AVP_SUBSCRIPTION_ID,
     AVP_SUBSCRIPTION_ID_DATA,
@@ -205,7 +206,7 @@ class Pgw:
             ("Supported-Features", [("Vendor-Id", VENDOR_3GPP), ("Feature-List-ID", 1),
                                     ("Feature-List", 3)]),
             ("Network-Request-Support", 1),
-            ("Framed-IP-Address", ipaddress.IPv4Address(ue_ip).packed),
+            _ue_address(ue_ip),
             ("IP-CAN-Type", 5),  # 3GPP-EPS
             ("RAT-Type", 1004),  # EUTRAN
             ("Called-Station-Id", apn),
@@ -213,6 +214,14 @@ class Pgw:
 
     async def next_rar(self, timeout: float = 5.0) -> Message:
         return await asyncio.wait_for(self.rars.get(), timeout)
+
+
+def _ue_address(ue_ip: str) -> tuple[str, bytes]:
+    """Framed-IP-Address, or Framed-IPv6-Prefix for "prefix/len" (RFC 3162 §2.3)."""
+    if "/" in ue_ip:
+        net = ipaddress.IPv6Network(ue_ip)
+        return ("Framed-IPv6-Prefix", bytes([0, net.prefixlen]) + net.network_address.packed)
+    return ("Framed-IP-Address", ipaddress.IPv4Address(ue_ip).packed)
 
 
 class Pcscf:
@@ -294,7 +303,11 @@ class Pcscf:
                 PyAvp.new(AVP_SUBSCRIPTION_ID_DATA, value="sip:alice@ims.openpcc.test"),
             ])
         )  # fmt: skip
-        aar.append_avp(PyAvp.new(AVP_FRAMED_IP_ADDRESS, value=ipaddress.IPv4Address(ue_ip).packed))
+        ip = ipaddress.ip_address(ue_ip)
+        if ip.version == 4:
+            aar.append_avp(PyAvp.new(AVP_FRAMED_IP_ADDRESS, value=ip.packed))
+        else:  # Kamailio: the SDP c= address as a /128 prefix
+            aar.append_avp(PyAvp.new(AVP_FRAMED_IPV6_PREFIX, value=b"\x00\x80" + ip.packed))
         for action in (2, 3, 4, 6, 8, 9, 12):
             aar.append_avp(PyAvp.new(AVP_TGPP_SPECIFIC_ACTION, VENDOR_TGPP, action))
         aar.append_avp(PyAvp.new(AVP_AUTH_GRACE_PERIOD, value=0))
@@ -378,6 +391,31 @@ def audio_component(
     ])  # fmt: skip
 
 
+def component(
+    number: int,
+    media_type: int | None = None,
+    flows: tuple[tuple[int, tuple[str, ...], int], ...] = (),
+    bandwidth: int | None = None,
+    flow_status: int | None = None,
+) -> PyAvp:
+    """A Media-Component-Description with only the given parts (for modifications)."""
+    children = [PyAvp.new(AVP_TGPP_MEDIA_COMPONENT_NUMBER, VENDOR_TGPP, number)]
+    for flow, descriptions, usage in flows:
+        children.append(PyAvp.new(AVP_TGPP_MEDIA_SUB_COMPONENT, VENDOR_TGPP, [
+            PyAvp.new(AVP_TGPP_FLOW_NUMBER, VENDOR_TGPP, flow),
+            *(PyAvp.new(AVP_TGPP_FLOW_DESCRIPTION, VENDOR_TGPP, d.encode()) for d in descriptions),
+            PyAvp.new(AVP_TGPP_FLOW_USAGE, VENDOR_TGPP, usage),
+        ]))  # fmt: skip
+    if media_type is not None:
+        children.append(PyAvp.new(AVP_TGPP_MEDIA_TYPE, VENDOR_TGPP, media_type))
+    if bandwidth is not None:
+        for code in (AVP_TGPP_MAX_REQUESTED_BANDWIDTH_UL, AVP_TGPP_MAX_REQUESTED_BANDWIDTH_DL):
+            children.append(PyAvp.new(code, VENDOR_TGPP, bandwidth))
+    if flow_status is not None:
+        children.append(PyAvp.new(AVP_TGPP_FLOW_STATUS, VENDOR_TGPP, flow_status))
+    return PyAvp.new(AVP_TGPP_MEDIA_COMPONENT_DESCRIPTION, VENDOR_TGPP, children)
+
+
 class Charging:
     """The charging state the PCRF sees (what the OCS wiring would answer)."""
 
@@ -445,6 +483,16 @@ def harness(sqlite_url: str, tmp_path: Path) -> Callable[..., Harness]:
 
 
 @pytest.fixture
+def any_harness(database_url: str, tmp_path: Path) -> Callable[..., Harness]:
+    """Like ``harness``, once on SQLite and once on PostgreSQL."""
+
+    def make(**kwargs: Any) -> Harness:
+        return Harness(database_url, tmp_path, **kwargs)
+
+    return make
+
+
+@pytest.fixture
 def needs_tshark() -> None:
     if not (shutil.which("tshark") and shutil.which("text2pcap")):
         pytest.skip("tshark/text2pcap not installed")
@@ -458,4 +506,4 @@ def audio() -> Callable[..., PyAvp]:
 @pytest.fixture
 def kit() -> SimpleNamespace:
     """The harness parts, for tests that assemble their own PCRF (e.g. via openpcc.app)."""
-    return SimpleNamespace(Pgw=Pgw, Wire=Wire, POLICY=POLICY)
+    return SimpleNamespace(Pgw=Pgw, Wire=Wire, POLICY=POLICY, component=component)

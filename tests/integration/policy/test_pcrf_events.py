@@ -217,7 +217,7 @@ def test_credit_exhaustion_redirects_and_top_up_restores(harness: Any) -> None:
     run(harness, body, clock=fixed_clock(9, 0, 0))
 
 
-def test_restart_mid_call_still_removes_the_right_rules(harness: Any, audio: Any) -> None:
+def test_restart_mid_call_still_removes_the_right_rules(any_harness: Any, audio: Any) -> None:
     async def body(h: Any) -> None:
         await h.pgw.attach(GX)
         aaa = asyncio.create_task(h.pcscf.aar(CALL, audio()))
@@ -235,4 +235,4 @@ def test_restart_mid_call_still_removes_the_right_rules(harness: Any, audio: Any
         await h.pgw.next_rar()
         assert (await aaa).result_code == 2001
 
-    run(harness, body)
+    run(any_harness, body)
