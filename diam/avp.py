@@ -92,31 +92,44 @@ def walk(buf: bytes, pos: int, end: int, depth: int) -> list[Avp]:
     avps: list[Avp] = []
     append = avps.append
     unpack = _HDR8.unpack_from
-    while pos < end:
-        if end - pos < 8:
-            raise _length_error(buf, pos, end, f"{end - pos} trailing octets are no AVP")
-        code, word = unpack(buf, pos)
-        flags = word >> 24
-        length = word & 0xFFFFFF
-        if flags & AVP_FLAG_VENDOR:
-            if length < 12 or end - pos < 12:
-                raise _length_error(buf, pos, end, f"AVP {code} length {length} < 12")
-            vendor = _U32.unpack_from(buf, pos + 8)[0]
-            start = pos + 12
-        else:
-            if length < 8:
-                raise _length_error(buf, pos, end, f"AVP {code} length {length} < 8")
-            vendor = 0
-            start = pos + 8
-        nxt = pos + ((length + 3) & ~3)
-        if nxt > end:
-            raise _length_error(buf, pos, end, f"AVP {code} length {length} overruns its container")
-        if flags & AVP_FLAGS_RESERVED:
-            raise DecodeError(ResultCode.INVALID_AVP_BITS, f"AVP {code} has reserved flag bits set",
-                              bytes(buf[pos:nxt]))
-        append(Avp(code, vendor, flags, buf, start, pos + length, depth))
-        pos = nxt
+    unpack_vendor = _U32.unpack_from
+    new = Avp
+    try:
+        while pos < end:
+            code, word = unpack(buf, pos)
+            length = word & 0xFFFFFF
+            nxt = pos + ((length + 3) & ~3)
+            flags = word >> 24
+            if flags & AVP_FLAG_VENDOR:
+                if length < 12 or nxt > end or flags & AVP_FLAGS_RESERVED:
+                    raise _header_error(buf, pos, end)
+                append(new(code, unpack_vendor(buf, pos + 8)[0], flags, buf, pos + 12,
+                           pos + length, depth))
+            else:
+                # A length >= 8 that fits also proves the 8 header octets were inside `end`.
+                if length < 8 or nxt > end or flags & AVP_FLAGS_RESERVED:
+                    raise _header_error(buf, pos, end)
+                append(new(code, 0, flags, buf, pos + 8, pos + length, depth))
+            pos = nxt
+    except struct.error:  # fewer than 8 octets left in the whole buffer
+        raise _header_error(buf, pos, end) from None
     return avps
+
+
+def _header_error(buf: bytes, pos: int, end: int) -> DecodeError:
+    """The precise error for the AVP header at buf[pos:end] that `walk` rejected."""
+    if end - pos < 8:
+        return _length_error(buf, pos, end, f"{end - pos} trailing octets are no AVP")
+    code, word = _HDR8.unpack_from(buf, pos)
+    flags, length = word >> 24, word & 0xFFFFFF
+    minimum = 12 if flags & AVP_FLAG_VENDOR else 8
+    if length < minimum:
+        return _length_error(buf, pos, end, f"AVP {code} length {length} < {minimum}")
+    nxt = pos + ((length + 3) & ~3)
+    if nxt > end:
+        return _length_error(buf, pos, end, f"AVP {code} length {length} overruns its container")
+    return DecodeError(ResultCode.INVALID_AVP_BITS, f"AVP {code} has reserved flag bits set",
+                       bytes(buf[pos:nxt]))
 
 
 def check(buf: bytes, pos: int, end: int, depth: int) -> None:
