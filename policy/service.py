@@ -140,7 +140,8 @@ def install(app: _App) -> Pcrf | None:
     pcrf = Pcrf(node, engine, config_from_settings(app.settings), rx_node=rx_node)
 
     async def start() -> None:
-        path = Path(app.settings.provisioning) if app.settings.provisioning else None
+        name = app.settings.policy_provisioning or app.settings.provisioning
+        path = Path(name) if name else None
         if path is not None and path.is_file():
             spec = provisioning.load(path)
             await asyncio.to_thread(provisioning.apply, engine, spec)

@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     cdr_partial_volume_octets: int = Field(0, ge=0)
 
     # --- policy: PCRF behaviour -------------------------------------------------------------
+    # YAML file whose `policy:` section (profiles, APN policies, subscribers) is applied at
+    # start-up; empty = the `policy:` section of OPENPCC_PROVISIONING, when it has one.
+    policy_provisioning: str = ""
     # Local time zone of time-of-day policy variants and of the fair-use month.
     policy_timezone: str = "UTC"
     policy_rar_timeout_seconds: float = Field(2.0, gt=0)  # Gx RAR → RAA (the AAA waits for it)

@@ -14,7 +14,7 @@ from schemas.settings import Settings
 
 
 def test_openpcc_app_serves_gx_from_the_provisioning_file(tmp_path: Path, kit: Any) -> None:
-    provisioning = tmp_path / "provisioning.yaml"
+    provisioning = tmp_path / "policy.yaml"
     provisioning.write_text(yaml.safe_dump({"policy": kit.POLICY}))
     settings = Settings(
         diameter_host="127.0.0.1",
@@ -22,7 +22,8 @@ def test_openpcc_app_serves_gx_from_the_provisioning_file(tmp_path: Path, kit: A
         diameter_origin_host="pcrf.openpcc.test",
         diameter_origin_realm="openpcc.test",
         database_url=f"sqlite:///{tmp_path / 'openpcc.db'}",
-        provisioning=str(provisioning),
+        provisioning="",
+        policy_provisioning=str(provisioning),
     )
 
     async def main() -> None:
