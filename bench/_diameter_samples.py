@@ -2,13 +2,14 @@
 
 Each sample is a `Spec`: command code, application id, header flags and the AVP tree as
 (name, value) pairs, Grouped values being lists of pairs. `build(spec)` turns it into our Message;
-tests feed the same spec to python-diameter to compare the two implementations.
+`build_python_diameter(spec)` builds the same message with python-diameter, for the interop tests
+and the benchmark.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from typing import Any, NamedTuple
 
 from diam.constants import (
@@ -16,6 +17,7 @@ from diam.constants import (
     APP_CREDIT_CONTROL,
     APP_GX,
     APP_RX,
+    AVP_FLAG_MANDATORY,
     CMD_AA,
     CMD_CAPABILITIES_EXCHANGE,
     CMD_CREDIT_CONTROL,
@@ -23,7 +25,8 @@ from diam.constants import (
     FLAG_REQUEST,
     VENDOR_3GPP,
 )
-from diam.message import Message
+from diam.dictionary import avp_def
+from diam.message import Avp, Message
 
 REQUEST = FLAG_REQUEST | FLAG_PROXIABLE
 ANSWER = FLAG_PROXIABLE
@@ -40,6 +43,31 @@ class Spec(NamedTuple):
 def build(spec: Spec, hop_by_hop: int = 0x1234, end_to_end: int = 0x5678) -> Message:
     msg = Message(spec.command_code, spec.application_id, spec.flags, hop_by_hop, end_to_end)
     return msg.add(*spec.avps)
+
+
+def build_python_diameter(spec: Spec, hop_by_hop: int = 0x1234, end_to_end: int = 0x5678) -> Any:
+    """The same message built with python-diameter's generic API (`Avp.new(code, vendor, value)`,
+    its typed classes drop AVPs), with our M bits so that both encode to the same octets."""
+    from diameter.message import Message as PdMessage
+    from diameter.message import MessageHeader
+    from diameter.message.avp import Avp as PdAvp
+    from diameter.message.avp import avp as pd_types
+
+    def avp(name: str, value: Any) -> Any:
+        d = avp_def(name)
+        mandatory = bool(Avp.new(name, value).flags & AVP_FLAG_MANDATORY)
+        if isinstance(value, list):
+            value = [avp(n, v) for n, v in value]
+        elif isinstance(value, IPv4Address | IPv6Address):
+            value = str(value)
+        elif isinstance(value, str) and isinstance(PdAvp.new(d.code, d.vendor),
+                                                   pd_types.AvpOctetString):
+            value = value.encode()
+        return PdAvp.new(d.code, d.vendor, value, is_mandatory=mandatory)
+
+    header = MessageHeader(1, 0, spec.flags, spec.command_code, spec.application_id,
+                           hop_by_hop, end_to_end)
+    return PdMessage(header, [avp(n, v) for n, v in spec.avps])
 
 
 def count_avps(avps: list[tuple[str, Any]]) -> int:
