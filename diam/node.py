@@ -76,6 +76,11 @@ class Node:
         self.write_buffer_high = write_buffer_high
         # RFC 6733 §8.16: a value that grows at each restart; seconds since the epoch do.
         self.origin_state_id = int(time.time()) & 0xFFFFFFFF
+        # Shared by every message this node stamps; never mutated after this point.
+        self.origin_avps = (
+            Avp.new("Origin-Host", identity.origin_host),
+            Avp.new("Origin-Realm", identity.origin_realm),
+        )
         self._end_to_end = EndToEndIds()
         self._connections: set[Peer] = set()
         self._by_host: dict[str, Peer] = {}

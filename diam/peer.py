@@ -47,7 +47,7 @@ from diam.constants import (
 )
 from diam.errors import AnswerError, CapabilitiesExchangeFailed, DiameterTimeout, PeerClosed
 from diam.logfmt import log
-from diam.message import Avp, DecodeError, Message
+from diam.message import DecodeError, Message
 from diam.router import check_request, run_handler
 from diam.transport import FramedProtocol
 
@@ -146,7 +146,7 @@ class Peer(FramedProtocol):
             self._on_decode_error(err)
             return
         try:
-            self._route(msg)
+            self._route(msg, frame)
         except DecodeError as err:
             # A malformed AVP met while reading a value, e.g. a CER's Origin-Host: answer with
             # its code (RFC 6733 §7); before Open there is no session to keep, so close.
@@ -161,12 +161,12 @@ class Peer(FramedProtocol):
             log(logging.ERROR, "internal_error", peer=self.origin_host, error=repr(exc))
             self.abort(f"internal error: {exc!r}")
 
-    def _route(self, msg: Message) -> None:
+    def _route(self, msg: Message, wire: bytes) -> None:
         if msg.is_request:
             if msg.application_id == APP_BASE and msg.command_code in _BASE_COMMANDS:
                 self._on_base_request(msg)
             elif self.state is PeerState.OPEN or self.state is PeerState.CLOSING:
-                self._dispatch(msg)
+                self._dispatch(msg, wire)
             else:
                 self.abort(f"request {msg.command_code} before capabilities exchange")
         else:
@@ -330,7 +330,7 @@ class Peer(FramedProtocol):
 
     # --- application requests ---------------------------------------------------------------
 
-    def _dispatch(self, request: Message) -> None:
+    def _dispatch(self, request: Message, wire: bytes) -> None:
         node = self.node
         app, cmd = request.application_id, request.command_code
         if app not in node.identity.application_ids:
@@ -341,7 +341,7 @@ class Peer(FramedProtocol):
             self._reply_error(request, ResultCode.COMMAND_UNSUPPORTED, None, "command not routed")
             return
         try:
-            error = check_request(request, route)
+            error = check_request(request, route, wire)
         except DecodeError as err:  # a malformed nested AVP
             self._reply_error(request, err.result_code, err.failed_avp, err.message)
             return
@@ -448,12 +448,13 @@ class Peer(FramedProtocol):
                 error_message=answer.get("Error-Message"),
             )
 
-    def _stamp_origin(self, answer: Message) -> None:
-        identity = self.node.identity
-        if answer.first("Origin-Host") is None:
-            answer.add(Avp.new("Origin-Host", identity.origin_host))
-        if answer.first("Origin-Realm") is None:
-            answer.add(Avp.new("Origin-Realm", identity.origin_realm))
+    def _stamp_origin(self, msg: Message) -> None:
+        """Add Origin-Host/Origin-Realm when missing (the node's prebuilt, immutable AVPs)."""
+        host, realm = self.node.origin_avps
+        if msg.first("Origin-Host") is None:
+            msg.avps.append(host)
+        if msg.first("Origin-Realm") is None:
+            msg.avps.append(realm)
 
     # --- outbound ------------------------------------------------------------------------------
 
@@ -532,10 +533,7 @@ class Peer(FramedProtocol):
     def _send(self, msg: Message) -> None:
         """Send a message we originate (CER, DWR, DPR, outbound requests)."""
         if msg.is_request:
-            if msg.first("Origin-Host") is None:
-                msg.add(Avp.new("Origin-Host", self.node.identity.origin_host))
-            if msg.first("Origin-Realm") is None:
-                msg.add(Avp.new("Origin-Realm", self.node.identity.origin_realm))
+            self._stamp_origin(msg)
             if msg.command_code in _BASE_COMMANDS:
                 self._hop_by_hop = msg.hop_by_hop = (self._hop_by_hop + 1) & 0xFFFFFFFF
             if not msg.end_to_end:

@@ -30,7 +30,7 @@ from schemas.settings import DiameterListener, Settings
 logger = logging.getLogger("openpcc")
 
 # Modules exposing ``install(app)``; PCRF (policy/) and OCS (charging/) register here.
-DOMAIN_MODULES: tuple[str, ...] = ("policy.service",)
+DOMAIN_MODULES: tuple[str, ...] = ("policy.service", "charging.service", "charging.cdr.service")
 
 
 @dataclass(slots=True)
