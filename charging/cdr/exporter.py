@@ -143,8 +143,16 @@ class Exporter:
                         stop.wait(self.poll_seconds)
             finally:
                 self._release_all(pending)
+                if streak == 0:  # a healthy sink: export what the last moments wrote
+                    self._final_drain()
                 self.sink.close()
         log.info("cdr export: stopped after %d records", self.exported)
+
+    def _final_drain(self) -> None:
+        try:
+            self.export_available()
+        except (SinkError, SQLAlchemyError, OSError) as exc:
+            log.warning("cdr export: final drain failed, rows stay in the outbox: %r", exc)
 
     def _step(self, pending: Pending, claims: ThreadPoolExecutor) -> bool:
         """Send one batch (claiming the next one meanwhile in the ``claims`` thread) and finish
