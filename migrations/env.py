@@ -5,10 +5,11 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+import api.models
 import charging.models
 import policy.models
 
-target_metadata = [charging.models.metadata, policy.models.metadata]
+target_metadata = [charging.models.metadata, policy.models.metadata, api.models.metadata]
 
 
 def run_migrations_offline() -> None:

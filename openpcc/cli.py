@@ -11,6 +11,7 @@ from openpcc import __version__
 
 # Each module exposes ``register(subparsers)`` and sets ``func`` on its parsers.
 COMMAND_MODULES: tuple[str, ...] = (
+    "openpcc.commands.apikey",
     "openpcc.commands.cdr",
     "openpcc.commands.ledger",
     "openpcc.commands.run",

@@ -24,6 +24,15 @@ class DiameterListener(BaseModel):
     peers: str | None = None  # allowlist for this listener; None = OPENPCC_DIAMETER_PEERS
 
 
+class ApiKeySetting(BaseModel):
+    """api: one bearer key configured in settings (entries of OPENPCC_API_KEYS); only its SHA-256
+    (hex) is given, e.g. from ``openpcc apikey hash``."""
+
+    name: str = Field(min_length=1, max_length=64)
+    role: Literal["read-only", "operator", "admin"]
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
 class Settings(BaseSettings):
     """All of OpenPCC's settings."""
 
@@ -103,6 +112,29 @@ class Settings(BaseSettings):
     cdr_partial_interval_seconds: int = Field(0, ge=0)
     cdr_partial_volume_octets: int = Field(0, ge=0)
 
+    # --- ims: embedded IMS core (SIP P-CSCF/S-CSCF) and its PCRF/OCS peers --------------------
+    ims_enabled: bool = False  # start the SIP listener with `openpcc run`
+    ims_sip_host: str = "127.0.0.1"  # bound and advertised in Via/Record-Route
+    ims_sip_port: int = Field(5060, ge=0, le=65535)  # UDP and TCP
+    ims_domain: str = "ims.localdomain"
+    ims_min_expires: int = Field(60, ge=1)  # REGISTER: shorter → 423 Interval Too Brief
+    ims_max_expires: int = Field(7200, ge=1)
+    ims_sip_t1_ms: int = Field(500, ge=1)  # RFC 3261 T1 / T2
+    ims_sip_t2_ms: int = Field(4000, ge=1)
+    ims_origin_host: str = "cscf.localdomain"  # Diameter identity of the P-CSCF/S-CSCF
+    ims_origin_realm: str = "localdomain"
+    ims_pcrf_host: str = "127.0.0.1"  # Rx peer; empty = no Rx
+    ims_pcrf_port: int = Field(3868, ge=1, le=65535)
+    ims_pcrf_realm: str = "localdomain"
+    ims_ocs_host: str = "127.0.0.1"  # Ro peer; empty = no Ro
+    ims_ocs_port: int = Field(3868, ge=1, le=65535)
+    ims_ocs_realm: str = "localdomain"
+    ims_rx_mandatory: bool = True  # a refused AAR rejects the call (else best effort)
+    ims_ro_service_context: str = "32260@3gpp.org"
+    ims_ro_requested_seconds: int = Field(60, ge=1)  # Requested-Service-Unit CC-Time
+    ims_ro_buffer_seconds: float = Field(5.0, ge=0)  # CCR-U this long before the grant ends
+    ims_diameter_timeout_seconds: float = Field(3.0, gt=0)
+
     # --- policy: PCRF behaviour -------------------------------------------------------------
     # YAML file whose `policy:` section (profiles, APN policies, subscribers) is applied at
     # start-up; empty = the `policy:` section of OPENPCC_PROVISIONING, when it has one.
@@ -118,3 +150,12 @@ class Settings(BaseSettings):
     # Largest GBR (bit/s) one media component may get; 0 = no limit (else 5063 in the AAA).
     policy_max_gbr_ul: int = Field(0, ge=0)
     policy_max_gbr_dl: int = Field(0, ge=0)
+
+    # --- api: management REST API, console, metrics ----------------------------------------
+    api_enabled: bool = True  # serve the HTTP API, console and /metrics in the same process
+    api_host: str = "127.0.0.1"  # 0.0.0.0 to reach it from other machines (docker-compose does)
+    api_port: int = Field(8080, ge=0, le=65535)
+    # Keys from settings (JSON list of {name, role, sha256}); more via `openpcc apikey create`.
+    api_keys: list[ApiKeySetting] = Field(default_factory=list)
+    api_key_cache_seconds: float = Field(5.0, ge=0)  # a revoked key stops working within this
+    api_console: bool = True  # serve the operator console at /console

@@ -1,0 +1,71 @@
+"""The FastAPI application: management REST API (/api/v1, OpenAPI at /docs), health, metrics and
+the operator console (/console), all served from one :class:`~api.context.ApiContext`."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import IntegrityError
+
+from api.auth import KeyStore
+from api.context import ApiContext
+from api.telemetry import HttpMetricsMiddleware, build_registry
+from charging.admin import Conflict, NotFound
+from openpcc import __version__
+
+log = logging.getLogger("openpcc.api")
+CONSOLE_DIR = Path(__file__).resolve().parent / "console"
+ROUTES = (
+    "health",
+    "subscribers",
+    "accounts",
+    "tariffs",
+    "sessions",
+    "cdrs",
+    "peers",
+    "dashboard",
+    "audit",
+)
+
+
+def create_app(ctx: ApiContext) -> FastAPI:
+    app = FastAPI(
+        title="OpenPCC management API",
+        version=__version__,
+        description="Subscribers, balances, tariffs, live sessions, CDRs and Diameter peers. "
+        "Every /api/v1 call needs `Authorization: Bearer <key>`; money is in minor units.",
+    )
+    app.state.ctx = ctx
+    app.state.keys = KeyStore(ctx.engine, ctx.settings)
+    registry, requests, latency = build_registry(ctx)
+    app.state.registry = registry
+    app.add_middleware(HttpMetricsMiddleware, requests=requests, latency=latency)
+    for name in ROUTES:
+        app.include_router(importlib.import_module(f"api.routes.{name}").router)
+
+    @app.exception_handler(NotFound)
+    async def not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(Conflict)
+    async def conflict(_: Request, exc: Conflict) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(IntegrityError)
+    async def integrity(_: Request, exc: IntegrityError) -> JSONResponse:
+        log.info("event=api_conflict error=%s", str(exc.orig).splitlines()[0])
+        return JSONResponse({"detail": "conflicts with stored data"}, status_code=409)
+
+    if ctx.settings.api_console:
+        app.mount("/console", StaticFiles(directory=CONSOLE_DIR, html=True), name="console")
+
+        @app.get("/", include_in_schema=False)
+        def root() -> RedirectResponse:
+            return RedirectResponse("/console/")
+
+    return app

@@ -1,0 +1,74 @@
+"""Tables of the management API: API keys (hashed), the audit log and uploaded tariffs.
+
+Its own ``MetaData`` (DESIGN.md §2); ``migrations/versions/api_0001_*.py`` creates the tables.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Index, MetaData, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from charging.models import BigId, UTCDateTime, utcnow
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+metadata = Base.metadata
+
+
+class ApiKey(Base):
+    """A bearer key: only its SHA-256 is stored (the key itself is shown once, at creation)."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    #: read-only, operator or admin.
+    role: Mapped[str] = mapped_column(String(16))
+    key_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AuditEntry(Base):
+    """One write through the API: who, what, on which resource, the state before and after."""
+
+    __tablename__ = "api_audit"
+    __table_args__ = (Index(None, "resource", "id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    #: e.g. "subscriber.create", "balance.topup", "session.terminate".
+    action: Mapped[str] = mapped_column(String(48))
+    #: e.g. "subscriber:alice", "account:alice".
+    resource: Mapped[str] = mapped_column(String(255))
+    reason: Mapped[str | None] = mapped_column(String(255))
+    before: Mapped[Any] = mapped_column(JSON, nullable=True)
+    after: Mapped[Any] = mapped_column(JSON, nullable=True)
+
+
+class TariffUpload(Base):
+    """A tariff file uploaded through the API; the newest with ``activate_at <= now`` is live."""
+
+    __tablename__ = "api_tariffs"
+    __table_args__ = (Index(None, "name", "activate_at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    #: The plan name inside the file (TariffPlan.name).
+    name: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(Text)
+    uploaded_by: Mapped[str] = mapped_column(String(64))
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    activate_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
