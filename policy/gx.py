@@ -120,10 +120,10 @@ class GxApp:
         )
 
     def resume(self) -> None:
-        """Re-arm the time-of-day timers of the sessions loaded after a restart."""
+        """After a restart: decide again for every loaded session (a time-of-day boundary may
+        have passed while the PCRF was down), which also re-arms their timers."""
         for state in self.store.all_gx():
-            if state.decision is not None:
-                self._schedule(state, state.decision)
+            self.scheduler.spawn(self.reevaluate(state, "restart"))
 
     # --- CCR ---------------------------------------------------------------------------------
 

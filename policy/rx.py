@@ -104,6 +104,9 @@ class RxApp:
             result = await self.gx.push(gx, install=install, remove=remove)
             if not result.ok:
                 return self._aaa(request, _failure(result.code))
+            if gx.served_by == self.store.origin_host and self.store.gx(gx.session_id) is not gx:
+                # The IP-CAN session ended (CCR-T) while the RAR was out.
+                return self._aaa(request, RC.IP_CAN_SESSION_NOT_AVAILABLE)
             actions = frozenset(a.value for a in request["Specific-Action"])
             rx.components = components
             rx.rules = names
