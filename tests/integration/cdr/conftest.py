@@ -47,9 +47,11 @@ def build_cdr(n: int, subscribers: int = 50, node: str = "ocs-test") -> Charging
     )
 
 
-def enqueue(engine: Engine, records: Sequence[ChargingDataRecord]) -> None:
+def enqueue(
+    engine: Engine, records: Sequence[ChargingDataRecord], at: datetime | None = None
+) -> None:
     """Write outbox rows as charging does (one row per CDR, JSON by alias)."""
-    now = datetime.now(UTC)
+    now = at or datetime.now(UTC)
     rows = [
         {
             "cdr_id": r.cdr_id,
@@ -69,7 +71,7 @@ def cdr_factory() -> Callable[..., ChargingDataRecord]:
 
 
 @pytest.fixture
-def enqueue_cdrs() -> Callable[[Engine, Sequence[ChargingDataRecord]], None]:
+def enqueue_cdrs() -> Callable[..., None]:
     return enqueue
 
 
