@@ -174,4 +174,11 @@ M_BIT_MUST_NOT: list[str] = [
 ]
 
 # (code, vendor, name, type, mandatory, reference) for AVPs python-diameter lacks.
-EXTRA_AVPS: list[tuple[int, int, str, str, bool, str]] = []
+# python-diameter 0.9.0 already has every Gx/Rx/Ro AVP of TS 29.212/29.214/32.299 up to Rel-14 that
+# OpenPCC uses (the tests check ~180 of them by code); these Rx Rel-15 ones (FLUS, TS 26.238) it
+# lacks. M bit: MUST NOT, as for every Rx AVP added after Rel-8 (TS 29.214 table 5.3.1).
+EXTRA_AVPS: list[tuple[int, int, str, str, bool, str]] = [
+    (566, 10415, "FLUS-Identifier", "OctetString", False, "TS 29.214 §5.3.63"),
+    (567, 10415, "Desired-Max-Latency", "Float32", False, "TS 29.214 §5.3.64"),
+    (568, 10415, "Desired-Max-Loss", "Float32", False, "TS 29.214 §5.3.65"),
+]
