@@ -74,6 +74,7 @@ TGPP = {
     "3GPP-Reporting-Reason": 872, "Service-Information": 873, "IMS-Information": 876,
     "Requested-Party-Address": 1251, "Access-Network-Information": 1263, "Trigger": 1264,
     "Low-Balance-Indication": 2020, "Remaining-Balance": 2021,
+    "FLUS-Identifier": 566, "Desired-Max-Latency": 567, "Desired-Max-Loss": 568,
 }
 TYPES = {
     "Origin-Host": AvpType.DIAMETER_IDENTITY, "Origin-Realm": AvpType.DIAMETER_IDENTITY,
