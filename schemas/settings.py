@@ -22,6 +22,7 @@ class DiameterListener(BaseModel):
     origin_realm: str
     applications: list[str] = Field(default_factory=lambda: ["gx", "rx", "ro"])
     peers: str | None = None  # allowlist for this listener; None = OPENPCC_DIAMETER_PEERS
+    connect: list[str] = Field(default_factory=list)  # "host:port" peers to keep connected to
 
 
 class ApiKeySetting(BaseModel):
@@ -55,6 +56,10 @@ class Settings(BaseSettings):
     diameter_watchdog_seconds: float = Field(30.0, gt=0)  # Tw (RFC 3539), jittered
     diameter_request_timeout_seconds: float = Field(5.0, gt=0)
     diameter_max_in_flight: int = Field(1024, ge=1)  # per connection, beyond it 3004 TOO_BUSY
+    # Peers the default listener's identity connects to itself ("host:port,..."), e.g. a DRA;
+    # retried every Tc seconds while down (RFC 6733 §2.1).
+    diameter_connect: str = ""
+    diameter_tc_seconds: float = Field(30.0, gt=0)
 
 
     # --- database and provisioning (charging owns the ledger) ------------------------------

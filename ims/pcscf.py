@@ -1,0 +1,182 @@
+"""P-CSCF role: Rx (TS 29.214) towards the PCRF, shaped like Kamailio's ims_qos.
+
+On the SDP answer one AAR per UE (caller and callee each have their own IP-CAN session): media
+components from offer + answer (``ims.media``), Framed-IP-Address = the UE's SDP address,
+Subscription-Id as SIP URI, AF-Charging-Identifier = the ICID and Kamailio's seven
+Specific-Actions. A refused AAR rejects the call (488 for a media/policy refusal, 500 otherwise,
+TS 24.229 §5.2.7.2) unless ``mandatory`` is off. BYE/CANCEL/release → STR. An ASR (or an RAR
+announcing loss/release of the bearer) releases the call with BYE to both sides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from diam.constants import (
+    APP_RX,
+    CMD_AA,
+    CMD_ABORT_SESSION,
+    CMD_RE_AUTH,
+    CMD_SESSION_TERMINATION,
+    VENDOR_3GPP,
+)
+from diam.errors import DiameterError
+from diam.message import Avp, Message
+from diam.node import Node
+from diam.peer import Peer
+from ims.call import Call, CallHooks, Rejection
+from ims.links import PeerLink
+from ims.media import MediaComponentInput, media_components, ue_address
+from ims.sip.message import Response
+
+log = logging.getLogger("openpcc.ims")
+
+# TS 29.214 §5.3.16: what ims_qos subscribes to.
+KAMAILIO_ACTIONS = (2, 3, 4, 6, 8, 9, 12)
+LOSS_OF_BEARER, RELEASE_OF_BEARER = 2, 4
+DIAMETER_LOGOUT = 1
+POLICY_REFUSALS = frozenset({5061, 5062, 5063, 5065})  # TS 29.214 §5.5: service/IP-CAN refused
+
+
+def component_avp(comp: MediaComponentInput) -> Avp:
+    """Media-Component-Description (TS 29.214 §5.3.21) with Max = Min requested bandwidth."""
+    children: list[Any] = [("Media-Component-Number", comp.number),
+                           ("Media-Type", int(comp.media_type))]
+    for name, value in (("Max-Requested-Bandwidth-UL", comp.max_ul),
+                        ("Max-Requested-Bandwidth-DL", comp.max_dl),
+                        ("Min-Requested-Bandwidth-UL", comp.min_ul),
+                        ("Min-Requested-Bandwidth-DL", comp.min_dl),
+                        ("RR-Bandwidth", comp.rr), ("RS-Bandwidth", comp.rs)):
+        if value is not None:
+            children.append((name, value))
+    children += [("Codec-Data", data) for data in comp.codec_data]
+    children.append(("Flow-Status", int(comp.flow_status)))
+    for sub in comp.sub_components:
+        children.append(("Media-Sub-Component", [
+            ("Flow-Number", sub.flow_number),
+            *(("Flow-Description", d) for d in sub.flow_descriptions),
+            ("Flow-Usage", int(sub.flow_usage))]))
+    return Avp.new("Media-Component-Description", children)
+
+
+def result_code(answer: Message) -> int | None:
+    code = answer.get("Result-Code")
+    if code is not None:
+        return int(code)
+    er = answer.first("Experimental-Result")
+    return None if er is None else er.get("Experimental-Result-Code")
+
+
+class PcscfRx(CallHooks):
+    """The Rx client; ``release(call, reason, cause)`` is the core's network-release entry."""
+
+    def __init__(self, node: Node, link: PeerLink, release: Callable[[Call, str, str], None],
+                 *, mandatory: bool = True, timeout: float = 3.0) -> None:
+        self.node = node
+        self.link = link
+        self.release = release
+        self.mandatory = mandatory
+        self.timeout = timeout
+        self.sessions: dict[str, tuple[Call, str]] = {}  # Rx Session-Id → (call, side)
+        self._counter = 0
+        node.add_route(APP_RX, CMD_ABORT_SESSION, self.on_asr)
+        node.add_route(APP_RX, CMD_RE_AUTH, self.on_rar)
+
+    def _session_id(self) -> str:
+        self._counter += 1
+        return f"{self.node.identity.origin_host};rx;{id(self) & 0xFFFF:x};{self._counter}"
+
+    async def on_answer(self, call: Call, response: Response) -> Rejection | None:
+        if call.offer is None or call.answer is None:
+            return None
+        sides = call.data.setdefault("rx", {})
+        results = await asyncio.gather(*(self._aar(call, side, sides) for side in
+                                         ("caller", "callee")))
+        for side, code in zip(("caller", "callee"), results, strict=True):
+            if code is not None and 2000 <= code < 3000:
+                continue
+            log.info("event=rx_refused call=%s side=%s code=%s", call.call_id, side, code)
+            if not self.mandatory:
+                continue
+            status = 488 if code in POLICY_REFUSALS else 500
+            text = f"Rx AAR refused ({code})" if code else "PCRF unreachable"
+            return Rejection(status, f'SIP;cause={status};text="{text}"', text)
+        return None
+
+    async def _aar(self, call: Call, side: str, sides: dict[str, str]) -> int | None:
+        assert call.offer is not None and call.answer is not None
+        ue_is_offerer = call.offerer == side
+        party = call.caller if side == "caller" else call.callee
+        session_id = sides.get(side) or self._session_id()
+        ip = ue_address(call.offer, call.answer, ue_is_offerer)
+        if ip is None:
+            return None
+        request = Message.request(CMD_AA, APP_RX, [
+            ("Session-Id", session_id),
+            ("Auth-Application-Id", APP_RX),
+            ("Vendor-Specific-Application-Id", [("Vendor-Id", VENDOR_3GPP),
+                                                ("Auth-Application-Id", APP_RX)]),
+            ("Destination-Realm", self.link.realm),
+            ("AF-Application-Identifier", b"IMS Services"),
+            ("AF-Charging-Identifier", call.icid.encode()),
+        ])
+        for comp in media_components(call.offer, call.answer, ue_is_offerer):
+            request.add(component_avp(comp))
+        request.add(("Subscription-Id", [("Subscription-Id-Type", 2),  # END_USER_SIP_URI
+                                         ("Subscription-Id-Data", party.aor)]))
+        address = ipaddress.ip_address(ip)
+        if address.version == 4:
+            request.add(("Framed-IP-Address", address.packed))
+        else:  # TS 29.214 §5.3.x: /128 prefix, as ims_qos sends it
+            request.add(("Framed-IPv6-Prefix", bytes([0, 128]) + address.packed))
+        request.add(*(("Specific-Action", a) for a in KAMAILIO_ACTIONS))
+        try:
+            answer = await self.link.request(request, self.timeout)
+        except (DiameterError, TimeoutError, ConnectionError, OSError) as exc:
+            log.warning("event=rx_aar_failed call=%s error=%r", call.call_id, exc)
+            return None
+        code = result_code(answer)
+        if code is not None and 2000 <= code < 3000:
+            sides[side] = session_id
+            self.sessions[session_id] = (call, side)
+        return code
+
+    async def on_end(self, call: Call, cause: str) -> None:
+        sides: dict[str, str] = call.data.get("rx", {})
+        await asyncio.gather(*(self._str(sid) for sid in sides.values()))
+        sides.clear()
+
+    async def _str(self, session_id: str) -> None:
+        self.sessions.pop(session_id, None)
+        request = Message.request(CMD_SESSION_TERMINATION, APP_RX, [
+            ("Session-Id", session_id), ("Auth-Application-Id", APP_RX),
+            ("Destination-Realm", self.link.realm), ("Termination-Cause", DIAMETER_LOGOUT)])
+        try:
+            await self.link.request(request, self.timeout)
+        except (DiameterError, TimeoutError, ConnectionError, OSError) as exc:
+            log.warning("event=rx_str_failed session=%s error=%r", session_id, exc)
+
+    async def on_asr(self, request: Message, peer: Peer) -> Message:
+        """TS 29.214 §4.4.4: the PCRF aborts the AF session (bearer or IP-CAN lost)."""
+        session_id = request.get("Session-Id")
+        entry = self.sessions.get(session_id)
+        if entry is None:
+            return request.answer(5002, ("Auth-Application-Id", APP_RX))
+        call, _ = entry
+        self.release(call, 'SIP;cause=503;text="bearer lost (Rx ASR)"', "Rx abort")
+        return request.answer(2001, ("Auth-Application-Id", APP_RX))
+
+    async def on_rar(self, request: Message, peer: Peer) -> Message:
+        """TS 29.214 §4.4.6: an event report; loss or release of the bearer ends the call."""
+        session_id = request.get("Session-Id")
+        entry = self.sessions.get(session_id)
+        if entry is None:
+            return request.answer(5002, ("Auth-Application-Id", APP_RX))
+        actions = {a.value for a in request["Specific-Action"]}
+        if actions & {LOSS_OF_BEARER, RELEASE_OF_BEARER}:
+            self.release(entry[0], 'SIP;cause=503;text="bearer lost (Rx RAR)"', "Rx bearer lost")
+        return request.answer(2001, ("Auth-Application-Id", APP_RX))
