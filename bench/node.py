@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from typing import Any
 
 from bench._loadgen import run_load
@@ -39,7 +40,7 @@ async def serve() -> None:
     identity = LocalIdentity(
         "ocs.bench.test", "ocs.test", ("127.0.0.1",), applications=applications_from_names(["ro"])
     )
-    node = Node(identity, PeerPolicy(), max_in_flight=4096)
+    node = Node(identity, PeerPolicy.parse("*@bench.test"), max_in_flight=4096)
     node.add_route(APP_CREDIT_CONTROL, CMD_CREDIT_CONTROL, trivial_cca)
     _, port = await node.listen("127.0.0.1", 0)
     print(f"PORT {port}", flush=True)
@@ -95,9 +96,11 @@ def main(argv: list[str] | None = None) -> int:
             raise RuntimeError(f"server did not start: {line!r}")
         port = int(line.split()[1])
         cpu: list[float] = []
+        client_cpu: list[float] = []
 
         def on_measure(_start: bool) -> None:
             cpu.append(cpu_seconds(server.pid))
+            client_cpu.append(time.process_time())
 
         stats = run_loop(
             run_load(port, args.connections, args.window, args.warmup, args.duration, on_measure),
@@ -127,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"server CPU {server_cpu * 1e6 / n:.1f} µs/request "
-        f"({server_cpu / args.duration * 100:.0f} % of one core)"
+        f"({server_cpu / args.duration * 100:.0f} % of one core); "
+        f"load client CPU {(client_cpu[1] - client_cpu[0]) * 1e6 / n:.1f} µs/request"
     )
     return 0
 

@@ -85,6 +85,7 @@ class Node:
         self._connections: set[Peer] = set()
         self._by_host: dict[str, Peer] = {}
         self._servers: list[asyncio.AbstractServer] = []
+        self._connectors: set[asyncio.Task[None]] = set()
 
     # --- routes ------------------------------------------------------------------------------
 
@@ -139,6 +140,30 @@ class Node:
             raise CapabilitiesExchangeFailed(
                 f"no CEA from {host}:{port} within {timeout} s"
             ) from None
+
+    def keep_connected(self, host: str, port: int = 3868, *, tc: float = 30.0) -> None:
+        """Keep a connection to ``host:port`` up: connect now, and again Tc seconds after each
+        failure or loss (RFC 6733 §2.1, Tc default 30 s) until :meth:`close`."""
+        task = asyncio.get_running_loop().create_task(self._maintain(host, port, tc))
+        self._connectors.add(task)
+        task.add_done_callback(self._connectors.discard)
+
+    async def _maintain(self, host: str, port: int, tc: float) -> None:
+        remote_host: str | None = None  # learnt from the first CEA
+        while True:
+            existing = self.peer(remote_host) if remote_host else None
+            if existing is not None:
+                # The peer connected to us meanwhile: one connection per pair is enough.
+                await existing.wait_closed()
+            else:
+                try:
+                    peer = await self.connect(host, port, timeout=min(tc, 10.0))
+                except (OSError, CapabilitiesExchangeFailed, TimeoutError) as exc:
+                    log(logging.WARNING, "connect_failed", address=f"{host}:{port}", error=exc)
+                else:
+                    remote_host = peer.origin_host
+                    await peer.wait_closed()
+            await asyncio.sleep(tc)
 
     @property
     def peers(self) -> list[Peer]:
@@ -216,6 +241,8 @@ class Node:
     async def close(self, timeout: float = 2.0) -> None:
         """Stop listening, send DPR to every Open peer, wait for the DPAs (up to ``timeout``)
         and close every connection."""
+        for task in list(self._connectors):
+            task.cancel()
         for server in self._servers:
             server.close()
         await asyncio.gather(

@@ -500,6 +500,10 @@ class Peer(FramedProtocol):
                 "out", msg.application_id, msg.command_code, code, time.perf_counter() - started
             )
 
+    async def wait_closed(self) -> None:
+        """Return once the connection is closed."""
+        await asyncio.shield(self._closed)
+
     async def disconnect(self, cause: int = DISCONNECT_REBOOTING, timeout: float = 2.0) -> None:
         """Send DPR, wait for DPA (or ``timeout``), then close (RFC 6733 §5.4)."""
         if self.state is PeerState.OPEN:

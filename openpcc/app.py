@@ -40,6 +40,7 @@ class Listener:
     host: str
     port: int
     node: Node
+    connect: tuple[tuple[str, int], ...] = ()  # peers this identity keeps connected to
     bound: tuple[str, int] | None = None
 
 
@@ -85,6 +86,7 @@ def listener_specs(settings: Settings) -> list[DiameterListener]:
                 origin_host=settings.diameter_origin_host,
                 origin_realm=settings.diameter_origin_realm,
                 applications=settings.diameter_applications.split(","),
+                connect=[a.strip() for a in settings.diameter_connect.split(",") if a.strip()],
             )
         ]
     seen: set[tuple[str, int]] = set()
@@ -93,6 +95,21 @@ def listener_specs(settings: Settings) -> list[DiameterListener]:
             raise ValueError(f"two Diameter listeners on {spec.host}:{spec.port}")
         seen.add((spec.host, spec.port))
     return specs
+
+
+def parse_address(text: str, default_port: int = 3868) -> tuple[str, int]:
+    """``host``, ``host:port``, ``[v6]:port`` -> (host, port)."""
+    text = text.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest.removeprefix(":")
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    else:
+        host, port = text, ""
+    if not host:
+        raise ValueError(f"bad Diameter peer address {text!r}")
+    return host, int(port) if port else default_port
 
 
 def build_app(settings: Settings | None = None) -> App:
@@ -120,7 +137,8 @@ def build_app(settings: Settings | None = None) -> App:
             max_in_flight=s.diameter_max_in_flight,
             request_timeout=s.diameter_request_timeout_seconds,
         )
-        app.listeners.append(Listener(spec.host, spec.port, node))
+        connect = tuple(parse_address(address) for address in spec.connect)
+        app.listeners.append(Listener(spec.host, spec.port, node, connect))
     for name in DOMAIN_MODULES:
         importlib.import_module(name).install(app)
     return app
@@ -145,6 +163,9 @@ async def serve(
             await hook()
         for listener in app.listeners:
             listener.bound = await listener.node.listen(listener.host, listener.port)
+        for listener in app.listeners:
+            for host, port in listener.connect:
+                listener.node.keep_connected(host, port, tc=app.settings.diameter_tc_seconds)
         logger.info(
             "event=ready version=%s diameter=%s",
             __version__,

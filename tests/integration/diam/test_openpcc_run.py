@@ -18,7 +18,7 @@ from diam.constants import (
     VENDOR_3GPP,
     ResultCode,
 )
-from openpcc.app import build_app, serve
+from openpcc.app import build_app, parse_address, serve
 from schemas.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -90,6 +90,9 @@ def test_several_listeners_each_with_its_own_identity(dk, monkeypatch):
              "origin_realm": "epc.test", "applications": ["gx", "rx"]},
             {"host": "127.0.0.1", "port": ocs_port, "origin_host": "ocs.epc.test",
              "origin_realm": "epc.test", "applications": ["ro"], "peers": "*@ims.test"},
+            {"host": "127.0.0.1", "port": 0, "origin_host": "af.epc.test",
+             "origin_realm": "epc.test", "applications": ["rx"],
+             "connect": [f"127.0.0.1:{pcrf_port}"]},
         ]),
     )  # fmt: skip
 
@@ -119,9 +122,23 @@ def test_several_listeners_each_with_its_own_identity(dk, monkeypatch):
         stranger = await dk.RawPeer.connect(ocs_port)
         cea = await stranger.open(origin_host="pgw.epc.test", realm="epc.test")
         assert cea.get("Result-Code") == ResultCode.UNKNOWN_PEER
+        # the third identity keeps itself connected to the PCRF listener
+        pcrf = app.node_for(APP_GX)
+        for _ in range(100):
+            if pcrf.peer("af.epc.test") is not None:
+                break
+            await asyncio.sleep(0.02)
+        assert pcrf.peer("af.epc.test").applications == frozenset({APP_RX})
         for peer in (pcef, scscf):
             await peer.aclose()
         stop.set()
         await asyncio.wait_for(serving, 5)
 
     dk.run(main)
+
+
+def test_parse_address():
+    assert parse_address("dra.example.net") == ("dra.example.net", 3868)
+    assert parse_address("10.0.0.1:3869") == ("10.0.0.1", 3869)
+    assert parse_address("[::1]:3870") == ("::1", 3870)
+    assert parse_address("::1") == ("::1", 3868)

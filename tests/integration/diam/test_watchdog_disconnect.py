@@ -170,3 +170,29 @@ def test_node_to_node_dpr_both_sides_end_closed(dk):
         await server.close(0.2)
 
     dk.run(main)
+
+
+def test_keep_connected_retries_every_tc_and_reconnects_after_loss(dk):
+    async def main():
+        probe = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        port = probe.sockets[0].getsockname()[1]
+        probe.close()
+        await probe.wait_closed()
+        client = dk.make_node("client.test", "test")
+        client.keep_connected("127.0.0.1", port, tc=0.2)
+        await asyncio.sleep(0.5)  # nothing listens yet: attempts fail, then are retried
+        assert client.peers == []
+        for round_ in range(2):
+            server = dk.make_node()
+            await server.listen("127.0.0.1", port)
+            deadline = time.monotonic() + 3
+            while not client.peers:
+                assert time.monotonic() < deadline, f"no reconnection in round {round_}"
+                await asyncio.sleep(0.05)
+            assert client.peers[0].origin_host == "server.test"
+            await server.close(1.0)  # DPR: the client answers, the connection goes
+        await client.close(0.2)
+        await asyncio.sleep(0.3)  # close() stopped the connector: no new attempt
+        assert client.connections == []
+
+    dk.run(main)
