@@ -250,10 +250,18 @@ class SessionStore:
             del self._by_ipv4[state.ue_ipv4]
         if state.ue_ipv6_prefix and self._by_ipv6.get(state.ue_ipv6_prefix) == state.session_id:
             del self._by_ipv6[state.ue_ipv6_prefix]
-        bound = [self._rx.pop(s) for s in state.rx_sessions if s in self._rx]
+        cached = {s: self._rx.pop(s) for s in list(state.rx_sessions) if s in self._rx}
         sid = state.session_id
-        await self.writer.run(lambda conn: _delete_gx(conn, sid))
-        return bound
+
+        def delete(conn: Connection) -> list[Any]:
+            # AF sessions another process bound to this IP-CAN session are only in the database.
+            rows = conn.execute(sa.select(RX).where(RX.c.gx_session_id == sid)).all()
+            _delete_gx(conn, sid)
+            return rows
+
+        rows = await self.writer.run(delete)
+        others = [RxState.from_row(r) for r in rows if r.session_id not in cached]
+        return [*cached.values(), *others]
 
     def _index(self, state: GxState) -> None:
         self._gx[state.session_id] = state

@@ -506,4 +506,4 @@ def audio() -> Callable[..., PyAvp]:
 @pytest.fixture
 def kit() -> SimpleNamespace:
     """The harness parts, for tests that assemble their own PCRF (e.g. via openpcc.app)."""
-    return SimpleNamespace(Pgw=Pgw, Wire=Wire, POLICY=POLICY, component=component)
+    return SimpleNamespace(Pgw=Pgw, Pcscf=Pcscf, Wire=Wire, POLICY=POLICY, component=component)
