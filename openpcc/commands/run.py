@@ -31,4 +31,8 @@ def _run(args: argparse.Namespace) -> int:
         level=args.log_level,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
-    return run()
+    try:
+        return run()
+    except OSError as exc:  # e.g. the Diameter port is taken: one clear line, no traceback
+        logging.getLogger("openpcc").error("event=start_failed error=%r", str(exc))
+        return 1
