@@ -4,9 +4,11 @@ from datetime import UTC, datetime
 from ipaddress import IPv4Address
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from diam.constants import APP_CREDIT_CONTROL, CMD_CREDIT_CONTROL, FLAG_PROXIABLE, FLAG_REQUEST
-from diam.message import Avp, Message
+from diam.message import Avp, Header, Message, read_header
 
 
 def _ccr() -> Message:
@@ -73,3 +75,19 @@ def test_unknown_avp_value_is_octets() -> None:
     assert avp.wire() == bytes.fromhex("000111710000000c") + b"abcd"
     with pytest.raises(TypeError):
         avp.value = 5  # never bytes(5), five zero octets
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.integers(0, 2**24 - 1), st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1),
+    st.integers(0, 2**32 - 1), st.sampled_from([0x80, 0xC0, 0x90, 0xD0, 0x00, 0x40, 0x60, 0x20]),
+)
+def test_header_fields_round_trip(cmd: int, app: int, h2h: int, e2e: int, flags: int) -> None:
+    msg = Message(cmd, app, flags, h2h, e2e).add(("Session-Id", "s"))
+    wire = msg.encode()
+    assert read_header(wire) == Header(1, len(wire), flags, cmd, app, h2h, e2e)
+    back = Message.decode(wire)
+    assert (back.command_code, back.application_id, back.flags, back.hop_by_hop,
+            back.end_to_end) == (cmd, app, flags, h2h, e2e)
+    assert back.is_request == bool(flags & 0x80) and back.is_proxiable == bool(flags & 0x40)
+    assert back.is_error == bool(flags & 0x20) and back.is_retransmit == bool(flags & 0x10)
