@@ -135,14 +135,19 @@ def _header_error(buf: bytes, pos: int, end: int) -> DecodeError:
 def check(buf: bytes, pos: int, end: int, depth: int) -> None:
     """Validate buf[pos:end] as AVPs, recursing into known Grouped AVPs (depth-capped) and
     checking the data length of fixed-size types, without converting values."""
-    for avp in walk(buf, pos, end, depth):
+    check_avps(walk(buf, pos, end, depth), depth)
+
+
+def check_avps(avps: list[Avp], depth: int) -> None:
+    """`check` for AVPs already split out of their buffer (decoded, not modified)."""
+    for avp in avps:
         d = avp.definition
         if d is None:
             continue
         if d.type is _GROUPED:
             if depth + 1 >= MAX_GROUP_DEPTH:
                 raise avp._value_error(f"Grouped AVPs nested deeper than {MAX_GROUP_DEPTH}")
-            check(buf, avp._start, avp._end, depth + 1)
+            check(avp._buf, avp._start, avp._end, depth + 1)  # type: ignore[arg-type]
         else:
             size = FIXED_SIZE.get(d.type)
             if size is not None and avp._end - avp._start != size:

@@ -16,7 +16,16 @@ import struct
 from collections.abc import Iterable
 from typing import Any
 
-from diam.avp import MAX_GROUP_DEPTH, Avp, DecodeError, Header, _coerce, check, walk
+from diam.avp import (
+    MAX_GROUP_DEPTH,
+    Avp,
+    DecodeError,
+    Header,
+    _coerce,
+    check,
+    check_avps,
+    walk,
+)
 from diam.constants import (
     FLAG_ERROR,
     FLAG_PROXIABLE,
@@ -209,7 +218,7 @@ class Message:
         try:
             avps = walk(data, HEADER_LENGTH, length, 0)
             if validate:
-                check(data, HEADER_LENGTH, length, 0)
+                check_avps(avps, 0)
         except DecodeError as exc:
             exc.header = read_header(data)
             raise
