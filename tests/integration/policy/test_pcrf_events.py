@@ -10,6 +10,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from diam.message import Message
 from policy.qos import rule_name
 from policy.wire import experimental_result
@@ -236,3 +238,40 @@ def test_restart_mid_call_still_removes_the_right_rules(any_harness: Any, audio:
         assert (await aaa).result_code == 2001
 
     run(any_harness, body)
+
+
+@pytest.mark.tshark
+def test_tshark_decodes_the_event_flows_cleanly(
+    harness: Any, audio: Any, kit: Any, needs_tshark: None, tmp_path: Any
+) -> None:
+    """Rx RAR with Specific-Action, ASR/ASA, usage reports and the throttling RAR, as tshark
+    sees them: every AVP known and well-formed."""
+    wire = kit.Wire()
+
+    def shared(**kwargs: Any) -> Any:
+        return harness(wire=wire, **kwargs)
+
+    test_failed_rule_report_sends_rx_rar_with_specific_action(shared, audio)
+    test_gx_termination_aborts_bound_rx_sessions(shared, audio)
+    test_fair_use_allowance_spent_throttles_by_rar(shared)
+    verbose, rows = wire.tshark(
+        tmp_path,
+        "diameter.cmd.code",
+        "diameter.flags.request",
+        "diameter.applicationId",
+        "diameter.Specific-Action",
+        "diameter.Abort-Cause",
+        "diameter.Usage-Monitoring-Support",
+        "diameter.APN-Aggregate-Max-Bitrate-UL",
+    )
+    assert "Malformed" not in verbose
+    assert "Expert Info (Error" not in verbose
+    assert "Unknown AVP" not in verbose
+    rx_rars = [r for r in rows if r[:3] == ["258", "1", "16777236"]]
+    assert rx_rars and rx_rars[0][3] == "9"
+    asrs = [r for r in rows if r[:2] == ["274", "1"]]
+    assert len(asrs) == 3 and {r[4] for r in asrs} == {"0"}
+    assert any(r[:2] == ["274", "0"] for r in rows)  # ASA
+    assert any(r[:2] == ["272", "0"] and r[5] == "0" for r in rows)  # monitoring off
+    gx_rars = [r for r in rows if r[:3] == ["258", "1", "16777238"]]
+    assert gx_rars[-1][6] == "1000000"  # the throttling RAR
