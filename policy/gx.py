@@ -275,12 +275,15 @@ class GxApp:
         used = usage_reports(request)
         if used:
             await self.catalog.add_usage(state.subscriber_id, used, self.clock())
+        await self._release(state)
+        return request.answer(ResultCode.SUCCESS)
+
+    async def _release(self, state: GxState) -> None:
         self.scheduler.cancel(state.session_id)
         bound = await self.store.delete_gx(state)
         log.info("gx session down session=%s rx_bound=%d", state.session_id, len(bound))
         if bound and self.af is not None:
             self.af.ip_can_ended(state, bound)
-        return request.answer(ResultCode.SUCCESS)
 
     def _session(self, request: Message) -> GxState:
         state = self.store.gx(request.get("Session-Id"))
@@ -329,6 +332,10 @@ class GxApp:
             for name in report.names
         )
         code = result_of(answer)
+        if code == ResultCode.UNKNOWN_SESSION_ID:
+            # 5002 (RFC 6733 §7.1.5): the PCEF no longer has the IP-CAN session (e.g. it
+            # restarted). Treat it as terminated: forget it, end the AF sessions bound to it.
+            await self._release(state)
         if code != ResultCode.SUCCESS or failed:
             log.warning(
                 "gx raa refused session=%s code=%s failed=%s",

@@ -458,9 +458,9 @@ class Harness:
     async def restart_pcrf(self) -> None:
         """Stop the PCRF process (sockets closed, memory gone) and start a new one on the same
         database; both clients reconnect."""
+        await self.pcscf.close()  # python-diameter's socket does not answer DPR
         await self.pcrf.stop()
         await self.node.close()
-        await self.pcscf.close()
         await self._start_pcrf()
         await self.pgw.connect(self.port)
         self.pcscf = Pcscf(self.wire)

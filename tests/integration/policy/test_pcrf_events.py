@@ -90,6 +90,25 @@ def test_raa_failure_fails_the_aaa_and_nothing_is_kept(harness: Any, audio: Any)
     run(harness, body)
 
 
+def test_pcef_that_lost_the_session_releases_it(harness: Any, audio: Any) -> None:
+    async def body(h: Any) -> None:
+        await h.pgw.attach(GX)
+        aaa = asyncio.create_task(h.pcscf.aar(CALL, audio()))
+        await h.pgw.next_rar()
+        assert (await aaa).result_code == 2001
+        h.pgw.raa = lambda rar: rar.answer(5002)  # the PGW restarted and forgot the session
+        aaa = asyncio.create_task(h.pcscf.aar(CALL + "2", audio(port=49300)))
+        await h.pgw.next_rar()
+        assert experimental(await aaa) == 5065
+        asr = await h.pcscf.next_request()  # the live call's AF session is ended
+        assert asr.header.command_code == 274 and asr.session_id == CALL
+        again = await h.pcscf.aar(CALL + "3", audio())
+        assert experimental(again) == 5065  # no IP-CAN session any more, no RAR tried
+        assert h.pgw.rars.empty()
+
+    run(harness, body)
+
+
 def test_failed_rule_report_sends_rx_rar_with_specific_action(harness: Any, audio: Any) -> None:
     async def body(h: Any) -> None:
         await h.pgw.attach(GX)
