@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from diam.avp import check
 from diam.constants import AVP_FLAG_MANDATORY, AVP_FLAG_VENDOR, ResultCode
-from diam.dictionary import AvpType, avp_by_code, avp_def
+from diam.dictionary import AvpType, all_defs, avp_def
 from diam.errors import AnswerError
 from diam.message import HEADER_LENGTH, MAX_GROUP_DEPTH, Avp, Message
 
@@ -101,6 +101,8 @@ def check_request(request: Message, route: Route, wire: bytes) -> AnswerError | 
 
 _AVP_HEAD = struct.Struct(">II")
 _U32 = struct.Struct(">I")
+# (vendor << 32 | code) -> is Grouped, for every dictionary AVP: one dict probe per AVP scanned.
+_KNOWN: dict[int, bool] = {(d.vendor << 32) | d.code: d.type is AvpType.GROUPED for d in all_defs()}
 
 
 def unknown_mandatory_avp(wire: bytes) -> Avp | None:
@@ -112,8 +114,7 @@ def unknown_mandatory_avp(wire: bytes) -> Avp | None:
     by the codec's full check, as its DecodeError (5014 with Failed-AVP, or 5004 when nested
     too deep).
     """
-    unpack, unpack_u32 = _AVP_HEAD.unpack_from, _U32.unpack_from
-    grouped = AvpType.GROUPED
+    unpack, unpack_u32, known = _AVP_HEAD.unpack_from, _U32.unpack_from, _KNOWN.get
     pos, end = HEADER_LENGTH, len(wire)
     stack: list[tuple[int, int]] = []
     while True:
@@ -134,11 +135,11 @@ def unknown_mandatory_avp(wire: bytes) -> Avp | None:
             nxt = pos + ((length + 3) & ~3)
             if nxt > end:
                 return _damaged(wire)
-            definition = avp_by_code(code, vendor)
-            if definition is None:
+            is_grouped = known((vendor << 32) | code)
+            if is_grouped is None:
                 if flags & AVP_FLAG_MANDATORY:
                     return Avp.from_wire(wire[pos : pos + length])
-            elif definition.type is grouped:
+            elif is_grouped:
                 if len(stack) >= MAX_GROUP_DEPTH:
                     return _damaged(wire)
                 stack.append((nxt, end))
