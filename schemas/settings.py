@@ -61,7 +61,6 @@ class Settings(BaseSettings):
     diameter_connect: str = ""
     diameter_tc_seconds: float = Field(30.0, gt=0)
 
-
     # --- database and provisioning (charging owns the ledger) ------------------------------
     # SQLite file (WAL, synchronous=FULL) by default; postgresql+psycopg://... in production.
     database_url: str = "sqlite:///var/openpcc.db"
