@@ -137,7 +137,7 @@ TREES = st.recursive(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, derandomize=True)
 @given(st.lists(TREES, min_size=1, max_size=5))
 def test_random_trees_encode_identically(items: list[tuple[str, Any]]) -> None:
     spec = Spec(272, 4, 0xC0, items)

@@ -75,7 +75,7 @@ def test_every_type_round_trips(kind: AvpType) -> None:
     name = _name(kind)
     definition = avp_def(name)
 
-    @settings(max_examples=60, deadline=None)
+    @settings(max_examples=60, deadline=None, derandomize=True)
     @given(VALUES[kind])
     def check(value: object) -> None:
         wire = _message(Avp.new(name, value)).encode()
@@ -172,7 +172,7 @@ def _canonical(items: list[tuple[str, object]]) -> list[tuple[str, object]]:
     return out
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, derandomize=True)
 @given(st.lists(TREES, min_size=1, max_size=6))
 def test_nested_groups_round_trip(items: list[tuple[str, object]]) -> None:
     wire = Message.request(CMD_CREDIT_CONTROL, APP_CREDIT_CONTROL, items).encode()
@@ -200,7 +200,7 @@ UNKNOWN = st.builds(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, derandomize=True)
 @given(st.lists(UNKNOWN, min_size=1, max_size=5), st.lists(UNKNOWN, max_size=3))
 def test_unknown_avps_re_encode_byte_exact(top: list[bytes], nested: list[bytes]) -> None:
     group = Avp.new("Multiple-Services-Credit-Control", [("Rating-Group", 1)]).wire()
