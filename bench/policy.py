@@ -27,6 +27,7 @@ from diam.message import Avp, Message
 from diam.node import Node
 
 REALM = "bench.test"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 IMSI = "001010000000001"
 POLICY = {
     "profiles": [
@@ -104,12 +105,19 @@ def aar(session_id: str, ue: int) -> Message:
     ])  # fmt: skip
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of the PCRF process (all its threads), from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-async def load(port: int, duration: float, window: int, rate: int) -> None:
+async def load(port: int, duration: float, window: int, rate: int, pid: int) -> None:
     async def raa(request: Message, peer: Any) -> Message:
         return request.answer(2001)
 
@@ -137,11 +145,12 @@ async def load(port: int, duration: float, window: int, rate: int) -> None:
             assert a.get("Result-Code") == b.get("Result-Code") == 2001
             done += 1
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds(pid)
     await asyncio.gather(*(worker() for _ in range(window)))
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, cpu_seconds(pid) - cpu
     print(f"gx: {done / elapsed:,.0f} CCR-I/CCR-T pairs/s = {2 * done / elapsed:,.0f} Gx "
-          f"requests/s (window {window}, {elapsed:.1f} s, durable SQLite)")  # fmt: skip
+          f"requests/s (window {window}, {elapsed:.1f} s); PCRF CPU "
+          f"{cpu / (2 * done) * 1e6:,.0f} µs per Gx request")  # fmt: skip
 
     # 2. Calls: AAR → RAR → RAA → AAA, then STR → RAR → RAA → STA, at `rate` calls/s.
     sessions = 200
@@ -164,7 +173,7 @@ async def load(port: int, duration: float, window: int, rate: int) -> None:
                                              ("Termination-Cause", 1)])  # fmt: skip
         await pcscf.request(str_, peer=rx_peer)
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds(pid)
     total = int(rate * duration)
     for i in range(total):
         target = start + i / rate
@@ -173,10 +182,11 @@ async def load(port: int, duration: float, window: int, rate: int) -> None:
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(call(i)))
     await asyncio.gather(*tasks)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, cpu_seconds(pid) - cpu
     print(f"rx: {total / elapsed:,.0f} calls/s offered {rate}/s; AAR→RAR→RAA→AAA "
           f"p50 {percentile(latencies, 0.5) * 1000:.2f} ms, "
-          f"p99 {percentile(latencies, 0.99) * 1000:.2f} ms, failures {failures}")  # fmt: skip
+          f"p99 {percentile(latencies, 0.99) * 1000:.2f} ms, failures {failures}; PCRF CPU "
+          f"{cpu / total * 1e6:,.0f} µs per call (AAR+RAR+STR+RAR)")  # fmt: skip
     await pgw.close(0.5)
     await pcscf.close(0.5)
 
@@ -203,7 +213,7 @@ def main() -> int:
             assert server.stdout is not None
             line = server.stdout.readline()
             port = int(line.split()[1])
-            runner(load(port, args.duration, args.window, args.calls_per_second))
+            runner(load(port, args.duration, args.window, args.calls_per_second, server.pid))
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=10)
