@@ -61,6 +61,7 @@ class Node:
         cer_timeout: float = 10.0,
         request_timeout: float = 5.0,
         write_buffer_high: int = 4 << 20,
+        dpr_grace: float = 2.0,
     ) -> None:
         if watchdog <= 0 or max_in_flight < 1:
             raise ValueError("watchdog must be > 0 and max_in_flight >= 1")
@@ -74,6 +75,8 @@ class Node:
         self.request_timeout = request_timeout
         # Bytes queued for a peer (beyond the kernel's buffer) before we stop reading from it.
         self.write_buffer_high = write_buffer_high
+        # On DPR, how long handlers still running may take before the DPA (and the close).
+        self.dpr_grace = dpr_grace
         # RFC 6733 §8.16: a value that grows at each restart; seconds since the epoch do.
         self.origin_state_id = int(time.time()) & 0xFFFFFFFF
         # Shared by every message this node stamps; never mutated after this point.

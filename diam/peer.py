@@ -84,6 +84,7 @@ class Peer(FramedProtocol):
         self._in_flight = 0
         self._timer: asyncio.TimerHandle | None = None
         self._dwr_outstanding = False
+        self._dpa_task: asyncio.Task[None] | None = None
         self.opened: asyncio.Future[Peer] = self._loop.create_future()
         self._closed: asyncio.Future[None] = self._loop.create_future()
 
@@ -237,9 +238,22 @@ class Peer(FramedProtocol):
             cause = msg.get("Disconnect-Cause")
             log(logging.INFO, "peer_dpr_received", peer=self.origin_host, disconnect_cause=cause)
             self._set_state(PeerState.CLOSING)
-            self._write_answer(msg.answer(ResultCode.SUCCESS), APP_BASE, cmd, None, msg)
-            self._flush()
-            self._close_transport()
+            if self._tasks:  # answer what the peer sent before its DPR, then DPA (RFC 6733 §5.4)
+                self._dpa_task = self._loop.create_task(self._dpa_after_handlers(msg))
+            else:
+                self._send_dpa(msg)
+
+    async def _dpa_after_handlers(self, dpr: Message) -> None:
+        await asyncio.wait(set(self._tasks), timeout=self.node.dpr_grace)
+        self._send_dpa(dpr)
+
+    def _send_dpa(self, dpr: Message) -> None:
+        if self.state is PeerState.CLOSED:
+            return
+        answer = dpr.answer(ResultCode.SUCCESS)
+        self._write_answer(answer, APP_BASE, CMD_DISCONNECT_PEER, None, dpr)
+        self._flush()
+        self._close_transport()
 
     def _on_cer(self, cer: Message) -> None:
         node = self.node

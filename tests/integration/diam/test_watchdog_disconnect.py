@@ -8,6 +8,7 @@ import time
 
 from diam.constants import (
     APP_CREDIT_CONTROL,
+    CMD_CREDIT_CONTROL,
     CMD_DEVICE_WATCHDOG,
     CMD_DISCONNECT_PEER,
     VENDOR_3GPP,
@@ -194,5 +195,28 @@ def test_keep_connected_retries_every_tc_and_reconnects_after_loss(dk):
         await client.close(0.2)
         await asyncio.sleep(0.3)  # close() stopped the connector: no new attempt
         assert client.connections == []
+
+    dk.run(main)
+
+
+def test_dpr_waits_for_answers_in_progress_before_dpa(dk):
+    async def main():
+        node = dk.make_node()
+
+        @node.route(APP_CREDIT_CONTROL, CMD_CREDIT_CONTROL)
+        async def slow(request, peer):
+            await asyncio.sleep(0.2)
+            return request.answer(ResultCode.SUCCESS)
+
+        _, port = await node.listen("127.0.0.1", 0)
+        peer = await dk.RawPeer.connect(port)
+        await peer.open()
+        ccr = peer.send(dk.ccr("s;before-dpr"))
+        dpr = peer.send(dk.dpr())
+        first, second = await peer.recv(2.0), await peer.recv(2.0)
+        assert (first.hop_by_hop, first.get("Result-Code")) == (ccr.hop_by_hop, 2001)
+        assert (second.command_code, second.hop_by_hop) == (CMD_DISCONNECT_PEER, dpr.hop_by_hop)
+        assert await peer.closed(2.0)
+        await node.close(0.2)
 
     dk.run(main)
