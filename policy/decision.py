@@ -33,7 +33,6 @@ class ChargingState:
     reached (RFC 4006 §5.6) and no top-up has happened since."""
 
     exhausted: bool = False
-    redirect_address: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

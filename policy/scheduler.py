@@ -57,6 +57,3 @@ class Scheduler:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    def __len__(self) -> int:
-        return len(self._timers)

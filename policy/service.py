@@ -125,9 +125,12 @@ class _App(Protocol):
     def database(self) -> Engine: ...
 
 
-def install(app: _App) -> Pcrf | None:
+def install(app: _App, charging: ChargingStateSource | None = None) -> Pcrf | None:
     """Wire the PCRF into the process: Gx/Rx on the listeners advertising them, the policy
-    section of the provisioning file applied at start-up. None when no listener serves Gx."""
+    section of the provisioning file applied at start-up, the subscriber's credit read through
+    ``charging`` (openpcc passes its ledger-backed source; None = credit never runs out).
+    Returns the Pcrf (for the API: ``subscriber_changed`` after a top-up), None when no
+    listener serves Gx."""
     try:
         node = app.node_for(APP_GX)
     except LookupError:
@@ -137,7 +140,9 @@ def install(app: _App) -> Pcrf | None:
     except LookupError:
         rx_node = node
     engine = app.database()
-    pcrf = Pcrf(node, engine, config_from_settings(app.settings), rx_node=rx_node)
+    pcrf = Pcrf(
+        node, engine, config_from_settings(app.settings), charging=charging, rx_node=rx_node
+    )
 
     async def start() -> None:
         name = app.settings.policy_provisioning or app.settings.provisioning
