@@ -112,7 +112,21 @@ class SipTransport:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0, udp: bool = True,
                     tcp: bool = True) -> None:
-        """Listen; with port 0 the UDP socket picks a free port and TCP binds the same one."""
+        """Listen; with port 0 the UDP socket picks a free port and TCP binds the same one
+        (another free pair is tried when that TCP port is taken)."""
+        for _ in range(20 if port == 0 else 1):
+            try:
+                await self._bind(host, port, udp, tcp)
+                return
+            except OSError:
+                if port != 0:
+                    raise
+                if self._udp and self._udp.transport:
+                    self._udp.transport.close()
+                self._udp = None
+        raise OSError(f"no free UDP+TCP port pair on {host}")
+
+    async def _bind(self, host: str, port: int, udp: bool, tcp: bool) -> None:
         loop = asyncio.get_running_loop()
         self.host = host
         if udp:

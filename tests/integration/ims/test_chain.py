@@ -100,9 +100,10 @@ def test_media_refused_by_the_pgw_is_488(database_url: str) -> None:
                 await asyncio.wait_for(bob_leg.ended.wait(), 3)  # callee: ACK + BYE
                 await settled(chain.engine)
                 assert balance(chain.engine, "alice") == (1000, 0)  # nothing charged
-                for ip in (CALLER[2], CALLEE[2]):
-                    session = chain.pcef.by_ip(ip)
-                    assert session is not None and session.bearers == {}
+                sessions = [chain.pcef.by_ip(ip) for ip in (CALLER[2], CALLEE[2])]
+                # the callee's AAR succeeded: its STR removes that bearer again
+                await chain.pcef.wait_for(lambda: all(s is not None and not s.bearers
+                                                      for s in sessions))
 
     asyncio.run(main())
 

@@ -147,7 +147,7 @@ def test_invite_server_100_trying_timer_g_until_ack() -> None:
             assert first.to.tag is None
             finals = [m for m in await peer.collect(0.25) if isinstance(m, Response)]
             # G: 0.02, 0.04, 0.08 → the 486 and about 3 retransmissions in 0.25 s
-            assert 3 <= len(finals) <= 5 and {r.status for r in finals} == {486}
+            assert 2 <= len(finals) <= 6 and {r.status for r in finals} == {486}
             peer.send(invite, ep.port)  # retransmitted INVITE: answered from the transaction
             assert (await peer.recv()).status == 486  # type: ignore[union-attr]
             assert len(tu.requests) == 1
