@@ -51,6 +51,7 @@ from diameter.message.constants import (
     AVP_TGPP_MIN_REQUESTED_BANDWIDTH_UL,
     AVP_TGPP_RR_BANDWIDTH,
     AVP_TGPP_RS_BANDWIDTH,
+    AVP_TGPP_RX_REQUEST_TYPE,
     AVP_TGPP_SPECIFIC_ACTION,
     AVP_VENDOR_ID,
     AVP_VENDOR_SPECIFIC_APPLICATION_ID,
@@ -286,8 +287,15 @@ class Pcscf:
         self.wire.add("o", data)
         self.writer.write(data)
 
-    async def aar(self, session_id: str, *components: PyAvp, ue_ip: str = UE_IP) -> PyMessage:
-        """An AAR as Kamailio ims_qos builds it (shared notes ims-peers.md)."""
+    async def aar(
+        self,
+        session_id: str,
+        *components: PyAvp,
+        ue_ip: str = UE_IP,
+        request_type: int | None = None,
+    ) -> PyMessage:
+        """An AAR as Kamailio ims_qos builds it (shared notes ims-peers.md); ``request_type``
+        adds the Rx-Request-Type other P-CSCFs send."""
         aar = AaRequest()
         aar.session_id = session_id
         aar.auth_application_id = APP_RX
@@ -295,6 +303,8 @@ class Pcscf:
         aar.destination_realm = REALM.encode()
         aar.append_avp(_vsai(APP_RX))
         aar.append_avp(PyAvp.new(AVP_TGPP_AF_APPLICATION_IDENTIFIER, VENDOR_TGPP, b"IMS Services"))
+        if request_type is not None:
+            aar.append_avp(PyAvp.new(AVP_TGPP_RX_REQUEST_TYPE, VENDOR_TGPP, request_type))
         for comp in components:
             aar.append_avp(comp)
         aar.append_avp(

@@ -294,3 +294,26 @@ def test_tshark_decodes_the_event_flows_cleanly(
     assert any(r[:2] == ["272", "0"] and r[5] == "0" for r in rows)  # monitoring off
     gx_rars = [r for r in rows if r[:3] == ["258", "1", "16777238"]]
     assert gx_rars[-1][6] == "1000000"  # the throttling RAR
+
+
+def test_gx_and_rx_error_answers(harness: Any, audio: Any) -> None:
+    async def body(h: Any) -> None:
+        # CCR-I for an APN the profile has no policy for: 5140 ERROR_INITIAL_PARAMETERS.
+        cca = await h.pgw.attach(GX, apn="unknown.apn")
+        er = cca.first("Experimental-Result")
+        assert cca.get("Result-Code") is None and er.get("Experimental-Result-Code") == 5140
+        # CCR-U / CCR-T for a session the PCRF does not know: 5002.
+        assert (await h.pgw.ccr("pgw.openpcc.test;nope", 2)).get("Result-Code") == 5002
+        assert (await h.pgw.ccr("pgw.openpcc.test;nope", 3)).get("Result-Code") == 5002
+        # A retransmitted CCR-I is answered from the stored outcome (no second session).
+        first = await h.pgw.attach(GX)
+        h.pgw.numbers[GX] = -1
+        again = await h.pgw.attach(GX)
+        assert again.get("Result-Code") == first.get("Result-Code") == 2001
+        assert len(h.pcrf.store.all_gx()) == 1
+        # Rx-Request-Type UPDATE_REQUEST for an unknown AF session: 5002.
+        aar = audio()
+        update = await h.pcscf.aar(CALL, aar, request_type=1)
+        assert update.result_code == 5002
+
+    run(harness, body)
