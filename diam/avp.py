@@ -3,6 +3,8 @@
 A decoded AVP keeps a reference to the message bytes and its offset; its value is converted on
 first access and, while the AVP is unmodified, it re-encodes as the exact bytes it came from
 (unknown AVPs included). Changing `value`, `flags`, `code` or `vendor` drops that cache.
+Values are sliced from the message's immutable bytes only when read: a few-octet copy costs what
+a memoryview would and yields bytes that hash and compare directly.
 """
 
 from __future__ import annotations
