@@ -154,7 +154,46 @@ def new_exporter(engine: Engine, sink, owner: str, batch: int) -> Exporter:
     )
 
 
-def drain_rate(exporter: Exporter, engine: Engine, rows: int) -> float:
+class CpuMeter:
+    """CPU seconds used by this process, the Kafka broker and the database's backends."""
+
+    def __init__(self, engine: Engine, broker_pid: int | None) -> None:
+        self.engine = engine
+        self.broker_pid = broker_pid
+        engine.dispose()  # fresh backends: their lifetime CPU is this phase's
+        self.py = time.process_time()
+        self.broker = _cpu(broker_pid)
+
+    def read(self) -> tuple[float, float, float]:
+        """(python, postgres, broker) seconds since the meter was made."""
+        with self.engine.connect() as connection:
+            pids = connection.execute(
+                sa.text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+            ).scalars()
+            pg = sum(_cpu(pid) for pid in pids)
+        return time.process_time() - self.py, pg, _cpu(self.broker_pid) - self.broker
+
+
+def _cpu(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def broker_pid() -> int | None:
+    """The local script's broker (None for an external OPENPCC_KAFKA_BOOTSTRAP)."""
+    if os.environ.get("OPENPCC_KAFKA_BOOTSTRAP"):
+        return None
+    port = os.environ.get("OPENPCC_KAFKA_PORT", "59092")
+    path = ROOT / ".cache" / "kafka" / f"run-{port}" / "broker.pid"
+    return int(path.read_text()) if path.exists() else None
+
+
+def drain_rate(exporter: Exporter, rows: int) -> float:
     """Run the exporter loop until ``rows`` are marked sent; CDRs/s."""
     stop = threading.Event()
     thread = threading.Thread(target=exporter.run, args=(stop,))
@@ -169,7 +208,7 @@ def drain_rate(exporter: Exporter, engine: Engine, rows: int) -> float:
 
 
 def producer_rate(bootstrap: str, topic: str, payloads: list[OutboxRow], batch: int) -> float:
-    """The Kafka half alone: send + wait for acks, batch after batch, no database."""
+    """The Kafka half alone: send + wait for acks, two batches in flight, no database."""
     sink = KafkaSink(KafkaConfig(bootstrap, topic))
     sink.send(payloads[:100]).wait()  # connect, metadata
     start = time.perf_counter()
@@ -186,25 +225,38 @@ def producer_rate(bootstrap: str, topic: str, payloads: list[OutboxRow], batch: 
     return len(payloads) / elapsed
 
 
+def report(name: str, rate: float, cpu: tuple[float, float, float], rows: int) -> None:
+    py, pg, broker = (seconds / rows * 1e6 for seconds in cpu)
+    print(
+        f"{name:<40} {rate:>8,.0f} CDRs/s   CPU us/CDR: exporter {py:5.1f}  "
+        f"postgres {pg:5.1f}  broker {broker:5.1f}  total {py + pg + broker:5.1f}"
+    )
+
+
 def throughput(engine: Engine, bootstrap: str, rows: int, batch: int) -> None:
     records = [cdr(n) for n in range(rows)]
     size = sum(len(r.model_dump_json()) for r in records[:100]) // 100
     for i in range(0, rows, 5000):
         enqueue(engine, records[i : i + 5000])
-    db_only = drain_rate(new_exporter(engine, NullSink(), "bench-null", batch), engine, rows)
+    pid = broker_pid()
+    print(f"{rows} CDRs of ~{size} bytes JSON, batches of {batch}, 3 partitions, acks=all, "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} before")  # fmt: skip
+    meter = CpuMeter(engine, pid)
+    rate = drain_rate(new_exporter(engine, NullSink(), "bench-null", batch), rows)
+    report("database claim+mark alone (no Kafka)", rate, meter.read(), rows)
     with engine.begin() as connection:
         connection.execute(CdrOutbox.__table__.update().values(sent_at=None))
     with fresh_topic(bootstrap) as topic:
-        sink = KafkaSink(KafkaConfig(bootstrap, topic))
-        full = drain_rate(new_exporter(engine, sink, "bench", batch), engine, rows)
         payloads = [
             OutboxRow(0, r.cdr_id, r.partition_key, r.model_dump_json(), T0) for r in records
         ]
-        kafka_only = producer_rate(bootstrap, topic, payloads, batch)
-    print(f"records: {rows} CDRs of ~{size} bytes JSON, batch {batch}, 3 partitions, acks=all")
-    print(f"export outbox -> Kafka (acked, marked sent): {full:>9,.0f} CDRs/s")
-    print(f"  Kafka producer alone (no database):        {kafka_only:>9,.0f} CDRs/s")
-    print(f"  database claim+mark alone (no Kafka):      {db_only:>9,.0f} CDRs/s")
+        meter = CpuMeter(engine, pid)
+        rate = producer_rate(bootstrap, topic, payloads, batch)
+        report("Kafka producer alone (no database)", rate, meter.read(), rows)
+        meter = CpuMeter(engine, pid)
+        sink = KafkaSink(KafkaConfig(bootstrap, topic))
+        rate = drain_rate(new_exporter(engine, sink, "bench", batch), rows)
+        report("export outbox -> Kafka (acked + marked)", rate, meter.read(), rows)
 
 
 def steady_lag(engine: Engine, bootstrap: str, rate: int, seconds: float) -> None:

@@ -4,10 +4,13 @@ Loop: claim the oldest unsent rows (a batch), hand them to the sink, and once th
 are durable (Kafka acks=all / file fsync) mark them sent. The next batch is claimed in a helper
 thread while the current one is handed to the sink, and up to ``depth`` batches await their
 acknowledgement, so database work, producer work and broker round trips overlap; batches are
-claimed, sent and marked strictly in ``id`` order. Any failure (sink or database) releases every
-pending batch unmarked and backs off exponentially (with jitter) before trying again, so while
-Kafka is down rows simply wait in the outbox. Delivery is at least once; a duplicate carries the
-same ``cdrId``.
+claimed, sent and marked strictly in ``id`` order. A claim made while batches are in flight
+starts past them (no stepping over its own locked rows); once the exporter has caught up it claims
+from the oldest unsent row again, so a row committed late with a lower id is never skipped.
+
+Any failure (sink or database) releases every pending batch unmarked and backs off exponentially
+(with jitter) before trying again, so while Kafka is down rows simply wait in the outbox. Delivery
+is at least once; a duplicate carries the same ``cdrId``.
 
 The loop is synchronous (kafka-python and the DB driver block) and runs in its own thread;
 ``run_in_thread`` makes it an asyncio task for the OpenPCC process.
@@ -166,8 +169,8 @@ class Exporter:
                 self._finish_oldest(pending)
             return True
         full = len(batch.rows) == self.batch_size
-        if full:
-            self._prefetch = claims.submit(self.store.claim, self.batch_size)
+        if full:  # more waiting: claim the next batch, past this one, while this one is sent
+            self._prefetch = claims.submit(self.store.claim, self.batch_size, batch.ids[-1])
         try:
             delivery = self.sink.send(batch.rows)
         except BaseException:

@@ -78,7 +78,7 @@ _PG_CLAIM = (
         UPDATE cdr_outbox
            SET sent_at = :now, claimed_by = :owner, claimed_at = :now, attempts = attempts + 1
          WHERE id = ANY(ARRAY(
-               SELECT id FROM cdr_outbox WHERE sent_at IS NULL
+               SELECT id FROM cdr_outbox WHERE sent_at IS NULL AND id > :after
                 ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED))
         RETURNING id, cdr_id, partition_key, payload, created_at
         """
@@ -87,6 +87,7 @@ _PG_CLAIM = (
         sa.bindparam("now", type_=CdrOutbox.__table__.c.sent_at.type),
         sa.bindparam("owner", type_=sa.String()),
         sa.bindparam("limit", type_=sa.Integer()),
+        sa.bindparam("after", type_=sa.BigInteger()),
     )
     .columns(*_COLUMNS)
 )
@@ -105,18 +106,22 @@ class OutboxStore:
         self.claim_timeout = claim_timeout
         self.locking = engine.dialect.name == "postgresql"
 
-    def claim(self, limit: int) -> Batch:
-        """Claim up to ``limit`` of the oldest unsent rows (an empty batch when there are none)."""
-        return self._claim_locking(limit) if self.locking else self._claim_column(limit)
+    def claim(self, limit: int, after: int = 0) -> Batch:
+        """Claim up to ``limit`` of the oldest unsent rows with ``id > after`` (an empty batch
+        when there are none). ``after`` lets an exporter with batches in flight start past them
+        instead of stepping over its own locked rows; 0 = from the oldest."""
+        if self.locking:
+            return self._claim_locking(limit, after)
+        return self._claim_column(limit, after)
 
-    def _claim_locking(self, limit: int) -> Batch:
+    def _claim_locking(self, limit: int, after: int) -> Batch:
         # One statement claims the rows and writes their sent state, in a transaction that is
         # committed only once the sink acknowledged them (mark_sent) and rolled back otherwise:
         # each row is written once. Until the commit, other exporters skip the locked rows and
         # every reader still sees them unsent. ``= ANY(ARRAY(...))`` keeps the plan on the
         # indexes (an ``IN (subquery)`` may hash-join over the whole, ever-growing table).
         now = datetime.now(UTC)
-        statement = _PG_CLAIM.bindparams(now=now, owner=self.owner, limit=limit)
+        statement = _PG_CLAIM.bindparams(now=now, owner=self.owner, limit=limit, after=after)
         connection = self.engine.connect()
         try:
             # Losing this commit in a database crash only means the rows are exported again
@@ -145,7 +150,7 @@ class OutboxStore:
         with self.engine.begin() as connection:
             connection.execute(statement)
 
-    def _claim_column(self, limit: int) -> Batch:
+    def _claim_column(self, limit: int, after: int) -> Batch:
         now = datetime.now(UTC)
         claimable = sa.or_(
             outbox.c.claimed_by.is_(None),
@@ -153,7 +158,7 @@ class OutboxStore:
         )
         oldest = (
             sa.select(outbox.c.id)
-            .where(outbox.c.sent_at.is_(None), claimable)
+            .where(outbox.c.sent_at.is_(None), outbox.c.id > after, claimable)
             .order_by(outbox.c.id)
             .limit(limit)
             .scalar_subquery()

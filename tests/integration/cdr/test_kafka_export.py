@@ -15,6 +15,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from kafka.partitioner.default import murmur2
 from sqlalchemy import func, select
 
 from charging.cdr.exporter import Exporter
@@ -107,6 +108,8 @@ def test_every_cdr_once_keyed_by_subscriber_in_order(
     per_key: dict[bytes, list[tuple[int, int]]] = defaultdict(list)
     for record in consumed:
         per_key[record.key].append((record.partition, order[json.loads(record.value)["cdrId"]]))
+    for record in consumed:  # the partition Kafka's default (Java) partitioner picks for the key
+        assert record.partition == (murmur2(record.key) & 0x7FFFFFFF) % kafka_topic.partitions
     for sequence in per_key.values():
         assert len({partition for partition, _ in sequence}) == 1
         assert [i for _, i in sequence] == sorted(i for _, i in sequence)
