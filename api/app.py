@@ -10,7 +10,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from api.auth import KeyStore
 from api.context import ApiContext
@@ -60,6 +60,12 @@ def create_app(ctx: ApiContext) -> FastAPI:
     async def integrity(_: Request, exc: IntegrityError) -> JSONResponse:
         log.info("event=api_conflict error=%s", str(exc.orig).splitlines()[0])
         return JSONResponse({"detail": "conflicts with stored data"}, status_code=409)
+
+    @app.exception_handler(DataError)
+    async def bad_value(_: Request, exc: DataError) -> JSONResponse:
+        # e.g. a NUL character in a text value (PostgreSQL refuses it) or an id beyond 64 bits.
+        reason = str(exc.orig).splitlines()[0]
+        return JSONResponse({"detail": f"value not storable: {reason}"}, status_code=422)
 
     if ctx.settings.api_console:
         app.mount("/console", StaticFiles(directory=CONSOLE_DIR, html=True), name="console")

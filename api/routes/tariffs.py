@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, HTTPException
+import yaml
+from fastapi import APIRouter, Depends, HTTPException, Path
 from sqlalchemy.engine import Connection
 
 from api import audit
@@ -37,6 +38,8 @@ def _check(source: str) -> tuple[Plan | None, dict[str, Any]]:
         plan = load_plan_text(source, "upload.yaml")
     except TariffFileError as exc:
         return None, {"valid": False, "problems": list(exc.problems)}
+    except yaml.YAMLError as exc:  # the reader rejects control characters before parsing
+        return None, {"valid": False, "problems": [f"upload.yaml: {exc}".splitlines()[0]]}
     versions = [v.effective_from.isoformat() for v in plan.versions]
     return plan, {"valid": True, "name": plan.name, "versions": versions}
 
@@ -94,7 +97,10 @@ def list_tariffs(
 
 @router.post("/{upload_id}/activate", response_model=TariffOut)
 def activate(
-    upload_id: int, body: TariffActivate, ctx: Ctx, who: Annotated[Principal, Depends(admin)]
+    upload_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    body: TariffActivate,
+    ctx: Ctx,
+    who: Annotated[Principal, Depends(admin)],
 ) -> dict[str, Any]:
     now = datetime.now(UTC)
     at = body.at or now

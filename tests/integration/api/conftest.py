@@ -48,7 +48,8 @@ from tests.fixtures.ocs import provisioning, test_plan
 
 T = TypeVar("T")
 REALM = "openpcc.test"
-SERVER_HOST, PGW_HOST, CSCF_HOST = "pcc.openpcc.test", "pgw.openpcc.test", "cscf.openpcc.test"
+SERVER_HOST, PGW_HOST = "pcc.openpcc.test", "pgw.openpcc.test"
+CSCF_HOST, CSCF_REALM = "cscf.test", "test"  # as tests.fixtures.ocs.ccr() writes them
 UE_IP = "10.45.0.7"
 PROFILE = {
     "name": "prepaid-data",
@@ -136,7 +137,7 @@ class Cscf:
 
     def __init__(self) -> None:
         apps = frozenset({(APP_CREDIT_CONTROL, VENDOR_3GPP), (APP_CREDIT_CONTROL, 0)})
-        self.node = Node(LocalIdentity(CSCF_HOST, REALM, applications=apps), PeerPolicy())
+        self.node = Node(LocalIdentity(CSCF_HOST, CSCF_REALM, applications=apps), PeerPolicy())
         self.requests: list[Message] = []
         for cmd in (CMD_RE_AUTH, CMD_ABORT_SESSION):
             self.node.add_route(APP_CREDIT_CONTROL, cmd, self._on_request)

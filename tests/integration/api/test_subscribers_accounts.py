@@ -167,5 +167,5 @@ def test_metrics_expose_diameter_http_sessions_outbox_and_peers(stack: Any) -> N
         'result="5030"} 1.0'
     ) in text
     peers = stack.http(Role.READ_ONLY).get("/api/v1/peers").json()["items"]
-    assert {p["origin_host"] for p in peers} == {"pgw.openpcc.test", "cscf.openpcc.test"}
+    assert {p["origin_host"] for p in peers} == {"pgw.openpcc.test", "cscf.test"}
     assert all(p["state"] == "open" for p in peers)
