@@ -30,7 +30,12 @@ from schemas.settings import DiameterListener, Settings
 logger = logging.getLogger("openpcc")
 
 # Modules exposing ``install(app)``; PCRF (policy/) and OCS (charging/) register here.
-DOMAIN_MODULES: tuple[str, ...] = ("policy.service", "charging.service", "charging.cdr.service")
+DOMAIN_MODULES: tuple[str, ...] = (
+    "policy.service",
+    "charging.service",
+    "charging.cdr.service",
+    "ims.service",  # SIP listener (OPENPCC_IMS_ENABLED) with its Rx/Ro clients
+)
 
 
 @dataclass(slots=True)

@@ -37,11 +37,24 @@ def _vsai(cea):
     }
 
 
-def test_openpcc_run_answers_cer_and_exits_cleanly_on_sigterm(dk):
+def _private_state(tmp_path: Path) -> dict[str, str]:
+    """The process's files (database, CDRs) in the test's own directory."""
+    return {
+        "OPENPCC_DATABASE_URL": f"sqlite:///{tmp_path}/openpcc.db",
+        "OPENPCC_CDR_DIR": str(tmp_path / "cdr"),
+    }
+
+
+def test_openpcc_run_answers_cer_and_exits_cleanly_on_sigterm(dk, tmp_path):
     port = _free_port()
 
     async def main():
-        env = dict(os.environ, OPENPCC_DIAMETER_HOST="127.0.0.1", OPENPCC_DIAMETER_PORT=str(port))
+        env = dict(
+            os.environ,
+            OPENPCC_DIAMETER_HOST="127.0.0.1",
+            OPENPCC_DIAMETER_PORT=str(port),
+            **_private_state(tmp_path),
+        )
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "openpcc.cli", "run",
             cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE,
@@ -81,8 +94,10 @@ def test_openpcc_run_answers_cer_and_exits_cleanly_on_sigterm(dk):
     dk.run(main, timeout=60)
 
 
-def test_several_listeners_each_with_its_own_identity(dk, monkeypatch):
+def test_several_listeners_each_with_its_own_identity(dk, monkeypatch, tmp_path):
     pcrf_port, ocs_port = _free_port(), _free_port()
+    for name, value in _private_state(tmp_path).items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv(
         "OPENPCC_DIAMETER_LISTENERS",
         json.dumps([
