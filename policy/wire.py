@@ -270,7 +270,7 @@ def media_components(message: Message) -> list[MediaComponent]:
             MediaSubComponent(
                 flow_number=msc.get("Flow-Number", 0),
                 flow_descriptions=tuple(a.value for a in msc["Flow-Description"]),
-                flow_usage=_enum(FlowUsage, msc.get("Flow-Usage")),
+                flow_usage=_flow_usage(msc),
                 flow_status=_enum(FlowStatus, msc.get("Flow-Status")),
                 max_ul=msc.get("Max-Requested-Bandwidth-UL"),
                 max_dl=msc.get("Max-Requested-Bandwidth-DL"),
@@ -293,6 +293,15 @@ def media_components(message: Message) -> list[MediaComponent]:
             )
         )
     return out
+
+
+def _flow_usage(msc: Avp) -> FlowUsage | None:
+    """Flow-Usage, or AF_SIGNALLING when the sub-component names its AF-Signalling-Protocol
+    (TS 29.214 §5.3.26: present for the AF's signalling flows)."""
+    usage = _enum(FlowUsage, msc.get("Flow-Usage"))
+    if usage is None and msc.get("AF-Signalling-Protocol", 0) != 0:  # 0 = NO_INFORMATION
+        return FlowUsage.AF_SIGNALLING
+    return usage
 
 
 _E = TypeVar("_E", bound=IntEnum)

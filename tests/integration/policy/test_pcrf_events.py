@@ -146,6 +146,22 @@ def test_failed_rule_report_sends_rx_rar_with_specific_action(harness: Any, audi
     run(harness, body)
 
 
+def test_rat_change_is_reported_to_subscribed_afs(harness: Any, audio: Any) -> None:
+    async def body(h: Any) -> None:
+        await h.pgw.attach(GX)
+        aaa = asyncio.create_task(h.pcscf.aar(CALL, audio()))
+        await h.pgw.next_rar()
+        assert (await aaa).result_code == 2001
+        cca = await h.pgw.ccr(GX, 2, ("Event-Trigger", 2), ("RAT-Type", 1000))  # to UTRAN
+        assert cca.get("Result-Code") == 2001
+        rar = await h.pcscf.next_request()
+        assert rar.header.command_code == 258 and rar.session_id == CALL
+        assert avp_values(rar, 513) == [6]  # IP-CAN_CHANGE
+        assert avp_values(rar, 1032) == [1000] and avp_values(rar, 1027) == [5]
+
+    run(harness, body)
+
+
 def test_gx_termination_aborts_bound_rx_sessions(harness: Any, audio: Any) -> None:
     async def body(h: Any) -> None:
         await h.pgw.attach(GX)

@@ -111,3 +111,16 @@ def test_result_of_reads_result_or_experimental() -> None:
     er = Avp.new("Experimental-Result", [("Vendor-Id", 10415), ("Experimental-Result-Code", 5065)])
     assert result_of(roundtrip(req.answer(None, er))) == 5065
     assert result_of(req.answer()) is None
+
+
+def test_af_signalling_protocol_marks_signalling_flows() -> None:
+    mcd = Avp.new("Media-Component-Description", [
+        ("Media-Component-Number", 0),
+        ("Media-Sub-Component", [
+            ("Flow-Number", 1),
+            ("Flow-Description", "permit out 17 from 192.0.2.1 5060 to 10.0.0.1 5060"),
+            ("AF-Signalling-Protocol", 1),  # SIP
+        ]),
+    ])  # fmt: skip
+    (comp,) = media_components(roundtrip(Message.request(CMD_AA, APP_RX, [mcd])))
+    assert comp.is_signalling
