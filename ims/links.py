@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from diam.message import Message
 from diam.node import Node
@@ -23,6 +24,8 @@ class PeerLink:
         self.connect_timeout = connect_timeout
         self.peer: Peer | None = None
         self._lock = asyncio.Lock()
+        # Called with ("request", msg) and ("answer", msg) for every exchange (ladders, tests).
+        self.observers: list[Callable[[str, Message], None]] = []
 
     @property
     def is_open(self) -> bool:
@@ -46,4 +49,9 @@ class PeerLink:
         peer = await self.ensure()
         if message.first("Destination-Realm") is None:
             message.add(("Destination-Realm", self.realm))
-        return await self.node.request(message, peer=peer, timeout=timeout)
+        for observe in self.observers:
+            observe("request", message)
+        answer = await self.node.request(message, peer=peer, timeout=timeout)
+        for observe in self.observers:
+            observe("answer", answer)
+        return answer

@@ -13,6 +13,7 @@ from openpcc import __version__
 COMMAND_MODULES: tuple[str, ...] = (
     "openpcc.commands.apikey",
     "openpcc.commands.cdr",
+    "openpcc.commands.demo",
     "openpcc.commands.ledger",
     "openpcc.commands.run",
     "openpcc.commands.tariff",
