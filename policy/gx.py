@@ -35,6 +35,7 @@ from policy.decision import (
     SubscriberRef,
     bearer_changed,
     decide,
+    next_boundary,
     rule_changes,
 )
 from policy.qos import PccRule
@@ -173,6 +174,10 @@ class GxApp:
         triggers = {EventTrigger.RAT_CHANGE, EventTrigger.IP_CAN_CHANGE}
         if decision.monitoring or policy.allowances:
             triggers.add(EventTrigger.USAGE_REPORT)
+        if policy.time_variants:
+            # Besides the PCRF's own timer, the PCEF re-asks at each boundary (Revalidation-Time,
+            # TS 29.212 §4.5.9), so a push lost while the PCEF was unreachable is recovered.
+            triggers.add(EventTrigger.REVALIDATION_TIMEOUT)
         state = GxState(
             session_id=session_id,
             subscriber_id=subscriber.id,
@@ -217,6 +222,8 @@ class GxApp:
             answer.add(("Bearer-Control-Mode", UE_NW if nw else UE_ONLY))
         answer.add(*(("Event-Trigger", t) for t in sorted(state.event_triggers)))
         answer.add(default_bearer_qos(decision.qci, decision.arp), apn_ambr(decision.ambr))
+        if decision.next_change is not None:
+            answer.add(("Revalidation-Time", decision.next_change))
         install = rule_install((), decision.predefined_rules, decision.rule_bases)
         if install is not None:
             answer.add(install)
@@ -254,6 +261,12 @@ class GxApp:
         if used:
             for other in self.store.gx_of_subscriber(state.subscriber_id):
                 self.scheduler.spawn(self.reevaluate(other, "usage report"))
+        if EventTrigger.REVALIDATION_TIMEOUT in triggers:
+            policy = self.catalog.apn_policy(state.profile, state.apn)
+            upcoming = next_boundary(policy.time_variants, now) if policy else None
+            if upcoming is not None:
+                answer.add(("Revalidation-Time", upcoming))
+            self.scheduler.spawn(self.reevaluate(state, "revalidation"))
         return answer
 
     async def _rearm(self, state: GxState, used: dict[str, int], now: datetime) -> list[Avp]:
@@ -366,6 +379,8 @@ class GxApp:
                 extra += [default_bearer_qos(new.qci, new.arp), apn_ambr(new.ambr)]
             changed = bool(extra or install or remove or bases_in or bases_out)
             if changed:
+                if new.next_change is not None:
+                    extra.append(Avp.new("Revalidation-Time", new.next_change))
                 inst = rule_install((), install, bases_in)
                 rem = rule_remove(remove, bases_out)
                 extra += [a for a in (inst, rem) if a is not None]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -221,12 +221,22 @@ def test_time_of_day_switch_pushes_and_reverts(harness: Any) -> None:
     async def body(h: Any) -> None:
         cca = await h.pgw.attach(GX, apn="internet")
         assert ambr(cca) == (50_000_000, 100_000_000)
+        noon = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
+        assert cca.get("Revalidation-Time") == noon
+        assert 17 in {a.value for a in cca["Event-Trigger"]}  # REVALIDATION_TIMEOUT
         started = time.monotonic()
         rar = await h.pgw.next_rar(timeout=5)  # 12:00:00, the "night" window opens
         assert ambr(rar) == (2_000_000, 4_000_000)
+        assert rar.get("Revalidation-Time") == noon + timedelta(seconds=2)
         rar = await h.pgw.next_rar(timeout=5)  # 12:00:02, it closes
         assert ambr(rar) == (50_000_000, 100_000_000)
         assert 2.0 <= time.monotonic() - started < 5.0
+        # The PCEF's own revalidation finds nothing new: no RAR, the next boundary is given.
+        cca = await h.pgw.ccr(GX, 2, ("Event-Trigger", 17))
+        assert cca.get("Result-Code") == 2001
+        assert cca.get("Revalidation-Time") == noon + timedelta(days=1)
+        await asyncio.sleep(0.2)
+        assert h.pgw.rars.empty()
 
     run(harness, body, clock=fixed_clock(11, 59, 59))
 
