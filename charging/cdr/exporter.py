@@ -134,7 +134,7 @@ class Exporter:
                     try:
                         drained = self._step(pending, claims)
                         streak = 0
-                    except (SinkError, SQLAlchemyError, OSError) as exc:
+                    except Exception as exc:  # never stop exporting: back off and retry
                         self._release_all(pending)
                         streak += 1
                         self._record_failure(exc)
@@ -154,7 +154,7 @@ class Exporter:
     def _final_drain(self) -> None:
         try:
             self.export_available()
-        except (SinkError, SQLAlchemyError, OSError) as exc:
+        except Exception as exc:
             log.warning("cdr export: final drain failed, rows stay in the outbox: %r", exc)
 
     def _step(self, pending: Pending, claims: ThreadPoolExecutor) -> bool:
@@ -189,7 +189,10 @@ class Exporter:
         self.failures += 1
         self.last_error = repr(exc)
         self._failures_metric.inc()
-        log.warning("cdr export: batch failed, rows stay in the outbox: %r", exc)
+        expected = isinstance(exc, (SinkError, SQLAlchemyError, OSError))
+        log.warning(
+            "cdr export: batch failed, rows stay in the outbox: %r", exc, exc_info=not expected
+        )
         self._next_metrics = 0.0
         self._refresh_metrics()
 

@@ -94,7 +94,7 @@ _PG_CLAIM = (
 
 
 def _rows(result: sa.CursorResult | sa.Result) -> list[OutboxRow]:
-    return [OutboxRow(*r) for r in result]
+    return [OutboxRow(*r) for r in result.all()]  # one fetchall, not a fetchone per row
 
 
 class OutboxStore:

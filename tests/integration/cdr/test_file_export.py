@@ -18,6 +18,7 @@ from charging.cdr.file_sink import JsonLinesSink
 from charging.cdr.sink import SinkError
 from charging.cdr.store import OutboxStore
 from charging.models import CdrOutbox
+from openpcc.database import create_engine, upgrade
 from schemas.cdr import cdr_json_schema
 
 SCHEMA = jsonschema.Draft202012Validator(cdr_json_schema())
@@ -123,3 +124,22 @@ def _wait(condition, timeout: float = 30.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def test_sqlite_claims_exclude_others_until_stale(
+    sqlite_url, cdr_factory, enqueue_cdrs, tmp_path
+) -> None:
+    engine = create_engine(sqlite_url)
+    upgrade(engine)
+    enqueue_cdrs(engine, [cdr_factory(n) for n in range(10)])
+    a = OutboxStore(engine, "a", _minutes(2))
+    first = a.claim(5)  # exporter "a" dies holding these
+    assert len(first.rows) == 5
+    second = OutboxStore(engine, "b", _minutes(2)).claim(10)
+    assert second.ids == list(range(first.ids[-1] + 1, first.ids[-1] + 6))  # not a's rows
+    assert OutboxStore(engine, "c", _minutes(2)).claim(10).rows == []  # all claimed, none stale
+    assert [r.id for r in OutboxStore(engine, "d", timedelta(0)).claim(3).rows] == first.ids[:3]
+    restarted = OutboxStore(engine, "a", _minutes(2))
+    restarted.release_own_claims()  # "a" restarts: its own remaining claims come back at once
+    assert restarted.claim(10).ids == first.ids[3:]
+    engine.dispose()
