@@ -37,6 +37,7 @@ from charging.cdr.store import OutboxRow, OutboxStore
 from charging.models import CdrOutbox
 from openpcc.database import create_engine, upgrade
 from schemas.cdr import ChargingDataRecord, make_cdr_id
+from schemas.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -149,8 +150,14 @@ class NullSink:
 
 
 def new_exporter(engine: Engine, sink, owner: str, batch: int) -> Exporter:
+    """An exporter with the default settings (poll interval, back-off) but ``batch``."""
+    defaults = Settings.model_fields
     return Exporter(
-        OutboxStore(engine, owner, timedelta(minutes=2)), sink, batch_size=batch, poll_seconds=0.02
+        OutboxStore(engine, owner, timedelta(minutes=2)),
+        sink,
+        batch_size=batch,
+        poll_seconds=defaults["cdr_poll_seconds"].default,
+        backoff_max_seconds=defaults["cdr_backoff_max_seconds"].default,
     )
 
 
@@ -233,30 +240,38 @@ def report(name: str, rate: float, cpu: tuple[float, float, float], rows: int) -
     )
 
 
+def refill(engine: Engine, records: Sequence[ChargingDataRecord]) -> None:
+    """An outbox holding exactly ``records``, unsent, vacuumed and analysed (steady state)."""
+    with engine.begin() as connection:
+        connection.exec_driver_sql("TRUNCATE cdr_outbox")
+    for i in range(0, len(records), 5000):
+        enqueue(engine, records[i : i + 5000])
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql("VACUUM ANALYZE cdr_outbox")
+
+
 def throughput(engine: Engine, bootstrap: str, rows: int, batch: int) -> None:
     records = [cdr(n) for n in range(rows)]
     size = sum(len(r.model_dump_json()) for r in records[:100]) // 100
-    for i in range(0, rows, 5000):
-        enqueue(engine, records[i : i + 5000])
     pid = broker_pid()
     print(f"{rows} CDRs of ~{size} bytes JSON, batches of {batch}, 3 partitions, acks=all, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} before")  # fmt: skip
-    meter = CpuMeter(engine, pid)
-    rate = drain_rate(new_exporter(engine, NullSink(), "bench-null", batch), rows)
-    report("database claim+mark alone (no Kafka)", rate, meter.read(), rows)
-    with engine.begin() as connection:
-        connection.execute(CdrOutbox.__table__.update().values(sent_at=None))
     with fresh_topic(bootstrap) as topic:
+        refill(engine, records)
+        meter = CpuMeter(engine, pid)
+        sink = KafkaSink(KafkaConfig(bootstrap, topic))
+        rate = drain_rate(new_exporter(engine, sink, "bench", batch), rows)
+        report("export outbox -> Kafka (acked + marked)", rate, meter.read(), rows)
         payloads = [
             OutboxRow(0, r.cdr_id, r.partition_key, r.model_dump_json(), T0) for r in records
         ]
         meter = CpuMeter(engine, pid)
         rate = producer_rate(bootstrap, topic, payloads, batch)
-        report("Kafka producer alone (no database)", rate, meter.read(), rows)
-        meter = CpuMeter(engine, pid)
-        sink = KafkaSink(KafkaConfig(bootstrap, topic))
-        rate = drain_rate(new_exporter(engine, sink, "bench", batch), rows)
-        report("export outbox -> Kafka (acked + marked)", rate, meter.read(), rows)
+        report("  Kafka producer alone (no database)", rate, meter.read(), rows)
+    refill(engine, records)
+    meter = CpuMeter(engine, pid)
+    rate = drain_rate(new_exporter(engine, NullSink(), "bench-null", batch), rows)
+    report("  database claim+mark alone (no Kafka)", rate, meter.read(), rows)
 
 
 def steady_lag(engine: Engine, bootstrap: str, rate: int, seconds: float) -> None:
@@ -264,6 +279,7 @@ def steady_lag(engine: Engine, bootstrap: str, rate: int, seconds: float) -> Non
     and a consumer reading the topic; lag = outbox commit → the consumer has the record."""
     inserted: dict[str, float] = {}
     received: dict[str, float] = {}
+    refill(engine, [])
     with fresh_topic(bootstrap) as topic:
         consumer = KafkaConsumer(
             topic,

@@ -108,7 +108,7 @@ class Settings(BaseSettings):
     cdr_rotate_bytes: int = Field(64 * 1024 * 1024, ge=1024)  # rotate the file at this size
     cdr_rotate_seconds: int = Field(3600, ge=1)  # ... or at this age
     cdr_batch_size: int = Field(1000, ge=1, le=50_000)  # rows claimed and marked per round
-    cdr_poll_seconds: float = Field(0.2, gt=0)  # idle poll interval of the exporter
+    cdr_poll_seconds: float = Field(0.05, gt=0)  # idle poll interval of the exporter
     cdr_backoff_max_seconds: float = Field(30.0, gt=0)  # exporter back-off cap (sink down)
     cdr_claim_timeout_seconds: int = Field(120, ge=1)  # SQLite: a claim older than this is stale
     cdr_exporter_id: str = ""  # claim owner name; empty = "<hostname>-<pid>"
