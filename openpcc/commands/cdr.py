@@ -115,7 +115,8 @@ def _replay(args: argparse.Namespace) -> int:
 
 def _exporter(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("kafka").setLevel(logging.WARNING)
+    for noisy in ("kafka", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = Settings()
     engine = _engine(args, settings)
     exporter = build_exporter(settings, engine)
