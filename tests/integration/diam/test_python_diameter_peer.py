@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 
 from diameter.message.commands import CreditControlRequest
 from diameter.node import Node as PyNode
-from diameter.node.application import Application
+from diameter.node.application import Application, SimpleThreadingApplication
 
 from diam.constants import (
     APP_BASE,
@@ -106,3 +107,52 @@ def test_our_dwr_and_dpr_are_answered_by_python_diameter(dk, caplog):
     with caplog.at_level(logging.INFO, logger="openpcc.diam"):
         dk.run(main, timeout=40)
     assert not any("no DWA" in r.message or "no DPA" in r.message for r in caplog.records)
+
+
+def test_we_connect_to_a_python_diameter_server(dk, caplog):
+    """The initiator side: our CER, a request it answers, our DWRs and our DPR."""
+
+    def answer_ccr(app, request):
+        answer = app.generate_answer(request, result_code=2001)
+        answer.cc_request_type = request.cc_request_type
+        answer.cc_request_number = request.cc_request_number
+        return answer
+
+    async def main():
+        port = _free_port()
+        py = PyNode("pyd.test", "test", ip_addresses=["127.0.0.1"], tcp_port=port)
+        py.wakeup_interval = 1
+        known = py.add_peer("aaa://client.test", "test")  # it only accepts known peers
+        app = SimpleThreadingApplication(
+            APP_CREDIT_CONTROL, is_auth_application=True, request_handler=answer_ccr
+        )
+        py.add_application(app, [known])
+        client = dk.make_node("client.test", "test", watchdog=0.3)
+        try:
+            py.start()
+            peer = await client.connect("127.0.0.1", port, timeout=5)
+            assert (peer.origin_host, peer.applications) == ("pyd.test", {APP_CREDIT_CONTROL})
+            ccr = dk.ccr("client.test;1", ("Service-Context-Id", "32260@3gpp.org"))
+            # it checks Destination-Realm (3003 otherwise)
+            ccr.avps = [a for a in ccr.avps if a.name != "Destination-Realm"]
+            answer = await client.request(ccr, destination_realm="test", timeout=5)
+            assert answer.get("Result-Code") == 2001
+            assert answer.get("Session-Id") == "client.test;1"
+            assert answer.get("Origin-Host") == "pyd.test"
+            await asyncio.sleep(1.0)  # a few Tw: every DWR got its DWA
+            assert client.peers == [peer]
+            started = time.monotonic()
+            await client.close(timeout=3.0)
+            assert time.monotonic() - started < 2.0  # closed on its DPA
+        finally:
+            await _stop(py, force=True)
+
+    with caplog.at_level(logging.INFO, logger="openpcc.diam"):
+        dk.run(main, timeout=40)
+    assert not any("no DWA" in r.message or "no DPA" in r.message for r in caplog.records)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
