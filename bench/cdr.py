@@ -17,6 +17,8 @@ import argparse
 import os
 import statistics
 import subprocess
+import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -334,12 +336,52 @@ def steady_lag(engine: Engine, bootstrap: str, rate: int, seconds: float) -> Non
     )
 
 
+def scale_out(engine: Engine, bootstrap: str, rows: int, processes: int) -> None:
+    """``processes`` exporter processes (``openpcc cdr exporter``) share one outbox: the rows
+    are committed in one transaction, timed from the commit until all are marked sent."""
+    refill(engine, [])
+    url = engine.url.render_as_string(hide_password=False)
+    records = [cdr(20_000_000 + n) for n in range(rows)]
+    with fresh_topic(bootstrap) as topic, tempfile.TemporaryDirectory() as logs:
+        env = {**os.environ, "OPENPCC_DATABASE_URL": url, "OPENPCC_KAFKA_BOOTSTRAP": bootstrap,
+               "OPENPCC_KAFKA_TOPIC": topic, "OPENPCC_CDR_SINK": "kafka"}  # fmt: skip
+        procs = []
+        for n in range(processes):
+            log = Path(logs) / f"{n}.log"
+            with open(log, "wb") as out:
+                procs.append(subprocess.Popen(
+                    [sys.executable, "-m", "openpcc.cli", "cdr", "exporter"], cwd=ROOT,
+                    env={**env, "OPENPCC_CDR_EXPORTER_ID": f"bench-{n}"}, stdout=out,
+                    stderr=subprocess.STDOUT,
+                ))  # fmt: skip
+        try:
+            logs_of = [Path(logs) / f"{n}.log" for n in range(processes)]
+            while not all(b"cdr export: started" in log.read_bytes() for log in logs_of):
+                time.sleep(0.05)
+            enqueue(engine, records)
+            start = time.perf_counter()
+            unsent = sa.select(sa.func.count()).where(CdrOutbox.__table__.c.sent_at.is_(None))
+            while True:
+                with engine.connect() as connection:
+                    if connection.execute(unsent).scalar_one() == 0:
+                        break
+                time.sleep(0.01)
+            elapsed = time.perf_counter() - start
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                proc.wait(30)
+    print(f"{processes} exporter processes on one outbox: {rows / elapsed:>8,.0f} CDRs/s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=30_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--rate", type=int, default=2000, help="steady insert load, CDRs/s")
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--processes", type=int, default=2, help="scale-out run; 0 = skip")
     args = parser.parse_args()
     with (
         service("OPENPCC_TEST_DATABASE_URL", "postgres-local.sh") as pg,
@@ -347,6 +389,8 @@ def main() -> None:
         fresh_database(pg) as engine,
     ):
         throughput(engine, bootstrap, args.rows, args.batch)
+        if args.processes:
+            scale_out(engine, bootstrap, args.rows, args.processes)
         steady_lag(engine, bootstrap, args.rate, args.seconds)
 
 

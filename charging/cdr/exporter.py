@@ -49,7 +49,7 @@ class Exporter:
         *,
         batch_size: int = 1000,
         depth: int = 2,
-        poll_seconds: float = 0.2,
+        poll_seconds: float = 0.05,
         backoff_initial_seconds: float = 0.5,
         backoff_max_seconds: float = 30.0,
         metrics_every_seconds: float = 1.0,
@@ -200,12 +200,15 @@ class Exporter:
         now = time.monotonic()
         if now < self._next_metrics:
             return
-        self._next_metrics = now + self.metrics_every
         try:
             lag = self.store.lag()
         except SQLAlchemyError:
-            return
-        publish_lag(lag)
+            lag = None
+        took = time.monotonic() - now
+        # Counting a huge backlog is not free: never spend more than ~10% of the time on it.
+        self._next_metrics = now + max(self.metrics_every, 10 * took)
+        if lag is not None:
+            publish_lag(lag)
 
 
 def publish_lag(lag: Lag) -> None:
