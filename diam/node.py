@@ -19,7 +19,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from diam.base import DISCONNECT_REBOOTING
 from diam.errors import CapabilitiesExchangeFailed, PeerUnavailable
@@ -100,9 +100,12 @@ class Node:
         *,
         required: Iterable[str] = SESSION_REQUIRED,
     ) -> None:
+        """Route requests of ``app_id``/``command_code`` to ``handler`` (see diam.router)."""
         self.router.add_route(app_id, command_code, handler, required=required)
 
-    def route(self, app_id: int, command_code: int, *, required: Iterable[str] = SESSION_REQUIRED):
+    def route(
+        self, app_id: int, command_code: int, *, required: Iterable[str] = SESSION_REQUIRED
+    ) -> Callable[[Handler], Handler]:
         """``@node.route(APP_GX, CMD_CREDIT_CONTROL)`` decorator."""
         return self.router.route(app_id, command_code, required=required)
 
