@@ -2,11 +2,12 @@
 transaction, and only then released to their callers (durable before answered, DESIGN.md §3.3).
 
 A writer takes whatever work has queued (waiting up to ``window`` seconds for more, at most
-``max_batch`` items), runs it in a worker thread inside one transaction — account rows locked
-``FOR UPDATE`` in id order first, so batches of several processes never deadlock — commits, and
-resolves every item's future. Work that raises is answered by its own ``fail`` and the batch is
-re-run without it; a transient database error (deadlock, serialization, a unique key raced by
-another node) re-runs the whole batch.
+``max_batch`` items), runs it in a worker thread inside one transaction — the handler names the
+accounts involved, their rows are locked ``FOR UPDATE`` in id order (so batches of several
+processes never deadlock), the handler loads the batch's state, each item runs, the handler
+flushes the batch's writes — commits, and resolves every item's future. Work that raises is
+answered by its own ``fail`` and the batch is re-run without it; a transient database error
+(deadlock, serialization, a unique key raced by another node) re-runs the whole batch.
 """
 
 from __future__ import annotations
@@ -22,10 +23,8 @@ from typing import Any, Protocol
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from charging import store
 from charging.ledger import Ledger
 from charging.models import utcnow
-from charging.processor import BatchContext
 
 log = logging.getLogger("openpcc.charging.batcher")
 
@@ -35,14 +34,28 @@ MAX_ATTEMPTS = 5
 class Work(Protocol):
     """One item of a batch."""
 
-    def lock_key(self, conn: Connection) -> int | None:
-        """The account id whose row must be locked before ``run`` (None: no account)."""
-
-    def run(self, conn: Connection, ledger: Ledger, ctx: BatchContext) -> Any:
+    def run(self, conn: Connection, ledger: Ledger, ctx: Any) -> Any:
         """Do the work inside the batch transaction; the result is released after commit."""
 
     def fail(self, exc: BaseException) -> Any:
         """The result to release when ``run`` raised (nothing of it is committed)."""
+
+
+class BatchHandler(Protocol):
+    """What a batch transaction does around its items."""
+
+    def context(self, now: datetime) -> Any:
+        """A fresh unit of work for one transaction attempt."""
+
+    def lock_keys(self, conn: Connection, ctx: Any, works: list[Any]) -> list[int]:
+        """Account ids whose rows must be locked before the items run."""
+
+    def load(self, conn: Connection, ledger: Ledger, ctx: Any, accounts: list[int],
+             works: list[Any]) -> None:  # fmt: skip
+        """Read the batch's state, under the locks."""
+
+    def flush(self, conn: Connection, ledger: Ledger, ctx: Any) -> None:
+        """Write the batch's buffered changes (before commit)."""
 
 
 class _WorkFailed(Exception):
@@ -58,6 +71,7 @@ class GroupCommitter:
     def __init__(
         self,
         engine: Engine,
+        handler: BatchHandler,
         *,
         window: float = 0.001,
         max_batch: int = 256,
@@ -67,6 +81,7 @@ class GroupCommitter:
         if writers < 1 or max_batch < 1 or window < 0:
             raise ValueError("writers and max_batch must be >= 1, window >= 0")
         self.engine = engine
+        self.handler = handler
         self.window = window
         self.max_batch = max_batch
         self.writers = writers
@@ -153,21 +168,14 @@ class GroupCommitter:
         return results
 
     def _transaction(self, works: list[Work]) -> list[Any]:
+        handler = self.handler
         with self.engine.connect() as conn, conn.begin():
             now = self.clock()
-            ctx = BatchContext(now)
+            ctx = handler.context(now)
             ledger = Ledger(conn, now)
-            keys: list[int] = []
-            for i, work in enumerate(works):
-                try:
-                    key = work.lock_key(conn)
-                except (OperationalError, IntegrityError):
-                    raise
-                except Exception as exc:
-                    raise _WorkFailed(i, exc) from exc
-                if key is not None:
-                    keys.append(key)
-            ledger.lock_accounts(keys)
+            accounts = sorted(set(handler.lock_keys(conn, ctx, works)))
+            ledger.lock_accounts(accounts)
+            handler.load(conn, ledger, ctx, accounts, works)
             results = []
             for i, work in enumerate(works):
                 try:
@@ -176,8 +184,7 @@ class GroupCommitter:
                     raise
                 except Exception as exc:
                     raise _WorkFailed(i, exc) from exc
-            ledger.flush()
-            store.insert_outcomes(conn, ctx.new_outcomes)
+            handler.flush(conn, ledger, ctx)
         return results
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -128,43 +129,62 @@ class RatedService:
 
 @dataclass(slots=True)
 class Pocket:
-    """One spendable balance as seen under the account lock."""
+    """One spendable balance: its available credit as loaded under the account lock, or as
+    the ledger last left it in this transaction."""
 
     balance_id: int
-    available: int
+    loaded: int
     bundle: str | None
+    latest: dict[int, int]
+
+    @property
+    def available(self) -> int:
+        return self.latest.get(self.balance_id, self.loaded)
+
+
+#: Balance columns a wallet is built from.
+WALLET_COLUMNS = (
+    balances_t.c.account_id,
+    balances_t.c.id,
+    balances_t.c.kind,
+    balances_t.c.bundle,
+    (balances_t.c.amount - balances_t.c.reserved + balances_t.c.credit_limit).label("available"),
+)
+
+
+def wallet_query(account_ids: list[int], now: datetime) -> sa.Select[Any]:
+    """The valid balances of ``account_ids`` in consumption order."""
+    return (
+        sa.select(*WALLET_COLUMNS)
+        .where(
+            balances_t.c.account_id.in_(account_ids),
+            sa.or_(balances_t.c.valid_from.is_(None), balances_t.c.valid_from <= now),
+            sa.or_(balances_t.c.valid_until.is_(None), balances_t.c.valid_until > now),
+        )
+        .order_by(balances_t.c.priority, balances_t.c.id)
+    )
 
 
 @dataclass(slots=True)
 class Wallet:
-    """The account's balances valid now: money pockets and unit buckets, by priority."""
+    """An account's balances valid now: money pockets and unit buckets, by priority."""
 
     money: list[Pocket]
     buckets: list[Pocket]
 
     @classmethod
-    def load(cls, conn: Connection, account_id: int, now: datetime) -> Wallet:
-        rows = conn.execute(
-            sa.select(
-                balances_t.c.id,
-                balances_t.c.kind,
-                balances_t.c.bundle,
-                (balances_t.c.amount - balances_t.c.reserved + balances_t.c.credit_limit).label(
-                    "available"
-                ),
-            )
-            .where(
-                balances_t.c.account_id == account_id,
-                sa.or_(balances_t.c.valid_from.is_(None), balances_t.c.valid_from <= now),
-                sa.or_(balances_t.c.valid_until.is_(None), balances_t.c.valid_until > now),
-            )
-            .order_by(balances_t.c.priority, balances_t.c.id)
-        ).all()
+    def from_rows(cls, rows: list[sa.Row[Any]], latest: dict[int, int]) -> Wallet:
         wallet = cls([], [])
         for row in rows:
-            pocket = Pocket(int(row.id), int(row.available), row.bundle)
+            pocket = Pocket(int(row.id), int(row.available), row.bundle, latest)
             (wallet.money if row.kind == "monetary" else wallet.buckets).append(pocket)
         return wallet
+
+    @classmethod
+    def load(cls, conn: Connection, account_id: int, now: datetime, latest: dict[int, int]) -> (
+        Wallet
+    ):  # fmt: skip
+        return cls.from_rows(conn.execute(wallet_query([account_id], now)).all(), latest)
 
     @property
     def money_available(self) -> int:
@@ -261,7 +281,6 @@ def grant(
 def _hold(ledger: Ledger, pocket: Pocket, amount: int, cause: Cause) -> None:
     if not ledger.reserve(pocket.balance_id, amount, cause):
         raise RuntimeError(f"balance {pocket.balance_id} changed under the account lock")
-    pocket.available -= amount
 
 
 def _money_start(rated: RatedService, now: datetime, bucket_units: int) -> datetime:
@@ -368,14 +387,12 @@ def settle(
         for pocket in wallet.money:
             take = min(money_due, max(pocket.available, 0))
             if take > 0 and ledger.debit(pocket.balance_id, take, cause):
-                pocket.available -= take
                 out.charge += take
                 money_due -= take
     elif money_due < 0 and wallet.money:
         # A later chunk of a call can lower a minimum charge topped up earlier (rating Line
         # "minimum"): give the difference back.
         ledger.credit(wallet.money[0].balance_id, -money_due, cause)
-        wallet.money[0].available -= money_due
         out.charge += money_due
     return out
 
@@ -409,7 +426,6 @@ def debit_now(
     for pocket, take in plan_buckets:
         if not ledger.debit(pocket.balance_id, take, cause):
             raise RuntimeError(f"balance {pocket.balance_id} changed under the account lock")
-        pocket.available -= take
     due = charge
     for pocket in wallet.money:
         take = min(due, max(pocket.available, 0))
@@ -417,7 +433,6 @@ def debit_now(
             continue
         if not ledger.debit(pocket.balance_id, take, cause):
             raise RuntimeError(f"balance {pocket.balance_id} changed under the account lock")
-        pocket.available -= take
         due -= take
     return charge
 

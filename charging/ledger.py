@@ -34,15 +34,49 @@ class Cause:
     reference: str | None = None
 
 
+#: No lower bound on the resulting available credit (settling within a hold, crediting).
+NO_FLOOR = -(1 << 62)
+
+# One prepared statement for every movement: amount += d_amt, reserved += d_res, on condition
+# that the hold stays non-negative and the available credit stays >= floor (atomic: the check
+# and the change are one UPDATE, so concurrent transactions and processes cannot overspend).
+_MOVE = (
+    balances.update()
+    .where(
+        balances.c.id == sa.bindparam("b_id"),
+        balances.c.reserved + sa.bindparam("d_res") >= 0,
+        balances.c.amount
+        + sa.bindparam("d_amt")
+        - (balances.c.reserved + sa.bindparam("d_res"))
+        + balances.c.credit_limit
+        >= sa.bindparam("floor"),
+    )
+    .values(
+        amount=balances.c.amount + sa.bindparam("d_amt"),
+        reserved=balances.c.reserved + sa.bindparam("d_res"),
+        updated_at=sa.bindparam("b_now"),
+    )
+    .returning(
+        balances.c.account_id, balances.c.amount, balances.c.reserved, balances.c.credit_limit
+    )
+)
+_AVAILABLE = sa.select(balances.c.amount - balances.c.reserved + balances.c.credit_limit).where(
+    balances.c.id == sa.bindparam("b_id")
+)
+
+
 class Ledger:
     """Balance operations inside one open transaction on ``conn``.
 
+    ``latest`` maps each balance touched to its available credit after the last change, so
+    callers can plan further holds in the same transaction without reading it back.
     Call :meth:`flush` before committing: it writes the buffered journal rows in one batch.
     """
 
     def __init__(self, conn: Connection, now: datetime) -> None:
         self.conn = conn
         self.now = now
+        self.latest: dict[int, int] = {}
         self._journal: list[dict[str, Any]] = []
 
     # -- reservations ------------------------------------------------------------------------
@@ -52,21 +86,12 @@ class Ledger:
             raise ValueError("reserve: negative amount")
         if amount == 0:
             return True
-        row = self._update(
-            balance_id,
-            {"reserved": balances.c.reserved + amount},
-            balances.c.amount - balances.c.reserved + balances.c.credit_limit >= amount,
-        )
-        if row is None:
-            return False
-        self._record(balance_id, row, cause, 0, amount)
-        return True
+        return self._move(balance_id, 0, amount, 0, cause) is not None
 
     def reserve_up_to(self, balance_id: int, amount: int, cause: Cause) -> int:
         """Hold as much of ``amount`` as the balance can cover now; returns what was held."""
         while amount > 0:
-            available = self.available(balance_id)
-            want = min(amount, max(available, 0))
+            want = min(amount, max(self.available(balance_id), 0))
             if want <= 0:
                 return 0
             if self.reserve(balance_id, want, cause):
@@ -81,21 +106,12 @@ class Ledger:
         """
         if held < 0 or used < 0:
             raise ValueError("settle: negative amount")
-        debit = used
+        debit, floor = used, NO_FLOOR
         if used > held:
-            extra = min(used - held, max(self.available(balance_id), 0))
-            debit = held + extra
-        row = self._update(
-            balance_id,
-            {"amount": balances.c.amount - debit, "reserved": balances.c.reserved - held},
-            sa.and_(
-                balances.c.reserved >= held,
-                balances.c.amount - balances.c.reserved + balances.c.credit_limit >= debit - held,
-            ),
-        )
-        if row is None:
+            debit = held + min(used - held, max(self.available(balance_id), 0))
+            floor = 0
+        if self._move(balance_id, -debit, -held, floor, cause) is None:
             raise LedgerError(f"balance {balance_id}: reservation of {held} not held")
-        self._record(balance_id, row, cause, -debit, -held)
         return debit
 
     def release(self, balance_id: int, held: int, cause: Cause) -> None:
@@ -107,24 +123,15 @@ class Ledger:
         """Immediate debit without reservation (IEC); False when the balance cannot cover it."""
         if amount < 0:
             raise ValueError("debit: negative amount")
-        row = self._update(
-            balance_id,
-            {"amount": balances.c.amount - amount},
-            balances.c.amount - balances.c.reserved + balances.c.credit_limit >= amount,
-        )
-        if row is None:
-            return False
-        self._record(balance_id, row, cause, -amount, 0)
-        return True
+        return self._move(balance_id, -amount, 0, 0, cause) is not None
 
     def credit(self, balance_id: int, amount: int, cause: Cause) -> int:
         """Add ``amount`` (top-up, refund, provisioning); returns the new amount."""
         if amount < 0:
             raise ValueError("credit: negative amount")
-        row = self._update(balance_id, {"amount": balances.c.amount + amount}, sa.true())
+        row = self._move(balance_id, amount, 0, NO_FLOOR, cause)
         if row is None:
             raise LedgerError(f"balance {balance_id} does not exist")
-        self._record(balance_id, row, cause, amount, 0)
         return int(row.amount)
 
     def expire_due(self) -> int:
@@ -138,11 +145,21 @@ class Ledger:
         touched = 0
         for balance_id, amount, reserved in due:
             # Optimistic: only if nobody moved the bucket since we read it (else next sweep).
-            row = self._update(
-                balance_id,
-                {"amount": balances.c.reserved},
-                sa.and_(balances.c.amount == amount, balances.c.reserved == reserved),
-            )
+            row = self.conn.execute(
+                balances.update()
+                .where(
+                    balances.c.id == balance_id,
+                    balances.c.amount == amount,
+                    balances.c.reserved == reserved,
+                )
+                .values(amount=balances.c.reserved, updated_at=self.now)
+                .returning(
+                    balances.c.account_id,
+                    balances.c.amount,
+                    balances.c.reserved,
+                    balances.c.credit_limit,
+                )
+            ).first()
             if row is not None:
                 self._record(balance_id, row, Cause("expire"), int(reserved) - int(amount), 0)
                 touched += 1
@@ -151,12 +168,10 @@ class Ledger:
     # -- reads -----------------------------------------------------------------------------
     def available(self, balance_id: int) -> int:
         """``amount - reserved + credit_limit`` as of now in this transaction."""
-        value = self.conn.execute(
-            sa.select(balances.c.amount - balances.c.reserved + balances.c.credit_limit).where(
-                balances.c.id == balance_id
-            )
-        ).scalar_one()
-        return int(value)
+        known = self.latest.get(balance_id)
+        if known is not None:
+            return known
+        return int(self.conn.execute(_AVAILABLE, {"b_id": balance_id}).scalar_one())
 
     def lock_accounts(self, account_ids: Iterable[int]) -> None:
         """Serialise work on these accounts across processes (``FOR UPDATE`` in id order, so two
@@ -178,20 +193,22 @@ class Ledger:
             self._journal = []
 
     # -- internals -------------------------------------------------------------------------
-    def _update(
-        self,
-        balance_id: int,
-        values: dict[str, Any],
-        condition: sa.ColumnElement[bool],
+    def _move(
+        self, balance_id: int, d_amount: int, d_reserved: int, floor: int, cause: Cause
     ) -> sa.Row[Any] | None:
-        returning = [balances.c.account_id, balances.c.amount, balances.c.reserved]
-        statement = (
-            balances.update()
-            .where(balances.c.id == balance_id, condition)
-            .values(**values, updated_at=self.now)
-            .returning(*returning)
-        )
-        return self.conn.execute(statement).first()
+        row = self.conn.execute(
+            _MOVE,
+            {
+                "b_id": balance_id,
+                "d_amt": d_amount,
+                "d_res": d_reserved,
+                "floor": floor,
+                "b_now": self.now,
+            },
+        ).first()
+        if row is not None:
+            self._record(balance_id, row, cause, d_amount, d_reserved)
+        return row
 
     def _record(
         self,
@@ -201,6 +218,7 @@ class Ledger:
         delta_amount: int,
         delta_reserved: int,
     ) -> None:
+        self.latest[balance_id] = int(row.amount) - int(row.reserved) + int(row.credit_limit)
         self._journal.append(
             {
                 "balance_id": balance_id,

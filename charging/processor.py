@@ -1,19 +1,21 @@
 """One Credit-Control-Request processed inside the batch transaction (RFC 4006 §5, §6).
 
-The caller (charging.batcher) holds the account lock; this module reads the session, settles
-reported usage, reserves new grants, closes sessions and writes their CDRs, and stores the answer
-under (Session-Id, CC-Request-Number) so a retransmission anywhere is answered from it.
+The group committer (charging.batcher) asks :meth:`Processor.lock_keys` which accounts a batch
+touches, locks them, lets :meth:`Processor.load` read the batch's state in a few queries, runs
+:meth:`Processor.process` per request and :meth:`Processor.flush` once, then commits. A request
+settles reported usage, reserves new grants, closes its session with a CDR, and its answer is
+stored under (Session-Id, CC-Request-Number) so a retransmission anywhere is answered from it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from charging import store
+from charging import outbox, store
 from charging.answers import ENOUGH_CREDIT, NO_CREDIT, FinalUnit, Outcome, ServiceAnswer, build
 from charging.ccr import CreditControlRequest, RequestedAction, RequestType, ServiceRequest
 from charging.config import OcsConfig
@@ -29,23 +31,14 @@ from charging.grants import (
     used_parts,
 )
 from charging.ledger import Cause, Ledger
-from charging.outbox import enqueue
 from charging.records import build_record, closing_cause
+from charging.unit_of_work import BatchContext, SessionState
 from diam.constants import ResultCode
 from diam.message import Avp, Message
 from rating.plan import Plan
 from rating.timebands import epoch_seconds
 from schemas.cdr import CauseForRecordClosing
 from schemas.provisioning import FinalUnitAction, RedirectAddressType
-
-
-@dataclass(slots=True)
-class BatchContext:
-    """State shared by the works of one batch transaction."""
-
-    now: datetime
-    outcomes: dict[tuple[str, int], bytes] = field(default_factory=dict)
-    new_outcomes: list[dict[str, Any]] = field(default_factory=list)
 
 
 def replay(stored: bytes, request: Message) -> Message:
@@ -62,20 +55,40 @@ class Processor:
     def __init__(self, config: OcsConfig) -> None:
         self.config = config
 
-    # -- entry point --------------------------------------------------------------------------
-    def account_of(self, conn: Connection, ccr: CreditControlRequest) -> int | None:
-        """The account to lock for this CCR (None: unknown subscriber or session)."""
-        if ccr.request_type in (RequestType.INITIAL, RequestType.EVENT):
-            found = store.find_subscription(conn, ccr.subscription_ids)
-            return None if found is None else found.account_id
-        return store.session_account(conn, ccr.session_id)
+    # -- batch protocol (see charging.batcher) ------------------------------------------------
+    def lock_keys(self, conn: Connection, ctx: BatchContext, ccrs: Sequence[CreditControlRequest],
+                  session_ids: Sequence[str]) -> list[int]:  # fmt: skip
+        """Accounts the batch touches: resolves subscribers of INITIAL/EVENT requests (kept in
+        ``ctx``) and finds the accounts of existing sessions."""
+        accounts = store.session_accounts(
+            conn, sorted({c.session_id for c in ccrs} | set(session_ids))
+        )
+        keys = list(accounts.values())
+        for ccr in ccrs:
+            if ccr.request_type in (RequestType.INITIAL, RequestType.EVENT):
+                if ccr.subscription_ids not in ctx.subscriptions:
+                    ctx.subscriptions[ccr.subscription_ids] = store.find_subscription(
+                        conn, ccr.subscription_ids
+                    )
+                sub = ctx.subscriptions[ccr.subscription_ids]
+                if sub is not None:
+                    keys.append(sub.account_id)
+        return keys
+
+    def load(self, conn: Connection, ledger: Ledger, ctx: BatchContext, accounts: list[int],
+             session_ids: Sequence[str]) -> None:  # fmt: skip
+        """Read the batch's state under the locks."""
+        ctx.load(conn, ledger, session_ids, accounts)
+
+    def flush(self, conn: Connection, ledger: Ledger, ctx: BatchContext) -> None:
+        ctx.flush(conn, ledger)
 
     def process(
         self, conn: Connection, ledger: Ledger, ctx: BatchContext, request: Message,
         ccr: CreditControlRequest,
     ) -> Message:  # fmt: skip
         key = (ccr.session_id, ccr.request_number)
-        stored = ctx.outcomes.get(key) or store.find_outcome(conn, *key)
+        stored = ctx.outcomes.get(key)
         if stored is not None:
             return replay(stored, request)
         handler = {
@@ -84,7 +97,7 @@ class Processor:
             RequestType.TERMINATION: self._terminate,
             RequestType.EVENT: self._event,
         }[ccr.request_type]
-        outcome, exponent = handler(conn, ledger, ctx.now, request, ccr)
+        outcome, exponent = handler(conn, ledger, ctx, request, ccr)
         answer = build(request, ccr, outcome, exponent)
         encoded = answer.encode()
         ctx.outcomes[key] = encoded
@@ -102,26 +115,28 @@ class Processor:
 
     # -- request types ------------------------------------------------------------------------
     def _initial(
-        self, conn: Connection, ledger: Ledger, now: datetime, request: Message,
+        self, conn: Connection, ledger: Ledger, ctx: BatchContext, request: Message,
         ccr: CreditControlRequest,
     ) -> tuple[Outcome, int]:  # fmt: skip
-        sub = store.find_subscription(conn, ccr.subscription_ids)
+        sub = ctx.subscriptions.get(ccr.subscription_ids)
         if sub is None:
             return Outcome(ResultCode.USER_UNKNOWN), 2
         if sub.status != "active":
             return Outcome(ResultCode.END_USER_SERVICE_DENIED), 2
-        if store.load_session(conn, ccr.session_id) is not None:
+        if ccr.session_id in ctx.states:
             return _invalid(request, "CC-Request-Type", "session already exists"), 2
         plan = self.config.tariffs.get(sub.tariff)
         if plan is None:
             return Outcome(ResultCode.RATING_FAILED, error_message="tariff not loaded"), 2
-        session_pk = store.insert_session(
+        now = ctx.now
+        events = all(s.requested is not None and _is_event(s) for s in ccr.services)
+        row = store.insert_session(
             conn,
             session_id=ccr.session_id,
             subscriber_id=sub.subscriber_id,
             account_id=sub.account_id,
             state="open",
-            charging_type="SCUR",
+            charging_type="ECUR" if events else "SCUR",
             last_request_number=ccr.request_number,
             origin_host=ccr.origin_host,
             origin_realm=ccr.origin_realm,
@@ -133,52 +148,46 @@ class Processor:
             updated_at=now,
             expires_at=self._expiry(now),
         )
-        if all(s.requested is not None and _is_event(s) for s in ccr.services):
-            store.update_session(conn, session_pk, charging_type="ECUR")
-        outcome = self._serve(conn, ledger, now, ccr, sub, plan, session_pk, terminating=False)
+        state = ctx.opened(row, sub)
+        outcome = self._serve(conn, ledger, ctx, ccr, state, plan, terminating=False)
         if outcome.result_code != ResultCode.SUCCESS:
             # A failed CCA-I ends the session at the client (RFC 4006 §5.2); nothing was used.
-            self._release(conn, ledger, session_pk, None, _cause("release", ccr))
-            store.update_session(
-                conn, session_pk, state="closed", closed_at=now, close_cause="rejected"
-            )
+            self._release(ledger, ctx, state, None, _cause("release", ccr))
+            ctx.update_session(state, state="closed", closed_at=now, close_cause="rejected")
         return outcome, plan.exponent
 
     def _update(
-        self, conn: Connection, ledger: Ledger, now: datetime, request: Message,
+        self, conn: Connection, ledger: Ledger, ctx: BatchContext, request: Message,
         ccr: CreditControlRequest,
     ) -> tuple[Outcome, int]:  # fmt: skip
-        session, failure = self._open_session(conn, request, ccr)
-        if session is None:
+        state, failure = _open_session(ctx, request, ccr)
+        if state is None:
             return failure, 2
-        sub = store.subscription_of(conn, session["subscriber_id"])
-        plan = self.config.tariffs.get(sub.tariff)
+        plan = self.config.tariffs.get(state.subscription.tariff)
         if plan is None:
             return Outcome(ResultCode.RATING_FAILED, error_message="tariff not loaded"), 2
-        outcome = self._serve(conn, ledger, now, ccr, sub, plan, session["id"], terminating=False)
-        store.update_session(
-            conn,
-            session["id"],
+        outcome = self._serve(conn, ledger, ctx, ccr, state, plan, terminating=False)
+        ctx.update_session(
+            state,
             last_request_number=ccr.request_number,
-            updated_at=now,
-            expires_at=self._expiry(now),
+            updated_at=ctx.now,
+            expires_at=self._expiry(ctx.now),
         )
         return outcome, plan.exponent
 
     def _terminate(
-        self, conn: Connection, ledger: Ledger, now: datetime, request: Message,
+        self, conn: Connection, ledger: Ledger, ctx: BatchContext, request: Message,
         ccr: CreditControlRequest,
     ) -> tuple[Outcome, int]:  # fmt: skip
-        session, failure = self._open_session(conn, request, ccr)
-        if session is None:
+        state, failure = _open_session(ctx, request, ccr)
+        if state is None:
             return failure, 2
-        sub = store.subscription_of(conn, session["subscriber_id"])
-        plan = self.config.tariffs.get(sub.tariff)
+        plan = self.config.tariffs.get(state.subscription.tariff)
         if plan is None:
             return Outcome(ResultCode.RATING_FAILED, error_message="tariff not loaded"), 2
-        self._serve(conn, ledger, now, ccr, sub, plan, session["id"], terminating=True)
+        self._serve(conn, ledger, ctx, ccr, state, plan, terminating=True)
         self.close(
-            conn, ledger, now, session, sub.currency, plan,
+            ledger, ctx, state, plan,
             cause=closing_cause(ccr.termination_cause),
             close_cause=f"termination:{ccr.termination_cause or 1}",
             journal_cause=_cause("release", ccr),
@@ -187,10 +196,10 @@ class Processor:
         return Outcome(ResultCode.SUCCESS), plan.exponent
 
     def _event(
-        self, conn: Connection, ledger: Ledger, now: datetime, request: Message,
+        self, conn: Connection, ledger: Ledger, ctx: BatchContext, request: Message,
         ccr: CreditControlRequest,
     ) -> tuple[Outcome, int]:  # fmt: skip
-        sub = store.find_subscription(conn, ccr.subscription_ids)
+        sub = ctx.subscriptions.get(ccr.subscription_ids)
         if sub is None:
             return Outcome(ResultCode.USER_UNKNOWN), 2
         if sub.status != "active":
@@ -198,8 +207,9 @@ class Processor:
         plan = self.config.tariffs.get(sub.tariff)
         if plan is None:
             return Outcome(ResultCode.RATING_FAILED, error_message="tariff not loaded"), 2
+        now = ctx.now
         action = ccr.requested_action or RequestedAction.DIRECT_DEBITING
-        wallet = Wallet.load(conn, sub.account_id, now)
+        wallet = ctx.wallet(conn, ledger, sub.account_id)
         outcome = Outcome()
         charged: list[tuple[ServiceRequest, RatedService, int, int]] = []
         total = 0
@@ -239,71 +249,68 @@ class Processor:
         ):
             outcome.cost = (total, plan.currency)
         if charged:
-            self._event_record(conn, now, ccr, sub, plan, charged)
+            self._event_record(conn, ctx, ccr, sub, plan, charged)
         return outcome, plan.exponent
 
     # -- services -----------------------------------------------------------------------------
     def _serve(
-        self, conn: Connection, ledger: Ledger, now: datetime, ccr: CreditControlRequest,
-        sub: store.Subscription, plan: Plan, session_pk: int, *, terminating: bool,
+        self, conn: Connection, ledger: Ledger, ctx: BatchContext, ccr: CreditControlRequest,
+        state: SessionState, plan: Plan, *, terminating: bool,
     ) -> Outcome:  # fmt: skip
         """Settle each service's reported usage and grant what it requests."""
+        sub = state.subscription
         outcome = Outcome(failure_handling=sub.failure_handling or self.config.failure_handling)
-        wallet = Wallet.load(conn, sub.account_id, now)
+        wallet = ctx.wallet(conn, ledger, sub.account_id)
         for service in ccr.services:
             answer = ServiceAnswer(service.rating_group, service.service_id)
             outcome.services.append(answer)
             try:
-                rated = RatedService.classify(plan, service, ccr.info, now)
+                rated = RatedService.classify(plan, service, ccr.info, ctx.now)
             except NotRated as exc:
                 answer.result_code = exc.result_code
-                self._release(conn, ledger, session_pk, service.key, _cause("release", ccr))
+                self._release(ledger, ctx, state, service.key, _cause("release", ccr))
                 continue
             try:
-                self._settle(conn, ledger, wallet, now, ccr, plan, rated, service, session_pk)
+                self._settle(ledger, ctx, wallet, ccr, plan, rated, service, state)
                 if terminating or (ccr.multiple_services and service.requested is None):
                     continue
-                self._grant(conn, ledger, wallet, now, ccr, sub, plan, rated, service, session_pk,
-                            answer)  # fmt: skip
+                self._grant(ledger, ctx, wallet, ccr, plan, rated, service, state, answer)
             except NotRated as exc:
                 answer.result_code = exc.result_code
         outcome.result_code = _top_level(outcome.services)
         return outcome
 
     def _settle(
-        self, conn: Connection, ledger: Ledger, wallet: Wallet, now: datetime,
-        ccr: CreditControlRequest, plan: Plan, rated: RatedService, service: ServiceRequest,
-        session_pk: int,
+        self, ledger: Ledger, ctx: BatchContext, wallet: Wallet, ccr: CreditControlRequest,
+        plan: Plan, rated: RatedService, service: ServiceRequest, state: SessionState,
     ) -> None:  # fmt: skip
-        rows = store.reservations(conn, session_pk, service.key)
+        rows = state.holds(service.key)
         if not rows and not service.used:
             return
-        usage = store.usage_row(conn, session_pk, service.key)
+        usage = ctx.usage_row(state, service.key, service.rating_group, service.service_id)
         change = (rows[0]["details"] or {}).get("tariff_change_at") if rows else None
         parts = used_parts(
             rated,
             service.used,
-            rows[0]["granted_at"] if rows else now,
+            rows[0]["granted_at"] if rows else ctx.now,
             datetime.fromisoformat(change) if change else None,
         )
         result = settle(
             ledger, wallet, plan, rated, store.as_held(rows), parts,
-            int(usage["priced_units"]) if usage else 0, _cause("debit", ccr),
+            int(usage["priced_units"]), _cause("debit", ccr),
         )  # fmt: skip
-        store.delete_reservations(conn, [r["id"] for r in rows])
-        store.add_usage(
-            conn, session_pk, service.key, service.rating_group, service.service_id, now=now,
-            charge=result.charge, priced_units=result.priced_units,
-            **_usage_fields(rated.kind, service, result.units),
-        )  # fmt: skip
+        ctx.drop_holds(state, rows)
+        _add_usage(usage, ctx.now, rated.kind, service, result.units, result.charge,
+                   result.priced_units)  # fmt: skip
 
     def _grant(
-        self, conn: Connection, ledger: Ledger, wallet: Wallet, now: datetime,
-        ccr: CreditControlRequest, sub: store.Subscription, plan: Plan, rated: RatedService,
-        service: ServiceRequest, session_pk: int, answer: ServiceAnswer,
+        self, ledger: Ledger, ctx: BatchContext, wallet: Wallet, ccr: CreditControlRequest,
+        plan: Plan, rated: RatedService, service: ServiceRequest, state: SessionState,
+        answer: ServiceAnswer,
     ) -> None:  # fmt: skip
+        now = ctx.now
         requested = rated.amount(service.requested) or self._default_units(rated.kind)
-        usage = store.usage_row(conn, session_pk, service.key)
+        usage = state.usage.get(service.key)
         result = grant(
             ledger, wallet, plan, rated, requested, now,
             int(usage["priced_units"]) if usage else 0, _cause("reserve", ccr),
@@ -319,65 +326,73 @@ class Processor:
         change = result.tariff_change_at
         if change is not None and change > now + timedelta(seconds=validity):
             change = None
-        store.insert_reservations(
-            conn, session_pk, service.key, rated.kind.value, result.holds, now,
-            now + timedelta(seconds=validity), change,
+        ctx.add_holds(
+            state,
+            store.reservation_rows(
+                state.pk, service.key, rated.kind.value, result.holds, now,
+                now + timedelta(seconds=validity), change,
+            ),
         )  # fmt: skip
         answer.kind = rated.kind
         answer.granted = result.units
         answer.validity_time = validity
         answer.tariff_time_change = change
         if result.exhausted:
-            answer.final_unit = _final_unit(sub)
+            answer.final_unit = _final_unit(state.subscription)
         elif self.config.threshold_percent:
             answer.threshold = result.units * self.config.threshold_percent // 100 or None
         if rated.kind is UnitKind.OCTETS and self.config.quota_holding_time:
             answer.quota_holding_time = self.config.quota_holding_time
 
     def _release(
-        self, conn: Connection, ledger: Ledger, session_pk: int, service_key: str | None,
+        self, ledger: Ledger, ctx: BatchContext, state: SessionState, service_key: str | None,
         cause: Cause,
     ) -> None:  # fmt: skip
-        rows = store.reservations(conn, session_pk, service_key)
+        rows = state.holds(service_key)
         for row in rows:
             ledger.release(row["balance_id"], int(row["amount"]), cause)
-        store.delete_reservations(conn, [r["id"] for r in rows])
+        ctx.drop_holds(state, rows)
 
     # -- closing ------------------------------------------------------------------------------
     def close(
-        self, conn: Connection, ledger: Ledger, now: datetime, session: dict[str, Any],
-        currency: str, plan: Plan | None, *, cause: CauseForRecordClosing, close_cause: str,
-        journal_cause: Cause, last_request_number: int | None = None,
+        self, ledger: Ledger, ctx: BatchContext, state: SessionState, plan: Plan | None, *,
+        cause: CauseForRecordClosing, close_cause: str, journal_cause: Cause,
+        last_request_number: int | None = None,
     ) -> None:  # fmt: skip
-        """Release what the session still holds, close it and enqueue its CDR."""
-        self._release(conn, ledger, session["id"], None, journal_cause)
+        """Release what the session still holds, close it and queue its CDR."""
+        now = ctx.now
+        self._release(ledger, ctx, state, None, journal_cause)
         values: dict[str, Any] = {
             "state": "closed", "closed_at": now, "close_cause": close_cause, "updated_at": now,
             "cdr_sequence": 1,
         }  # fmt: skip
         if last_request_number is not None:
             values["last_request_number"] = last_request_number
-        store.update_session(conn, session["id"], **values)
-        record = build_record(
-            node_id=self.config.node_id,
-            sequence=int(session["id"]),
-            session=session,
-            usage=store.session_usage(conn, session["id"]),
-            closed_at=now,
-            cause=cause,
-            currency=currency,
-            tariff=plan.name if plan else None,
-            tariff_version=_version(plan, session["opened_at"]),
+        ctx.update_session(state, **values)
+        ctx.outbox.append(
+            outbox.row(
+                build_record(
+                    node_id=self.config.node_id,
+                    sequence=state.pk,
+                    session=state.row,
+                    usage=list(state.usage.values()),
+                    closed_at=now,
+                    cause=cause,
+                    currency=state.subscription.currency,
+                    tariff=plan.name if plan else None,
+                    tariff_version=_version(plan, state.row["opened_at"]),
+                )
+            )
         )
-        enqueue(conn, record)
 
     def _event_record(
-        self, conn: Connection, now: datetime, ccr: CreditControlRequest,
+        self, conn: Connection, ctx: BatchContext, ccr: CreditControlRequest,
         sub: store.Subscription, plan: Plan,
         charged: list[tuple[ServiceRequest, RatedService, int, int]],
     ) -> None:  # fmt: skip
         """IEC: a closed session row with its usage, and the event's CDR (same transaction)."""
-        session_pk = store.insert_session(
+        now = ctx.now
+        row = store.insert_session(
             conn, session_id=ccr.session_id, subscriber_id=sub.subscriber_id,
             account_id=sub.account_id, state="closed", charging_type="IEC",
             last_request_number=ccr.request_number, origin_host=ccr.origin_host,
@@ -387,36 +402,22 @@ class Processor:
             opened_at=now, updated_at=now, expires_at=now, closed_at=now, close_cause="event",
             cdr_sequence=1,
         )  # fmt: skip
+        state = ctx.opened(row, sub)
         for service, rated, units, cost in charged:
-            store.add_usage(
-                conn, session_pk, service.key, service.rating_group, service.service_id,
-                now=now, charge=cost, priced_units=units,
-                **_usage_fields(rated.kind, service, units),
-            )  # fmt: skip
-        session = store.load_session(conn, ccr.session_id)
-        assert session is not None
-        enqueue(
-            conn,
-            build_record(
-                node_id=self.config.node_id, sequence=session_pk, session=session,
-                usage=store.session_usage(conn, session_pk), closed_at=now,
-                cause=CauseForRecordClosing.NORMAL_RELEASE, currency=sub.currency,
-                tariff=plan.name, tariff_version=_version(plan, now),
-            ),
+            usage = ctx.usage_row(state, service.key, service.rating_group, service.service_id)
+            _add_usage(usage, now, rated.kind, service, units, cost, units)
+        ctx.outbox.append(
+            outbox.row(
+                build_record(
+                    node_id=self.config.node_id, sequence=state.pk, session=state.row,
+                    usage=list(state.usage.values()), closed_at=now,
+                    cause=CauseForRecordClosing.NORMAL_RELEASE, currency=sub.currency,
+                    tariff=plan.name, tariff_version=_version(plan, now),
+                )
+            )
         )  # fmt: skip
 
     # -- helpers ------------------------------------------------------------------------------
-    def _open_session(
-        self, conn: Connection, request: Message, ccr: CreditControlRequest
-    ) -> tuple[dict[str, Any] | None, Outcome]:
-        session = store.load_session(conn, ccr.session_id)
-        if session is None or session["state"] != "open":
-            return None, Outcome(ResultCode.UNKNOWN_SESSION_ID)
-        if ccr.request_number <= int(session["last_request_number"]):
-            # Not a retransmission (that would have a stored outcome): out of sequence.
-            return None, _invalid(request, "CC-Request-Number", "CC-Request-Number out of order")
-        return session, Outcome()
-
     def _expiry(self, now: datetime) -> datetime:
         return now + timedelta(seconds=self.config.validity_time + self.config.sweep_grace)
 
@@ -433,6 +434,41 @@ class Processor:
             if amount:
                 return amount
         return self._default_units(rated.kind)
+
+
+def _open_session(
+    ctx: BatchContext, request: Message, ccr: CreditControlRequest
+) -> tuple[SessionState | None, Outcome]:
+    state = ctx.states.get(ccr.session_id)
+    if state is None or state.row["state"] != "open":
+        return None, Outcome(ResultCode.UNKNOWN_SESSION_ID)
+    if ccr.request_number <= int(state.row["last_request_number"]):
+        # Not a retransmission (that would have a stored outcome): out of sequence.
+        return None, _invalid(request, "CC-Request-Number", "CC-Request-Number out of order")
+    return state, Outcome()
+
+
+def _add_usage(usage: dict[str, Any], now: datetime, kind: UnitKind, service: ServiceRequest,
+               units: int, charge: int, priced_units: int) -> None:  # fmt: skip
+    """Accumulate reported usage and its charge into a session's usage row."""
+    if kind is UnitKind.SECONDS:
+        usage["time_usage"] += units
+    elif kind is UnitKind.EVENTS:
+        usage["service_units"] += units
+    else:
+        uplink = sum(u.input_octets or 0 for u in service.used)
+        downlink = sum(u.output_octets or 0 for u in service.used)
+        if uplink + downlink != units:
+            uplink, downlink = 0, units  # only CC-Total-Octets was reported
+        usage["volume_uplink"] += uplink
+        usage["volume_downlink"] += downlink
+    usage["charge"] += charge
+    usage["priced_units"] += priced_units
+    if units:
+        usage["last_usage_at"] = now
+        if usage["first_usage_at"] is None:
+            usage["first_usage_at"] = now
+    usage["dirty"] = True
 
 
 def _is_event(service: ServiceRequest) -> bool:
@@ -469,18 +505,6 @@ def _final_unit(sub: store.Subscription) -> FinalUnit:
         sub.redirect_server,
         sub.restriction_filter_rules,
     )
-
-
-def _usage_fields(kind: UnitKind, service: ServiceRequest, units: int) -> dict[str, int]:
-    if kind is UnitKind.SECONDS:
-        return {"time": units}
-    if kind is UnitKind.EVENTS:
-        return {"units": units}
-    uplink = sum(u.input_octets or 0 for u in service.used)
-    downlink = sum(u.output_octets or 0 for u in service.used)
-    if uplink + downlink != units:
-        uplink, downlink = 0, units  # only CC-Total-Octets was reported
-    return {"uplink": uplink, "downlink": downlink}
 
 
 def _service_information(ccr: CreditControlRequest) -> dict[str, Any]:

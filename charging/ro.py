@@ -25,7 +25,8 @@ from charging.ccr import CreditControlRequest, parse
 from charging.config import OcsConfig
 from charging.ledger import Cause, Ledger
 from charging.models import utcnow
-from charging.processor import BatchContext, Processor
+from charging.processor import Processor
+from charging.unit_of_work import BatchContext
 from diam.constants import APP_CREDIT_CONTROL, CMD_CREDIT_CONTROL, CMD_RE_AUTH, ResultCode
 from diam.errors import DiameterError
 from diam.message import Message
@@ -44,9 +45,6 @@ class _CcrWork:
     processor: Processor
     request: Message
     ccr: CreditControlRequest
-
-    def lock_key(self, conn: Connection) -> int | None:
-        return self.processor.account_of(conn, self.ccr)
 
     def run(self, conn: Connection, ledger: Ledger, ctx: BatchContext) -> Message:
         return self.processor.process(conn, ledger, ctx, self.request, self.ccr)
@@ -67,17 +65,12 @@ class _SweepWork:
     session_id: str
     account_id: int
 
-    def lock_key(self, conn: Connection) -> int | None:
-        return self.account_id
-
     def run(self, conn: Connection, ledger: Ledger, ctx: BatchContext) -> bool:
-        session = store.load_session(conn, self.session_id)
-        if session is None or session["state"] != "open" or session["expires_at"] >= ctx.now:
+        state = ctx.states.get(self.session_id)
+        if state is None or state.row["state"] != "open" or state.row["expires_at"] >= ctx.now:
             return False  # answered or closed meanwhile
-        sub = store.subscription_of(conn, session["subscriber_id"])
         self.processor.close(
-            conn, ledger, ctx.now, session, sub.currency,
-            self.processor.config.tariffs.get(sub.tariff),
+            ledger, ctx, state, self.processor.config.tariffs.get(state.subscription.tariff),
             cause=CauseForRecordClosing.ABNORMAL_RELEASE,
             close_cause="swept: idle past validity",
             journal_cause=Cause("expire-session", self.session_id),
@@ -87,6 +80,30 @@ class _SweepWork:
     def fail(self, exc: BaseException) -> bool:
         log.error("session_id=%s sweep failed: %r", self.session_id, exc)
         return False
+
+
+@dataclass(slots=True)
+class _Batch:
+    """The batch protocol of charging.batcher for CCRs and sweeps."""
+
+    processor: Processor
+
+    def context(self, now: datetime) -> BatchContext:
+        return BatchContext(now)
+
+    def lock_keys(self, conn: Connection, ctx: BatchContext, works: list[Any]) -> list[int]:
+        ccrs = [w.ccr for w in works if isinstance(w, _CcrWork)]
+        sweeps = [w for w in works if isinstance(w, _SweepWork)]
+        keys = self.processor.lock_keys(conn, ctx, ccrs, [w.session_id for w in sweeps])
+        return keys + [w.account_id for w in sweeps]
+
+    def load(self, conn: Connection, ledger: Ledger, ctx: BatchContext, accounts: list[int],
+             works: list[Any]) -> None:  # fmt: skip
+        sids = [w.ccr.session_id if isinstance(w, _CcrWork) else w.session_id for w in works]
+        self.processor.load(conn, ledger, ctx, accounts, sids)
+
+    def flush(self, conn: Connection, ledger: Ledger, ctx: BatchContext) -> None:
+        self.processor.flush(conn, ledger, ctx)
 
 
 class OcsApplication:
@@ -108,7 +125,12 @@ class OcsApplication:
         self.config = config
         self.processor = Processor(config)
         self.committer = GroupCommitter(
-            engine, window=window, max_batch=max_batch, writers=writers, clock=clock
+            engine,
+            _Batch(self.processor),
+            window=window,
+            max_batch=max_batch,
+            writers=writers,
+            clock=clock,
         )
         self.clock = clock
         self.sweep_interval = sweep_interval

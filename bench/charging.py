@@ -1,0 +1,284 @@
+"""OCS benchmark: full Ro sessions (CCR-I, 3 × CCR-U, CCR-T) over many subscribers against
+``openpcc run`` on PostgreSQL and on SQLite, every answer durable before it is sent.
+
+    python -m bench.charging [--db sqlite|postgres|both] [--duration 5] [--subscribers 2000]
+
+Prints CCR/s, latency p50/p99 and the server process's CPU µs per CCR. The client is a raw
+asyncio protocol patching pre-encoded CCRs, so the server is what gets measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from bench._loadgen import cer_bytes
+from diam.constants import APP_CREDIT_CONTROL, CMD_CAPABILITIES_EXCHANGE, CMD_CREDIT_CONTROL
+from diam.message import Avp, Message
+
+ROOT = Path(__file__).resolve().parent.parent
+_IDS = struct.Struct(">II")
+_U32 = struct.Struct(">I")
+SESSION_MARK = b"SSSSSSSSSS"
+MSISDN_MARK = b"9999999999"
+STEPS = 5  # CCR-I, 3 × CCR-U, CCR-T
+
+
+def template(origin_host: str, request_type: int, number: int) -> tuple[bytearray, int, int]:
+    """A CCR with placeholder Session-Id and MSISDN: (bytes, their offsets) for patching."""
+    mscc: list[object] = [("Service-Identifier", 1000), ("Rating-Group", 100)]
+    if request_type != 3:
+        mscc.insert(0, Avp.new("Requested-Service-Unit", [("CC-Time", 60)]))
+    if request_type != 1:
+        mscc.insert(0, Avp.new("Used-Service-Unit", [("CC-Time", 60)]))
+    msg = Message.request(
+        CMD_CREDIT_CONTROL,
+        APP_CREDIT_CONTROL,
+        [
+            ("Session-Id", f"{origin_host};{SESSION_MARK.decode()}"),
+            ("Origin-Host", origin_host),
+            ("Origin-Realm", "bench.test"),
+            ("Destination-Realm", "ocs.test"),
+            ("Auth-Application-Id", APP_CREDIT_CONTROL),
+            ("Service-Context-Id", "32260@3gpp.org"),
+            ("CC-Request-Type", request_type),
+            ("CC-Request-Number", number),
+            Avp.new("Subscription-Id", [("Subscription-Id-Type", 0),
+                                        ("Subscription-Id-Data", MSISDN_MARK.decode())]),
+            Avp.new("Multiple-Services-Credit-Control", mscc),
+            Avp.new("Service-Information", [("IMS-Information", [
+                ("Role-Of-Node", 0), ("Node-Functionality", 0),
+                ("Called-Party-Address", "tel:+4915112345678")])]),
+        ],
+    )  # fmt: skip
+    wire = bytearray(msg.encode())
+    return wire, wire.index(SESSION_MARK), wire.index(MSISDN_MARK)
+
+
+@dataclass(slots=True)
+class Stats:
+    latencies: list[float] = field(default_factory=list)
+    answered: int = 0
+    failed: int = 0
+    recording: bool = False
+
+
+class SessionClient(asyncio.Protocol):
+    """One connection running ``parallel`` sessions back to back."""
+
+    def __init__(self, index: int, parallel: int, subscribers: int, stats: Stats) -> None:
+        self.index, self.parallel, self.subscribers, self.stats = (
+            index,
+            parallel,
+            subscribers,
+            stats,
+        )
+        self.origin = f"bench-{index}"
+        self.templates = [template(self.origin, t, n)
+                          for n, t in enumerate((1, 2, 2, 2, 3))]  # fmt: skip
+        self.pending: dict[int, tuple[int, int, float]] = {}  # h2h -> (session, step, sent)
+        self.next_id = (index << 24) + 1
+        self.sessions = 0
+        self.buffer = b""
+        self.transport: asyncio.Transport | None = None
+        self.open = asyncio.get_running_loop().create_future()
+        self.stopping = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.transport.write(cer_bytes(self.origin))
+
+    def start(self) -> None:
+        self.transport.write(b"".join(self._new_session() for _ in range(self.parallel)))
+
+    def _new_session(self) -> bytes:
+        self.sessions += 1
+        return self._request(self.index * 10_000_000 + self.sessions, 0)
+
+    def _request(self, session: int, step: int) -> bytes:
+        wire, s_at, m_at = self.templates[step]
+        ident = self.next_id
+        self.next_id = (ident + 1) & 0xFFFFFFFF
+        _IDS.pack_into(wire, 12, ident, ident)
+        wire[s_at : s_at + 10] = b"%010d" % session
+        wire[m_at : m_at + 10] = b"%010d" % (4917000000 + session % self.subscribers)
+        self.pending[ident] = (session, step, time.perf_counter())
+        return bytes(wire)
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buffer + data if self.buffer else data
+        pos, size, out, now = 0, len(buf), [], time.perf_counter()
+        while size - pos >= 20:
+            length = int.from_bytes(buf[pos + 1 : pos + 4], "big")
+            if size - pos < length:
+                break
+            cmd = int.from_bytes(buf[pos + 5 : pos + 8], "big")
+            if cmd == CMD_CAPABILITIES_EXCHANGE:
+                self.open.set_result(None)
+            elif cmd == CMD_CREDIT_CONTROL:
+                h2h = _U32.unpack_from(buf, pos + 12)[0]
+                session, step, sent = self.pending.pop(h2h)
+                if self.stats.recording:
+                    self.stats.latencies.append(now - sent)
+                    self.stats.answered += 1
+                    if (
+                        buf[pos + 4] & 0x20
+                        or b"\x00\x00\x01\x0c\x40\x00\x00\x0c\x00\x00\x07\xd1"
+                        not in buf[pos : pos + length]
+                    ):  # Result-Code 2001
+                        self.stats.failed += 1
+                if not self.stopping:
+                    nxt = step + 1
+                    out.append(self._request(session, nxt) if nxt < STEPS else self._new_session())
+            pos += length
+        self.buffer = buf[pos:]
+        if out:
+            self.transport.write(b"".join(out))
+
+
+def provisioning_file(path: Path, subscribers: int) -> None:
+    spec = {
+        "plans": [{"name": "bench", "tariff": "OpenPCC Demo Prepaid"}],
+        "accounts": [{"name": f"a{n}", "currency": "EUR",
+                      "balances": [{"name": "main", "amount": 10**9}]}
+                     for n in range(subscribers)],
+        "subscribers": [{"name": f"s{n}", "account": f"a{n}", "plan": "bench",
+                         "msisdn": [f"{4917000000 + n:010d}"]} for n in range(subscribers)],
+    }  # fmt: skip
+    path.write_text(yaml.safe_dump(spec))
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
+async def measure(port: int, pid: int, args: argparse.Namespace) -> dict[str, float]:
+    loop = asyncio.get_running_loop()
+    stats = Stats()
+    clients = []
+    for i in range(args.connections):
+        _, client = await loop.create_connection(
+            lambda i=i: SessionClient(i + 1, args.parallel, args.subscribers, stats),
+            "127.0.0.1", port,
+        )  # fmt: skip
+        await asyncio.wait_for(client.open, 10)
+        clients.append(client)
+    for client in clients:
+        client.start()
+    await asyncio.sleep(args.warmup)
+    cpu0, busy0, t0 = cpu_seconds(pid), machine_busy(), time.perf_counter()
+    stats.recording = True
+    await asyncio.sleep(args.duration)
+    stats.recording = False
+    elapsed, cpu1, busy1 = time.perf_counter() - t0, cpu_seconds(pid), machine_busy()
+    for client in clients:
+        client.stopping = True
+    await asyncio.sleep(0.5)
+    for client in clients:
+        client.transport.close()
+    lat = sorted(stats.latencies)
+    n = max(stats.answered, 1)
+    return {
+        "ccr_per_s": stats.answered / elapsed,
+        "p50_ms": lat[len(lat) // 2] * 1000 if lat else 0.0,
+        "p99_ms": lat[int(len(lat) * 0.99)] * 1000 if lat else 0.0,
+        "cpu_us_per_ccr": (cpu1 - cpu0) / n * 1e6,
+        "machine_busy": (busy1[0] - busy0[0]) / max(busy1[1] - busy0[1], 1),
+        "failed": stats.failed,
+    }
+
+
+def run_one(kind: str, args: argparse.Namespace, work: Path) -> dict[str, float]:
+    if kind == "postgres":
+        server_url = subprocess.run(
+            ["bash", str(ROOT / "scripts/postgres-local.sh"), "start"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip().splitlines()[-1]  # fmt: skip
+        admin = server_url.rsplit("/", 1)[0] + "/postgres"
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.exec_driver_sql("DROP DATABASE IF EXISTS bench_charging WITH (FORCE)")
+            conn.exec_driver_sql("CREATE DATABASE bench_charging")
+        engine.dispose()
+        url = server_url.rsplit("/", 1)[0] + "/bench_charging"
+    else:
+        url = f"sqlite:///{work / 'bench.db'}"
+    provisioning = work / f"provisioning-{args.subscribers}.yaml"
+    if not provisioning.exists():
+        provisioning_file(provisioning, args.subscribers)
+    env = dict(os.environ, OPENPCC_DATABASE_URL=url, OPENPCC_DIAMETER_HOST="127.0.0.1",
+               OPENPCC_DIAMETER_PORT=str(args.port), OPENPCC_DIAMETER_APPLICATIONS="ro",
+               OPENPCC_PROVISIONING=str(provisioning), OPENPCC_CDR_SINK="off",
+               OPENPCC_CHARGING_TARIFFS=str(ROOT / "examples/tariff.yaml"))  # fmt: skip
+    log = open(work / f"{kind}.log", "wb")  # noqa: SIM115
+    server = subprocess.Popen([sys.executable, "-m", "openpcc.cli", "run", "--log-level",
+                               "ERROR"], cwd=ROOT, env=env, stdout=log, stderr=log)  # fmt: skip
+    try:
+        import socket
+
+        deadline = time.monotonic() + 120
+        while True:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", args.port)) == 0:
+                    break
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError((work / f"{kind}.log").read_text())
+            time.sleep(0.1)
+        return asyncio.run(measure(args.port, server.pid, args))
+    finally:
+        server.terminate()
+        server.wait(30)
+        log.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--warmup", type=float, default=1.5)
+    parser.add_argument("--subscribers", type=int, default=2000)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--parallel", type=int, default=64, help="sessions per connection")
+    parser.add_argument("--port", type=int, default=13869)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-charging-"))
+    try:
+        kinds = ["postgres", "sqlite"] if args.db == "both" else [args.db]
+        print(f"sessions: CCR-I, 3 × CCR-U, CCR-T; {args.subscribers} subscribers, "
+              f"{args.connections} connections × {args.parallel} sessions in flight")  # fmt: skip
+        for kind in kinds:
+            r = run_one(kind, args, work)
+            print(
+                f"{kind:9} {r['ccr_per_s']:8.0f} CCR/s  p50 {r['p50_ms']:6.1f} ms  "
+                f"p99 {r['p99_ms']:6.1f} ms  server CPU {r['cpu_us_per_ccr']:6.0f} µs/CCR  "
+                f"machine busy {r['machine_busy']:.0%}  non-2001 {r['failed']}",
+                flush=True,
+            )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

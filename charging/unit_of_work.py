@@ -1,0 +1,201 @@
+"""The state one batch transaction works on, read in a few set-based queries after the account
+locks are taken, changed in memory by the Ro processor, and written back in a few
+``executemany`` statements before commit (balances excepted: every balance movement is its own
+atomic conditional UPDATE in charging.ledger).
+
+Everything here belongs to one transaction: a batch that is re-run starts from a fresh context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from charging import store
+from charging.grants import Wallet, wallet_query
+from charging.ledger import Ledger
+from charging.models import CcrOutcome, CdrOutbox, Reservation, RoSession, SessionUsage
+
+sessions_t = RoSession.__table__
+reservations_t = Reservation.__table__
+usage_t = SessionUsage.__table__
+outcomes_t = CcrOutcome.__table__
+outbox_t = CdrOutbox.__table__
+
+_SESSION_FIELDS = (
+    "state", "charging_type", "last_request_number", "updated_at", "expires_at", "closed_at",
+    "close_cause", "cdr_sequence",
+)  # fmt: skip
+_USAGE_FIELDS = (
+    "time_usage", "volume_uplink", "volume_downlink", "service_units", "charge", "priced_units",
+    "first_usage_at", "last_usage_at",
+)  # fmt: skip
+_UPDATE_SESSION = (
+    sessions_t.update()
+    .where(sessions_t.c.id == sa.bindparam("pk"))
+    .values({name: sa.bindparam(f"v_{name}") for name in _SESSION_FIELDS})
+)
+_UPDATE_USAGE = (
+    usage_t.update()
+    .where(usage_t.c.id == sa.bindparam("pk"))
+    .values({name: sa.bindparam(f"v_{name}") for name in _USAGE_FIELDS})
+)
+
+
+@dataclass(slots=True)
+class SessionState:
+    """A session row, its subscriber's subscription, its holds and its usage per service."""
+
+    row: dict[str, Any]
+    subscription: store.Subscription
+    reservations: list[dict[str, Any]] = field(default_factory=list)
+    usage: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def pk(self) -> int:
+        return int(self.row["id"])
+
+    def holds(self, service_key: str | None = None) -> list[dict[str, Any]]:
+        return [
+            r for r in self.reservations if service_key is None or r["service_key"] == service_key
+        ]
+
+
+@dataclass(slots=True)
+class BatchContext:
+    """The unit of work of one batch transaction."""
+
+    now: datetime
+    outcomes: dict[tuple[str, int], bytes] = field(default_factory=dict)
+    new_outcomes: list[dict[str, Any]] = field(default_factory=list)
+    subscriptions: dict[tuple[tuple[int, str], ...], store.Subscription | None] = field(
+        default_factory=dict
+    )
+    states: dict[str, SessionState] = field(default_factory=dict)
+    wallets: dict[int, Wallet] = field(default_factory=dict)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    _dropped: list[int] = field(default_factory=list)
+    _added: list[dict[str, Any]] = field(default_factory=list)
+    _dirty: dict[int, SessionState] = field(default_factory=dict)
+
+    # -- reading -------------------------------------------------------------------------------
+    def load(
+        self, conn: Connection, ledger: Ledger, session_ids: Iterable[str],
+        account_ids: Iterable[int],
+    ) -> None:  # fmt: skip
+        """Read outcomes, sessions (with holds and usage) and wallets, under the locks."""
+        sids = sorted(set(session_ids))
+        if sids:
+            for sid, number, answer in conn.execute(
+                sa.select(outcomes_t.c.session_id, outcomes_t.c.request_number, outcomes_t.c.answer)
+                .where(outcomes_t.c.session_id.in_(sids))
+            ):  # fmt: skip
+                self.outcomes[(sid, int(number))] = bytes(answer)
+            for row in store.sessions_with_subscriptions(conn, sids):
+                self.states[row["session_id"]] = SessionState(row, row.pop("subscription"))
+            by_pk = {state.pk: state for state in self.states.values()}
+            if by_pk:
+                for r in conn.execute(
+                    sa.select(reservations_t)
+                    .where(reservations_t.c.ro_session_id.in_(list(by_pk)))
+                    .order_by(reservations_t.c.id)
+                ):  # fmt: skip
+                    by_pk[r.ro_session_id].reservations.append(dict(r._mapping))
+                for u in conn.execute(
+                    sa.select(usage_t)
+                    .where(usage_t.c.ro_session_id.in_(list(by_pk)))
+                    .order_by(usage_t.c.id)
+                ):
+                    by_pk[u.ro_session_id].usage[u.service_key] = dict(u._mapping)
+        accounts = sorted(set(account_ids))
+        if accounts:
+            rows: dict[int, list[sa.Row[Any]]] = {a: [] for a in accounts}
+            for row in conn.execute(wallet_query(accounts, self.now)):
+                rows[int(row.account_id)].append(row)
+            for account_id, account_rows in rows.items():
+                self.wallets[account_id] = Wallet.from_rows(account_rows, ledger.latest)
+
+    def wallet(self, conn: Connection, ledger: Ledger, account_id: int) -> Wallet:
+        if account_id not in self.wallets:
+            self.wallets[account_id] = Wallet.load(conn, account_id, self.now, ledger.latest)
+        return self.wallets[account_id]
+
+    # -- changing ------------------------------------------------------------------------------
+    def opened(self, row: dict[str, Any], subscription: store.Subscription) -> SessionState:
+        """Register a session row inserted in this transaction."""
+        state = SessionState(row, subscription)
+        self.states[row["session_id"]] = state
+        return state
+
+    def update_session(self, session: SessionState, /, **values: Any) -> None:
+        session.row.update(values)
+        self._dirty[session.pk] = session
+
+    def drop_holds(self, state: SessionState, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            state.reservations.remove(row)
+            if row.get("id") is None:
+                self._added.remove(row)
+            else:
+                self._dropped.append(int(row["id"]))
+
+    def add_holds(self, state: SessionState, rows: list[dict[str, Any]]) -> None:
+        state.reservations.extend(rows)
+        self._added.extend(rows)
+
+    def usage_row(self, state: SessionState, key: str, rating_group: int | None,
+                  service_id: int | None) -> dict[str, Any]:  # fmt: skip
+        row = state.usage.get(key)
+        if row is None:
+            row = {
+                "id": None, "ro_session_id": state.pk, "service_key": key,
+                "rating_group": rating_group, "service_id": service_id, "time_usage": 0,
+                "volume_uplink": 0, "volume_downlink": 0, "service_units": 0, "charge": 0,
+                "priced_units": 0, "first_usage_at": None, "last_usage_at": None, "dirty": True,
+            }  # fmt: skip
+            state.usage[key] = row
+        return row
+
+    # -- writing -------------------------------------------------------------------------------
+    def flush(self, conn: Connection, ledger: Ledger) -> None:
+        """Write every buffered change (call once, before commit)."""
+        if self._dropped:
+            conn.execute(reservations_t.delete().where(reservations_t.c.id.in_(self._dropped)))
+        if self._added:
+            conn.execute(
+                reservations_t.insert(),
+                [{k: v for k, v in r.items() if k != "id"} for r in self._added],
+            )
+        if self._dirty:
+            conn.execute(
+                _UPDATE_SESSION,
+                [
+                    {"pk": pk, **{f"v_{f}": s.row[f] for f in _SESSION_FIELDS}}
+                    for pk, s in self._dirty.items()
+                ],
+            )
+        new_usage, changed_usage = [], []
+        for state in self.states.values():
+            for row in state.usage.values():
+                if not row.pop("dirty", False):
+                    continue
+                if row["id"] is None:
+                    new_usage.append({k: v for k, v in row.items() if k != "id"})
+                else:
+                    changed_usage.append(
+                        {"pk": row["id"], **{f"v_{f}": row[f] for f in _USAGE_FIELDS}}
+                    )
+        if new_usage:
+            conn.execute(usage_t.insert(), new_usage)
+        if changed_usage:
+            conn.execute(_UPDATE_USAGE, changed_usage)
+        if self.outbox:
+            conn.execute(outbox_t.insert(), self.outbox)
+        ledger.flush()
+        if self.new_outcomes:
+            conn.execute(outcomes_t.insert(), self.new_outcomes)
