@@ -165,6 +165,7 @@ def test_broker_outage_under_load_loses_nothing(
         thread.join(30)
     assert lag_in_outage >= 1000, "rows waited in the outbox while Kafka was down"
     assert worker.failures >= 1
+    assert worker.sink.rebuilds >= 1, "a fresh producer took over after the outage"
     seen = check_records(kafka_topic.consume_all(), records)
     assert sum(seen.values()) - len(records) < 200, "at most a batch or so duplicated"
 
