@@ -399,8 +399,9 @@ def open_sessions(
 ) -> list[dict[str, Any]]:
     """Open Ro sessions with their reservations (held credit) and usage charged so far."""
     query = (
-        sa.select(sessions_t, subscribers_t.c.name.label("subscriber"))
+        sa.select(sessions_t, subscribers_t.c.name.label("subscriber"), accounts_t.c.currency)
         .join(subscribers_t, subscribers_t.c.id == sessions_t.c.subscriber_id)
+        .join(accounts_t, accounts_t.c.id == sessions_t.c.account_id)
         .where(sessions_t.c.state == "open")
         .order_by(sessions_t.c.id)
     )
@@ -443,6 +444,7 @@ def open_sessions(
             "service_information": r["service_information"],
             "reservations": held[r["id"]],
             "charged": charged[r["id"]],
+            "currency": r["currency"],
         }
         for r in rows
     ]

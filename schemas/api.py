@@ -231,10 +231,12 @@ class RoSessionOut(BaseModel):
     opened_at: datetime
     expires_at: datetime
     request_number: int
+    subscription_ids: list[str]
     calling_party: str | None
     called_party: str | None
     reservations: list[dict[str, Any]]
     charged: int
+    currency: str
 
 
 class Sessions(BaseModel):

@@ -88,9 +88,12 @@ def _policy_sessions(ctx: ApiContext) -> tuple[list[dict[str, Any]], list[dict[s
 
 
 def _ro_view(row: dict[str, Any]) -> dict[str, Any]:
-    ims = (row.pop("service_information") or {}).get("ims") or {}
+    info = row.pop("service_information") or {}
+    ims = info.get("ims") or {}
+    ids = [str(data) for _, data in info.get("subscription_ids", [])]
     return {
         **row,
+        "subscription_ids": ids,
         "calling_party": ims.get("calling_party"),
         "called_party": ims.get("called_party"),
     }

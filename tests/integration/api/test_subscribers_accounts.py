@@ -160,12 +160,13 @@ def test_metrics_expose_diameter_http_sessions_outbox_and_peers(stack: Any) -> N
     assert 'openpcc_sessions{application="ro"}' in text
     assert "openpcc_outbox_unsent_cdrs" in text
     assert "openpcc_outbox_oldest_unsent_age_seconds" in text
-    assert 'openpcc_diameter_peers{listener="pcc",state="open"} 2.0' in text
+    assert 'openpcc_diameter_peers{listener="pcc",state="open"} 3.0' in text
     assert 'openpcc_diameter_peer_up{listener="pcc",origin_host="pgw.openpcc.test"} 1.0' in text
     assert (
         'openpcc_diameter_request_seconds_count{application="4",command="272",direction="in",'
         'result="5030"} 1.0'
     ) in text
     peers = stack.http(Role.READ_ONLY).get("/api/v1/peers").json()["items"]
-    assert {p["origin_host"] for p in peers} == {"pgw.openpcc.test", "cscf.test"}
+    hosts = {p["origin_host"] for p in peers}
+    assert hosts == {"pgw.openpcc.test", "cscf.test", "pcscf.openpcc.test"}
     assert all(p["state"] == "open" for p in peers)
