@@ -23,8 +23,7 @@ def free_port(ip: str) -> int:
         return sock.getsockname()[1]
 
 
-async def register_binding(registrant: UserAgent, user: str, contact: str,
-                           domain: str) -> int:
+async def register_binding(registrant: UserAgent, user: str, contact: str, domain: str) -> int:
     """Third-party REGISTER (RFC 3261 §10.2) of ``contact`` for ``user``: SIPp scenarios are
     per call, so the test registers their addresses."""
     headers = Headers()
@@ -40,16 +39,44 @@ async def register_binding(registrant: UserAgent, user: str, contact: str,
     return (await registrant.endpoint.request(request, registrant.core).final).status
 
 
-async def run_sipp(scenario: Path, core: Target, ip: str, port: int, cwd: Path,
-                   *args: str, calls: int = 1, timeout: float = 20) -> tuple[int, str]:
+async def run_sipp(
+    scenario: Path,
+    core: Target,
+    ip: str,
+    port: int,
+    cwd: Path,
+    *args: str,
+    calls: int = 1,
+    timeout: float = 20,
+) -> tuple[int, str]:
     """Run one bounded SIPp instance; returns (exit code, stdout+stderr tail)."""
     assert SIPP is not None
     transport = "t1" if core.transport == "TCP" else "u1"
-    cmd = [SIPP, f"{core.host}:{core.port}", "-sf", str(scenario), "-i", ip, "-p", str(port),
-           "-t", transport, "-m", str(calls), "-timeout", f"{int(timeout)}s", "-timeout_error",
-           "-nostdin", "-trace_err", "-mi", ip, *args]
+    cmd = [
+        SIPP,
+        f"{core.host}:{core.port}",
+        "-sf",
+        str(scenario),
+        "-i",
+        ip,
+        "-p",
+        str(port),
+        "-t",
+        transport,
+        "-m",
+        str(calls),
+        "-timeout",
+        f"{int(timeout)}s",
+        "-timeout_error",
+        "-nostdin",
+        "-trace_err",
+        "-mi",
+        ip,
+        *args,
+    ]
     proc = await asyncio.create_subprocess_exec(
-        *cmd, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        *cmd, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), timeout + 10)
     except TimeoutError:

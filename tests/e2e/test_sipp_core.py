@@ -26,10 +26,10 @@ class Ends(CallHooks):
         self.causes.append(cause)
 
 
-async def start_core(hooks: list[CallHooks], transport: str = "UDP") -> tuple[ImsCore,
-                                                                               UserAgent]:
-    core = ImsCore(CoreConfig(domain=DOMAIN, host="127.0.0.1", port=0), hooks,
-                   Timers(t1=0.1, t2=0.8))
+async def start_core(hooks: list[CallHooks], transport: str = "UDP") -> tuple[ImsCore, UserAgent]:
+    core = ImsCore(
+        CoreConfig(domain=DOMAIN, host="127.0.0.1", port=0), hooks, Timers(t1=0.1, t2=0.8)
+    )
     await core.start()
     admin = UserAgent("admin", Target(transport, "127.0.0.1", core.port), DOMAIN)
     await admin.start()
@@ -48,20 +48,46 @@ def test_sipp_uac_calls_sipp_uas_through_core(tmp_path: Path, transport: str) ->
             target = Target(transport, "127.0.0.1", core.port)
             uas_port = free_port("127.0.0.2")
             suffix = ";transport=tcp" if transport == "TCP" else ""
-            assert await register_binding(admin, "bob", f"sip:bob@127.0.0.2:{uas_port}{suffix}",
-                                          DOMAIN) == 200
-            for n in range(1, calls + 1):
-                assert await register_binding(
-                    admin, f"caller{n}", f"sip:caller{n}@127.0.0.1:5999", DOMAIN) == 200
+            assert (
+                await register_binding(
+                    admin, "bob", f"sip:bob@127.0.0.2:{uas_port}{suffix}", DOMAIN
+                )
+                == 200
+            )
+            assert await register_binding(admin, "alice", "sip:alice@127.0.0.1:5999", DOMAIN) == 200
             uas_dir, uac_dir = tmp_path / "uas", tmp_path / "uac"
             uas_dir.mkdir()
             uac_dir.mkdir()
-            uas = asyncio.ensure_future(run_sipp(SCENARIOS / "uas.xml", target, "127.0.0.2",
-                                                 uas_port, uas_dir, "-s", "bob", calls=calls))
+            uas = asyncio.ensure_future(
+                run_sipp(
+                    SCENARIOS / "uas.xml",
+                    target,
+                    "127.0.0.2",
+                    uas_port,
+                    uas_dir,
+                    "-s",
+                    "bob",
+                    calls=calls,
+                )
+            )
             await asyncio.sleep(0.3)
-            code, out = await run_sipp(SCENARIOS / "uac.xml", target, "127.0.0.1",
-                                       free_port("127.0.0.1"), uac_dir, "-s", "bob", "-d", "300",
-                                       "-l", str(calls), calls=calls)
+            code, out = await run_sipp(
+                SCENARIOS / "uac.xml",
+                target,
+                "127.0.0.1",
+                free_port("127.0.0.1"),
+                uac_dir,
+                "-s",
+                "bob",
+                "-d",
+                "300",
+                "-key",
+                "caller",
+                "alice",
+                "-l",
+                str(calls),
+                calls=calls,
+            )
             assert code == 0, out
             uas_code, uas_out = await uas
             assert uas_code == 0, uas_out
@@ -74,10 +100,12 @@ def test_sipp_uac_calls_sipp_uas_through_core(tmp_path: Path, transport: str) ->
     asyncio.run(main())
 
 
-@pytest.mark.parametrize(("callee", "caller_registered", "status"), [
-    ("nobody", True, 404), ("bob", False, 403)])
-def test_sipp_rejected_calls(tmp_path: Path, callee: str, caller_registered: bool,
-                             status: int) -> None:
+@pytest.mark.parametrize(
+    ("callee", "caller_registered", "status"), [("nobody", True, 404), ("bob", False, 403)]
+)
+def test_sipp_rejected_calls(
+    tmp_path: Path, callee: str, caller_registered: bool, status: int
+) -> None:
     async def main() -> None:
         core, admin = await start_core([])
         try:
@@ -86,10 +114,19 @@ def test_sipp_rejected_calls(tmp_path: Path, callee: str, caller_registered: boo
             if caller_registered:
                 await register_binding(admin, "caller1", "sip:caller1@127.0.0.1:5999", DOMAIN)
             scenario = tmp_path / "rejected.xml"
-            scenario.write_text((SCENARIOS / "uac_rejected.xml").read_text()
-                                .replace("EXPECTED_STATUS", str(status)))
-            code, out = await run_sipp(scenario, target, "127.0.0.1", free_port("127.0.0.1"),
-                                       tmp_path, "-s", callee, timeout=10)
+            scenario.write_text(
+                (SCENARIOS / "uac_rejected.xml").read_text().replace("EXPECTED_STATUS", str(status))
+            )
+            code, out = await run_sipp(
+                scenario,
+                target,
+                "127.0.0.1",
+                free_port("127.0.0.1"),
+                tmp_path,
+                "-s",
+                callee,
+                timeout=10,
+            )
             assert code == 0, out
         finally:
             await admin.close()
@@ -103,9 +140,16 @@ def test_sipp_malformed_gets_400_with_warning(tmp_path: Path) -> None:
         core, admin = await start_core([])
         try:
             target = Target("UDP", "127.0.0.1", core.port)
-            code, out = await run_sipp(SCENARIOS / "malformed.xml", target, "127.0.0.1",
-                                       free_port("127.0.0.1"), tmp_path, "-s", "bob",
-                                       timeout=10)
+            code, out = await run_sipp(
+                SCENARIOS / "malformed.xml",
+                target,
+                "127.0.0.1",
+                free_port("127.0.0.1"),
+                tmp_path,
+                "-s",
+                "bob",
+                timeout=10,
+            )
             assert code == 0, out
             assert core.endpoint.transport.stats["malformed"] == 1
         finally:

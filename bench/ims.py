@@ -1,0 +1,223 @@
+"""Call attempts per second through the whole chain and the setup delay OpenPCC adds.
+
+SIPp UAC → IMS core (P-CSCF/S-CSCF) → OCS (Ro CCR-I) → forward → SIPp UAS answers → PCRF (Rx AAR →
+Gx RAR → PGW simulator installs the QCI 1 bearer → AAA) → 200 to the UAC; BYE → STR (bearer
+removed) and CCR-T. Everything but SIPp runs in this process on loopback (PCRF and OCS on their
+own Diameter listeners over one SQLite database, WAL + group commit). The setup delay is SIPp's
+INVITE→200 response time; the UAS answers at once, so it is what the chain adds.
+
+python -m bench.ims [--rate 50] [--calls 200] [--hold-ms 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import statistics
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from charging.config import OcsConfig
+from charging.provisioning import apply as apply_charging
+from charging.ro import OcsApplication
+from diam.constants import APP_CREDIT_CONTROL, APP_GX, APP_RX, VENDOR_3GPP
+from diam.identity import LocalIdentity, PeerPolicy
+from diam.node import Node
+from ims.ladder import diameter_label
+from ims.pcef import PcefSimulator
+from ims.proxy import CoreConfig
+from ims.service import DiameterPeer, ImsConfig, ImsService
+from ims.sip.headers import Headers
+from ims.sip.message import Request, new_branch, new_tag
+from ims.sip.transaction import Target
+from ims.sip.uri import parse_uri
+from openpcc.database import create_engine, upgrade
+from policy import provisioning as policy_provisioning
+from policy.service import Pcrf, PcrfConfig
+from rating.loader import load_plan
+from schemas.provisioning import ProvisioningFile
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = ROOT / "tests" / "e2e" / "sipp"
+DOMAIN = "ims.test"
+CALLER = ("001010000000001", "491700000001", "127.0.0.1")
+CALLEE = ("001010000000002", "4915112345678", "127.0.0.2")
+
+
+async def _register(core: ImsService, user: str, contact: str) -> None:
+    headers = Headers()
+    headers.add("Via", core.core.endpoint.via("UDP", new_branch()))
+    headers.add("From", f"<sip:{user}@{DOMAIN}>;tag={new_tag()}")
+    headers.add("To", f"<sip:{user}@{DOMAIN}>")
+    headers.add("Call-ID", f"bench-{user}")
+    headers.add("CSeq", "1 REGISTER")
+    headers.add("Contact", f"<{contact}>")
+    headers.add("Expires", "3600")
+    request = Request("REGISTER", parse_uri(f"sip:{DOMAIN}"), headers)
+    assert core.core.registrar is not None
+    response = core.core.registrar.handle(request, Target("UDP", "127.0.0.1", 5060))
+    assert response.status == 200, response
+
+
+async def run(rate: int, calls: int, hold_ms: int, workdir: Path) -> dict[str, Any]:
+    engine = create_engine(f"sqlite:///{workdir / 'bench.db'}")
+    upgrade(engine)
+    plan = load_plan(str(ROOT / "examples" / "tariff.yaml"))
+    apply_charging(engine, ProvisioningFile.model_validate({
+        "plans": [{"name": "prepaid", "tariff": plan.name}],
+        "accounts": [{"name": "alice", "currency": "EUR",
+                      "balances": [{"name": "main", "amount": 10**9}]}],
+        "subscribers": [{"name": "alice", "account": "alice", "plan": "prepaid",
+                         "msisdn": [CALLER[1]]}]}))
+    policy_provisioning.apply(engine, policy_provisioning.PolicyProvisioning.model_validate({
+        "profiles": [{"name": "volte", "apns": [{"apn": "ims", "qci": 5, "arp": {"priority": 1},
+                                                  "ambr": {"ul": 256_000, "dl": 256_000}}]}],
+        "subscribers": [{"imsi": imsi, "msisdn": msisdn, "profile": "volte"}
+                        for imsi, msisdn, _ in (CALLER, CALLEE)]}))
+    gx_rx = frozenset({(APP_GX, VENDOR_3GPP), (APP_RX, VENDOR_3GPP)})
+    pcrf_node = Node(LocalIdentity("pcrf.bench", "bench", applications=gx_rx), PeerPolicy())
+    pcrf = Pcrf(pcrf_node, engine, PcrfConfig())
+    await pcrf.start()
+    _, pcrf_port = await pcrf_node.listen("127.0.0.1", 0)
+    ocs = OcsApplication(engine, OcsConfig(tariffs={plan.name: plan}, node_id="ocs.bench"),
+                         sweep_interval=0)
+    ro = frozenset({(APP_CREDIT_CONTROL, VENDOR_3GPP)})
+    ocs_node = Node(LocalIdentity("ocs.bench", "bench", applications=ro), PeerPolicy())
+    ocs.install(ocs_node.router, [ocs_node])
+    await ocs.start()
+    _, ocs_port = await ocs_node.listen("127.0.0.1", 0)
+    pcef = PcefSimulator("pgw.bench", "bench", "127.0.0.1", pcrf_port, "bench")
+    ims = ImsService(ImsConfig(core=CoreConfig(domain=DOMAIN, host="127.0.0.1", port=0),
+                               origin_host="cscf.bench", origin_realm="bench",
+                               pcrf=DiameterPeer("127.0.0.1", pcrf_port, "bench"),
+                               ocs=DiameterPeer("127.0.0.1", ocs_port, "bench")))
+    await ims.start()
+    latency = _DiameterLatency()
+    for link in ims.links:
+        link.observers.append(latency.observe)
+    pcef.link.observers.append(latency.observe)
+    try:
+        for imsi, msisdn, ip in (CALLER, CALLEE):
+            await pcef.attach(imsi, msisdn, ip)
+        uas_port = _free_port("127.0.0.2")
+        await _register(ims, f"+{CALLEE[1]}", f"sip:+{CALLEE[1]}@127.0.0.2:{uas_port}")
+        await _register(ims, f"+{CALLER[1]}", "sip:caller@127.0.0.1:5999")
+        core = f"127.0.0.1:{ims.core.port}"
+        timeout = str(int(calls / rate + hold_ms / 1000 + 30))
+        common = ["-t", "u1", "-m", str(calls), "-timeout", f"{timeout}s", "-nostdin",
+                  "-s", f"+{CALLEE[1]}"]
+        uas = await asyncio.create_subprocess_exec(
+            "sipp", core, "-sf", str(SCENARIOS / "uas.xml"), "-i", "127.0.0.2", "-mi",
+            "127.0.0.2", "-p", str(uas_port), *common, cwd=workdir,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        await asyncio.sleep(0.3)
+        started = time.monotonic()
+        uac = await asyncio.create_subprocess_exec(
+            "sipp", core, "-sf", str(SCENARIOS / "uac.xml"), "-i", "127.0.0.1", "-mi",
+            "127.0.0.1", "-p", str(_free_port("127.0.0.1")), "-r", str(rate), "-l",
+            str(rate * 4), "-d", str(hold_ms), "-key", "caller", f"+{CALLER[1]}",
+            "-trace_rtt", "-rtt_freq", "1", "-trace_err", *common, cwd=workdir,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        await uac.wait()
+        elapsed = time.monotonic() - started
+        await asyncio.wait_for(uas.wait(), 30)
+        delays = _rtts(workdir)
+        bearers_left = sum(len(s.bearers) for s in pcef.sessions.values())
+        causes = Counter(call.end_cause for call in ims.core.ended)
+        return {
+            "calls": float(calls), "successful": float(len(delays)),
+            "attempts_per_s": calls / max(elapsed - hold_ms / 1000, 1e-9),
+            "setup_p50_ms": statistics.median(delays) if delays else float("nan"),
+            "setup_p99_ms": _percentile(delays, 99), "uac_exit": float(uac.returncode or 0),
+            "bearers_left": float(bearers_left), "causes": dict(causes),
+            "diameter": latency.summary(),
+        }
+    finally:
+        await ims.close()
+        await pcef.close()
+        await ocs_node.close()
+        await ocs.stop()
+        await pcrf_node.close()
+        await pcrf.stop()
+        engine.dispose()
+
+
+class _DiameterLatency:
+    """Request → answer time per Diameter command as the IMS core / PGW see it."""
+
+    def __init__(self) -> None:
+        self.pending: dict[tuple[str, int], float] = {}
+        self.samples: dict[str, list[float]] = {}
+
+    def observe(self, kind: str, message: Any) -> None:
+        key = (message.get("Session-Id"), message.get("CC-Request-Number") or 0)
+        if kind == "request":
+            self.pending[key] = time.monotonic()
+            return
+        started = self.pending.pop(key, None)
+        if started is not None:
+            self.samples.setdefault(diameter_label(message).rsplit(" ", 1)[0], []).append(
+                (time.monotonic() - started) * 1000)
+
+    def summary(self) -> dict[str, tuple[float, float]]:
+        return {name: (statistics.median(v), _percentile(sorted(v), 99))
+                for name, v in sorted(self.samples.items())}
+
+
+def _rtts(workdir: Path) -> list[float]:
+    values: list[float] = []
+    for path in workdir.glob("uac_*_rtt.csv"):
+        for line in path.read_text().splitlines()[1:]:
+            parts = line.split(";")
+            if len(parts) >= 2:
+                try:
+                    values.append(float(parts[1]))
+                except ValueError:
+                    continue
+    return sorted(values)
+
+
+def _percentile(values: list[float], pct: float) -> float:
+    if not values:
+        return float("nan")
+    index = min(len(values) - 1, max(0, round(pct / 100 * len(values)) - 1))
+    return values[index]
+
+
+def _free_port(ip: str) -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((ip, 0))
+        return int(sock.getsockname()[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=int, default=50, help="call attempts per second")
+    parser.add_argument("--calls", type=int, default=150, help="calls in total")
+    parser.add_argument("--hold-ms", type=int, default=500, help="call length")
+    args = parser.parse_args()
+    if shutil.which("sipp") is None:
+        print("sipp not installed (Debian package sip-tester): skipped")
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-ims-") as tmp:
+        result = asyncio.run(run(args.rate, args.calls, args.hold_ms, Path(tmp)))
+    print(f"offered {args.rate} calls/s, {args.calls} calls, hold {args.hold_ms} ms")
+    print(f"successful calls        {result['successful']:.0f}/{result['calls']:.0f}"
+          f"  (SIPp UAC exit {result['uac_exit']:.0f})")
+    print(f"call attempts/s         {result['attempts_per_s']:.1f}")
+    print(f"setup delay p50 / p99   {result['setup_p50_ms']:.1f} / "
+          f"{result['setup_p99_ms']:.1f} ms  (INVITE → 200, UAS answers at once)")
+    print(f"dedicated bearers left  {result['bearers_left']:.0f}")
+    print(f"call end causes         {result['causes']}")
+    for name, (p50, p99) in result["diameter"].items():
+        print(f"  {name:<22}p50 {p50:6.1f} ms  p99 {p99:6.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
