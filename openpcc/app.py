@@ -16,6 +16,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -24,6 +25,7 @@ from diam.metrics import Metrics
 from diam.node import Node
 from diam.router import Router
 from openpcc import __version__
+from openpcc.credit import LedgerCredit
 from openpcc.database import create_engine, upgrade
 from schemas.settings import DiameterListener, Settings
 
@@ -35,6 +37,7 @@ DOMAIN_MODULES: tuple[str, ...] = (
     "charging.service",
     "charging.cdr.service",
     "ims.service",  # SIP listener (OPENPCC_IMS_ENABLED) with its Rx/Ro clients
+    "api.server",  # management API, console and /metrics (OPENPCC_API_*), last: uses the above
 )
 
 
@@ -58,6 +61,8 @@ class App:
     # Async hooks a domain adds in install(): run before the listeners bind / after they close.
     startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # What each domain's install() returned (e.g. the Pcrf, the OcsApplication), by module name.
+    services: dict[str, Any] = field(default_factory=dict)
     _engine: Engine | None = None
 
     def database(self) -> Engine:
@@ -145,7 +150,8 @@ def build_app(settings: Settings | None = None) -> App:
         connect = tuple(parse_address(address) for address in spec.connect)
         app.listeners.append(Listener(spec.host, spec.port, node, connect))
     for name in DOMAIN_MODULES:
-        importlib.import_module(name).install(app)
+        extra = {"charging": LedgerCredit(app.database())} if name == "policy.service" else {}
+        app.services[name] = importlib.import_module(name).install(app, **extra)
     return app
 
 

@@ -387,3 +387,29 @@ def test_handlers_in_progress_are_cancelled_when_their_connection_goes(dk):
         await node.close(0.2)
 
     dk.run(main)
+
+
+def test_frames_split_anywhere_or_coalesced_are_all_answered(dk):
+    async def main():
+        node, port = await dk.serving()
+        peer = await dk.RawPeer.connect(port)
+        await peer.open()
+        # one request dribbled byte by byte (header split too)
+        wire = dk.ccr("s;dribble").encode()
+        for i in range(len(wire)):
+            peer.send_bytes(wire[i : i + 1])
+            await peer.writer.drain()
+            await asyncio.sleep(0)
+        assert (await peer.recv()).get("Session-Id") == "s;dribble"
+        # 100 requests: half of their bytes in one write, the rest in 997-byte pieces
+        burst = b"".join(dk.ccr(f"s;b{i}").encode() for i in range(100))
+        peer.send_bytes(burst[: len(burst) // 2])
+        await asyncio.sleep(0.01)
+        for start in range(len(burst) // 2, len(burst), 997):
+            peer.send_bytes(burst[start : start + 997])
+            await asyncio.sleep(0)
+        answers = [await peer.recv() for _ in range(100)]
+        assert [a.get("Session-Id") for a in answers] == [f"s;b{i}" for i in range(100)]
+        await node.close(0.2)
+
+    dk.run(main)
