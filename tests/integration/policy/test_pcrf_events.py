@@ -50,10 +50,17 @@ def ambr(msg: Message) -> tuple[int, int]:
 
 
 def fixed_clock(hour: int, minute: int, second: int) -> Callable[[], datetime]:
-    """Local time starting at the given wall-clock time today, running at real speed."""
+    """Local time that reads the given wall-clock time at its first use (the first decision,
+    however long the harness took to start) and then runs at real speed."""
     base = datetime(2026, 11, 25, hour, minute, second, tzinfo=ZoneInfo("UTC"))
-    start = time.monotonic()
-    return lambda: base + timedelta(seconds=time.monotonic() - start)
+    start: list[float] = []
+
+    def now() -> datetime:
+        if not start:
+            start.append(time.monotonic())
+        return base + timedelta(seconds=time.monotonic() - start[0])
+
+    return now
 
 
 def test_aar_without_gx_session_is_5065(harness: Any, audio: Any) -> None:
