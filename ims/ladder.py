@@ -49,10 +49,8 @@ class Ladder:
     def attach(self, service: ImsService, pcef: PcefSimulator) -> None:
         service.core.endpoint.observers.append(self._sip)
         for link in service.links:
-            role = "PCRF/OCS" if len(service.links) == 1 else f"{link.host}:{link.port}"
-            link.observers.append(lambda kind, msg, role=role: self._diameter(
-                "CSCF", role, kind, msg))
-        pcef.link.observers.append(lambda kind, msg: self._diameter("PGW", "PCRF", kind, msg))
+            link.observers.append(lambda kind, msg: self._diameter("CSCF", kind, msg))
+        pcef.link.observers.append(lambda kind, msg: self._diameter("PGW", kind, msg))
         pcef.observers.append(self._pcef)
 
     def _sip(self, direction: str, message: SipMessage, peer: Target) -> None:
@@ -66,7 +64,8 @@ class Ladder:
         else:
             self._add("CSCF", "──SIP──▶", ue, text)
 
-    def _diameter(self, client: str, server: str, kind: str, message: DiameterMessage) -> None:
+    def _diameter(self, client: str, kind: str, message: DiameterMessage) -> None:
+        server = "OCS" if message.application_id == 4 else "PCRF"
         if kind == "request":
             self._add(client, "══DIA══▶", server, diameter_label(message))
         else:

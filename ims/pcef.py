@@ -34,7 +34,8 @@ INITIAL, UPDATE, TERMINATION = 1, 2, 3
 PCC_RULE_EVENT = 5142  # TS 29.212 §5.5.3
 INACTIVE = 1  # PCC-Rule-Status
 RESOURCE_ALLOCATION_FAILURE = 10  # Rule-Failure-Code, TS 29.212 §5.3.38
-USAGE_REPORT, LOSS_OF_BEARER = 33, 5  # Event-Trigger, TS 29.212 §5.3.7
+USAGE_REPORT = 33  # Event-Trigger, TS 29.212 §5.3.7
+_DIRECTIONS = {1: "downlink", 2: "uplink", 3: "bidirectional"}  # Flow-Direction §5.3.65
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +46,7 @@ class Bearer:
     gbr_dl: int | None
     mbr_ul: int | None
     mbr_dl: int | None
-    flows: tuple[str, ...]
+    flows: tuple[tuple[str, str], ...]  # (direction, IPFilterRule)
 
     @property
     def is_gbr(self) -> bool:
@@ -208,8 +209,9 @@ class PcefSimulator:
                             qos.get("Guaranteed-Bitrate-UL"), qos.get("Guaranteed-Bitrate-DL"),
                             qos.get("Max-Requested-Bandwidth-UL"),
                             qos.get("Max-Requested-Bandwidth-DL"),
-                            tuple(f.get("Flow-Description") for f in
-                                  definition["Flow-Information"]))
+                            tuple((_DIRECTIONS.get(f.get("Flow-Direction"), "both"),
+                                   f.get("Flow-Description"))
+                                  for f in definition["Flow-Information"]))
             if bearer.is_gbr:
                 session.bearers[rule] = bearer
                 self._event(session, f"bearer created rule={rule} qci={bearer.qci} "

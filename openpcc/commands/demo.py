@@ -166,8 +166,8 @@ def _report(out: TextIO, ladder: Ladder, during: dict[str, Any], before: dict[st
             out.write(f"{name}: rule {bearer.rule} QCI {bearer.qci} GBR UL/DL "
                       f"{bearer.gbr_ul}/{bearer.gbr_dl} bit/s, MBR {bearer.mbr_ul}/"
                       f"{bearer.mbr_dl}\n")
-            for flow in bearer.flows:
-                out.write(f"    {flow}\n")
+            for direction, flow in bearer.flows:
+                out.write(f"    {direction:<9} {flow}\n")
     out.write("\n== balances (name: amount/reserved, minor units) ==\n")
     for name in before:
         for (bal, amount, reserved), (_, new, new_reserved) in zip(before[name], after[name],

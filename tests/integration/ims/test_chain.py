@@ -46,8 +46,9 @@ def test_call_creates_qci1_bearer_charges_and_writes_cdr(database_url: str) -> N
                     assert bearer.qci == 1
                     assert (bearer.gbr_ul, bearer.gbr_dl) == (GBR, GBR)
                 caller_bearer = next(iter(caller_gx.bearers.values()))
-                assert "permit out 17 from 127.0.0.2 40000 to 127.0.0.1 40000" in \
-                    caller_bearer.flows
+                assert set(caller_bearer.flows) == {
+                    (direction, f"permit out 17 from 127.0.0.2 {port} to 127.0.0.1 {port}")
+                    for direction in ("downlink", "uplink") for port in (40000, 40001)}
                 assert balance(chain.engine, "alice") == (1000, 17)  # reserved: first minute
                 await asyncio.sleep(1.2)
                 assert (await alice.bye(leg)).status == 200
