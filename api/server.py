@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Iterator
+from typing import Any
 
 import uvicorn
 
 from api.app import create_app
-from api.context import ApiContext
+from api.context import ApiContext, Endpoint
 
 log = logging.getLogger("openpcc.api")
 
@@ -37,17 +39,20 @@ class ApiServer:
             loop="none",
         )
         self.server = _EmbeddedServer(config)
+        self.host, self.port = host, port
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> tuple[str, int]:
-        """Start serving; returns the bound address once the socket listens."""
-        self._task = asyncio.create_task(self.server.serve())
+        """Bind (OSError when the address is taken) and serve; returns the bound address."""
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.create_server((self.host, self.port), family=family, backlog=2048)
+        host, port = sock.getsockname()[:2]
+        self._task = asyncio.create_task(self.server.serve(sockets=[sock]))
         while not self.server.started:
             if self._task.done():
-                self._task.result()  # raises the bind error
+                self._task.result()
                 raise RuntimeError("the API server stopped during start-up")
             await asyncio.sleep(0.01)
-        host, port = self.server.servers[0].sockets[0].getsockname()[:2]
         log.info("event=api_listening address=%s:%d", host, port)
         return host, port
 
@@ -57,3 +62,43 @@ class ApiServer:
         self.server.should_exit = True
         await self._task
         self._task = None
+
+
+def install(app: Any) -> ApiServer | None:
+    """Serve the API from ``openpcc run`` (an ``openpcc.app.App``) in the same event loop: it
+    starts after the domains (their objects come from ``app.services``) and stops on shutdown."""
+    settings = app.settings
+    if not settings.api_enabled:
+        return None
+
+    def endpoints() -> list[Endpoint]:
+        return [
+            Endpoint(f"{lst.node.identity.origin_host}@{lst.port}", lst.node, lst.bound)
+            for lst in app.listeners
+        ]
+
+    ctx = ApiContext(
+        settings,
+        app.database(),
+        app.metrics,
+        nodes=endpoints,
+        ocs=app.services.get("charging.service"),
+        pcrf=app.services.get("policy.service"),
+    )
+    server = ApiServer(ctx, settings.api_host, settings.api_port)
+
+    async def start() -> None:
+        # The data plane (Diameter) keeps running without its management plane: log loudly.
+        try:
+            await server.start()
+        except OSError as exc:
+            log.error(
+                "event=api_unavailable address=%s:%d error=%s",
+                settings.api_host,
+                settings.api_port,
+                exc,
+            )
+
+    app.startup.append(start)
+    app.shutdown.append(server.stop)
+    return server

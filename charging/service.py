@@ -44,11 +44,12 @@ def config_from_settings(settings: Settings, node_id: str) -> OcsConfig:
     )
 
 
-def install(app: Any) -> None:
-    """Add the OCS to an ``openpcc.app.App`` when one of its listeners serves Ro/Gy."""
+def install(app: Any) -> OcsApplication | None:
+    """Add the OCS to an ``openpcc.app.App`` when one of its listeners serves Ro/Gy; returns it
+    (the API re-authorises sessions through it after a top-up)."""
     nodes = [n for n in app.nodes if APP_CREDIT_CONTROL in n.identity.application_ids]
     if not nodes:
-        return
+        return None
     settings: Settings = app.settings
     engine = app.database()
     if settings.provisioning:
@@ -71,3 +72,4 @@ def install(app: Any) -> None:
     ocs.install(app.router, nodes)
     app.startup.append(ocs.start)
     app.shutdown.append(ocs.stop)
+    return ocs
