@@ -131,7 +131,7 @@ class GxApp:
     async def on_ccr(self, request: Message, peer: Peer) -> Message:
         kind = request.get("CC-Request-Type")
         if kind == CcRequestType.INITIAL_REQUEST:
-            answer = await self._initial(request, peer)
+            answer = await self._initial(request)
         elif kind == CcRequestType.UPDATE_REQUEST:
             answer = await self._update(request)
         elif kind == CcRequestType.TERMINATION_REQUEST:
@@ -144,7 +144,7 @@ class GxApp:
             ("CC-Request-Number", request.get("CC-Request-Number", 0)),
         )
 
-    async def _initial(self, request: Message, peer: Peer) -> Message:
+    async def _initial(self, request: Message) -> Message:
         session_id = request.get("Session-Id")
         state = self.store.gx(session_id)
         if state is not None and state.decision is not None:
