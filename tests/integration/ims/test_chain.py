@@ -7,6 +7,7 @@ import asyncio
 
 import sqlalchemy as sa
 
+from diam.message import Message
 from ims.pcef import PcefSimulator
 from tests.fixtures.ocs import balance, outbox
 from tests.integration.ims.chain import ABROAD, CALLEE, CALLER, chain_running
@@ -34,6 +35,10 @@ def test_call_creates_qci1_bearer_charges_and_writes_cdr(database_url: str) -> N
         async with chain_running(database_url) as chain:
             await attach(chain.pcef, CALLER, CALLEE)
             core = chain.ims.core
+            sent: list[Message] = []
+            for link in chain.ims.links:
+                link.observers.append(lambda kind, msg: sent.append(msg)
+                                      if kind == "request" else None)
             async with ua_running(core, f"+{CALLER[1]}", CALLER[2]) as alice, \
                     ua_running(core, f"+{CALLEE[1]}", CALLEE[2]):
                 leg = await alice.call(f"sip:+{CALLEE[1]}@{DOMAIN}")
@@ -66,9 +71,53 @@ def test_call_creates_qci1_bearer_charges_and_writes_cdr(database_url: str) -> N
                 assert cdr["charge"] == 17 and cdr["currency"] == "EUR"
                 assert cdr["causeForRecordClosing"] == "normalRelease"
                 assert cdr["duration"] in (1, 2)
-                assert chain.pcrf.rx is not None
+                check_kamailio_shapes(sent, call.icid, call.call_id)
 
     asyncio.run(main())
+
+
+def check_kamailio_shapes(sent: list[Message], icid: str, call_id: str) -> None:
+    """The Rx/Ro requests look like Kamailio's ims_qos / ims_charging (shared notes)."""
+    aars = [m for m in sent if m.command_code == 265]
+    assert len(aars) == 2  # one per UE
+    caller_aar = next(m for m in aars if m.get("Framed-IP-Address") == bytes([127, 0, 0, 1]))
+    assert caller_aar.get("AF-Application-Identifier") == b"IMS Services"
+    assert caller_aar.get("AF-Charging-Identifier") == icid.encode()
+    assert caller_aar.first("Vendor-Specific-Application-Id").get("Vendor-Id") == 10415
+    assert [a.value for a in caller_aar["Specific-Action"]] == [2, 3, 4, 6, 8, 9, 12]
+    assert caller_aar.get("Rx-Request-Type") is None
+    sub = caller_aar.first("Subscription-Id")
+    assert (sub.get("Subscription-Id-Type"), sub.get("Subscription-Id-Data")) == (
+        2, f"sip:+{CALLER[1]}@{DOMAIN}")
+    (mcd,) = caller_aar["Media-Component-Description"]
+    assert mcd.get("Media-Type") == 0 and mcd.get("Flow-Status") == 2
+    for d in ("UL", "DL"):
+        assert mcd.get(f"Max-Requested-Bandwidth-{d}") == 49_000
+        assert mcd.get(f"Min-Requested-Bandwidth-{d}") == 49_000
+    assert (mcd.get("RR-Bandwidth"), mcd.get("RS-Bandwidth")) == (2000, 0)
+    codec = [a.value for a in mcd["Codec-Data"]]
+    assert codec[0].startswith("uplink\noffer\nm=audio 40000 RTP/AVP 97 101\n")
+    assert codec[1].startswith("downlink\nanswer\n")
+    rtp, rtcp = mcd["Media-Sub-Component"]
+    assert [a.value for a in rtp["Flow-Description"]] == [
+        "permit out 17 from 127.0.0.2 40000 to 127.0.0.1 40000",
+        "permit in 17 from 127.0.0.1 40000 to 127.0.0.2 40000"]
+    assert rtcp.get("Flow-Usage") == 1 and rtcp.get("Flow-Number") == 2
+    ccrs = [m for m in sent if m.command_code == 272]
+    assert [m.get("CC-Request-Type") for m in ccrs] == [1, 3]
+    assert [m.get("CC-Request-Number") for m in ccrs] == [0, 1]  # starting at 0
+    initial, final = ccrs
+    assert initial.get("Service-Context-Id") == "32260@3gpp.org"
+    mscc = initial.first("Multiple-Services-Credit-Control")
+    assert (mscc.get("Service-Identifier"), mscc.get("Rating-Group")) == (1000, 100)
+    assert mscc.first("Requested-Service-Unit").get("CC-Time") == 60
+    ims = initial.first("Service-Information").first("IMS-Information")
+    assert ims.get("IMS-Charging-Identifier") == icid and ims.get("User-Session-Id") == call_id
+    assert (ims.get("Role-Of-Node"), ims.get("Node-Functionality")) == (0, 0)
+    assert ims.first("Event-Type").get("SIP-Method") == "INVITE"
+    used = final.first("Multiple-Services-Credit-Control").first("Used-Service-Unit")
+    assert used.get("CC-Time") in (1, 2) and final.get("Termination-Cause") == 1
+    assert [m.command_code for m in sent].count(275) == 2  # STR per UE
 
 
 def test_no_credit_is_402(database_url: str) -> None:
