@@ -18,12 +18,17 @@ class FramingError(Exception):
 
 
 class FrameBuffer:
-    """Accumulates received bytes and yields complete frames; holds at most one partial frame."""
+    """Accumulates received bytes and yields complete frames; holds at most one partial frame.
 
-    __slots__ = ("_pending",)
+    A partial frame grows in a bytearray and is only rejoined once its declared length is
+    there, so a 1 MiB message arriving in small segments costs linear, not quadratic, copying.
+    """
+
+    __slots__ = ("_needed", "_pending")
 
     def __init__(self) -> None:
-        self._pending = b""
+        self._pending = bytearray()
+        self._needed = 0  # declared length of the partial frame, once its length word is in
 
     @property
     def buffered(self) -> int:
@@ -35,22 +40,31 @@ class FrameBuffer:
         Raises :class:`FramingError` as soon as a header declares a length of 0, below the header
         size or above 1 MiB, without waiting for the body.
         """
-        if self._pending:
-            data = self._pending + data
+        pending = self._pending
+        if pending:
+            pending += data
+            if len(pending) < self._needed:
+                return []
+            data = bytes(pending)
+            pending.clear()
         frames: list[bytes] = []
         size = len(data)
         offset = 0
+        length = 0
         while size - offset >= 4:
             length = int.from_bytes(data[offset + 1 : offset + 4], "big")
             if length < HEADER_LENGTH or length > MAX_MESSAGE_LENGTH:
-                self._pending = b""
+                self._needed = 0
                 raise FramingError(f"declared message length {length}")
             end = offset + length
             if end > size:
                 break
             frames.append(data[offset:end] if offset or end != size else data)
             offset = end
-        self._pending = data[offset:] if offset < size else b""
+            length = 0
+        if offset < size:
+            pending += data[offset:]
+        self._needed = length  # 0 while fewer than 4 octets of the next frame are in
         return frames
 
 
