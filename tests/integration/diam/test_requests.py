@@ -413,3 +413,19 @@ def test_frames_split_anywhere_or_coalesced_are_all_answered(dk):
         await node.close(0.2)
 
     dk.run(main)
+
+
+def test_a_message_of_exactly_1_mib_is_served(dk):
+    async def main():
+        node, port = await dk.serving()
+        peer = await dk.RawPeer.connect(port)
+        await peer.open()
+        base = len(dk.ccr("s;big").encode())
+        filler = dk.avp_bytes(99998, bytes((1 << 20) - base - 8), flags=0x00)  # not mandatory
+        request = dk.ccr("s;big", Avp.from_wire(filler))
+        assert len(request.encode()) == 1 << 20
+        answer = await peer.request(request)
+        assert answer.get("Result-Code") == ResultCode.SUCCESS
+        await node.close(0.2)
+
+    dk.run(main)
