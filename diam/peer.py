@@ -128,6 +128,7 @@ class Peer(FramedProtocol):
             self.opened.exception()  # mark retrieved: nobody may be waiting (responder side)
         if not self._closed.done():
             self._closed.set_result(None)
+        self.node.metrics.peer_event("closed")
         log(
             logging.INFO,
             "peer_closed",
