@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from charging.ledger import Ledger
+from charging.ledger import Ledger, LedgerConflict
 from charging.models import utcnow
 
 log = logging.getLogger("openpcc.charging.batcher")
@@ -146,7 +146,7 @@ class GroupCommitter:
                 log.error("work failed: %r", failed.exc, exc_info=failed.exc)
                 results[index] = works[index].fail(failed.exc)
                 continue
-            except (OperationalError, IntegrityError) as exc:
+            except (OperationalError, IntegrityError, LedgerConflict) as exc:
                 attempt += 1
                 if attempt < MAX_ATTEMPTS and _transient(exc):
                     time.sleep(0.002 * attempt)
@@ -157,7 +157,7 @@ class GroupCommitter:
                 for index in pending:
                     try:
                         results[index] = self.run_batch([works[index]])[0]
-                    except (OperationalError, IntegrityError) as single:
+                    except (OperationalError, IntegrityError, LedgerConflict) as single:
                         results[index] = works[index].fail(single)
                 return results
             for index, result in zip(pending, done, strict=True):
@@ -188,9 +188,10 @@ class GroupCommitter:
         return results
 
 
-def _transient(exc: DBAPIError) -> bool:
-    """Deadlock, serialization failure, lock timeout or a unique key another node won."""
-    if isinstance(exc, IntegrityError):
+def _transient(exc: Exception) -> bool:
+    """Deadlock, serialization failure, lock timeout, a unique key another node won, or a
+    balance that moved under a compare-and-swap."""
+    if isinstance(exc, IntegrityError | LedgerConflict) or not isinstance(exc, DBAPIError):
         return True
     text = str(exc.orig).lower()
     return any(

@@ -148,7 +148,9 @@ WALLET_COLUMNS = (
     balances_t.c.id,
     balances_t.c.kind,
     balances_t.c.bundle,
-    (balances_t.c.amount - balances_t.c.reserved + balances_t.c.credit_limit).label("available"),
+    balances_t.c.amount,
+    balances_t.c.reserved,
+    balances_t.c.credit_limit,
 )
 
 
@@ -173,18 +175,23 @@ class Wallet:
     buckets: list[Pocket]
 
     @classmethod
-    def from_rows(cls, rows: list[sa.Row[Any]], latest: dict[int, int]) -> Wallet:
+    def from_rows(cls, rows: list[sa.Row[Any]], ledger: Ledger) -> Wallet:
+        """A wallet from balance rows read under the account lock; the ledger tracks them."""
         wallet = cls([], [])
         for row in rows:
-            pocket = Pocket(int(row.id), int(row.available), row.bundle, latest)
+            ledger.track(
+                int(row.id), int(row.account_id), int(row.amount), int(row.reserved),
+                int(row.credit_limit),
+            )  # fmt: skip
+            available = int(row.amount) - int(row.reserved) + int(row.credit_limit)
+            pocket = Pocket(int(row.id), available, row.bundle, ledger.latest)
             (wallet.money if row.kind == "monetary" else wallet.buckets).append(pocket)
         return wallet
 
     @classmethod
-    def load(cls, conn: Connection, account_id: int, now: datetime, latest: dict[int, int]) -> (
-        Wallet
-    ):  # fmt: skip
-        return cls.from_rows(conn.execute(wallet_query([account_id], now)).all(), latest)
+    def load(cls, conn: Connection, account_id: int, now: datetime, ledger: Ledger) -> Wallet:
+        """The account's wallet (its row must be locked by ``ledger.lock_accounts``)."""
+        return cls.from_rows(conn.execute(wallet_query([account_id], now)).all(), ledger)
 
     @property
     def money_available(self) -> int:

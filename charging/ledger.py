@@ -1,10 +1,18 @@
 """Balance operations: reserve, settle (debit a reservation), release, direct debit, credit
 (top-up/refund) and expiry, each journalled with its cause.
 
-Every change is ONE atomic conditional ``UPDATE … WHERE <enough credit> RETURNING …`` so it stays
-correct when several processes share one PostgreSQL database; the journal rows are buffered and
-written by :meth:`Ledger.flush` inside the same transaction (the caller commits). The invariant
-kept is ``available = amount - reserved >= -credit_limit`` (DESIGN.md §3.2).
+The invariant kept is ``available = amount - reserved >= -credit_limit`` (DESIGN.md §3.2), by
+atomic conditional updates that stay correct when several processes share one database:
+
+* an untracked balance changes by ONE ``UPDATE … WHERE <enough credit> RETURNING …``;
+* a tracked balance (:meth:`Ledger.track`, read under its account's ``FOR UPDATE`` lock as the
+  Ro batches do) changes in memory with the same checks, and :meth:`Ledger.flush` writes all of
+  them with one compare-and-swap ``UPDATE … WHERE amount = :old AND reserved = :old`` each
+  (``executemany``); if any row moved meanwhile, :class:`LedgerConflict` is raised and the
+  caller's transaction must roll back and retry.
+
+Journal rows are buffered and written by :meth:`Ledger.flush` in the same transaction (the
+caller commits).
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -60,9 +68,34 @@ _MOVE = (
         balances.c.account_id, balances.c.amount, balances.c.reserved, balances.c.credit_limit
     )
 )
+_SWAP = (
+    balances.update()
+    .where(
+        balances.c.id == sa.bindparam("b_id"),
+        balances.c.amount == sa.bindparam("old_amt"),
+        balances.c.reserved == sa.bindparam("old_res"),
+    )
+    .values(
+        amount=sa.bindparam("new_amt"),
+        reserved=sa.bindparam("new_res"),
+        updated_at=sa.bindparam("b_now"),
+    )
+)
 _AVAILABLE = sa.select(balances.c.amount - balances.c.reserved + balances.c.credit_limit).where(
     balances.c.id == sa.bindparam("b_id")
 )
+
+
+@dataclass(slots=True)
+class _Tracked:
+    """A balance read under its account lock, changed in memory until flush."""
+
+    account_id: int
+    amount: int
+    reserved: int
+    credit_limit: int
+    old_amount: int
+    old_reserved: int
 
 
 class Ledger:
@@ -78,6 +111,18 @@ class Ledger:
         self.now = now
         self.latest: dict[int, int] = {}
         self._journal: list[dict[str, Any]] = []
+        self._tracked: dict[int, _Tracked] = {}
+
+    def track(
+        self, balance_id: int, account_id: int, amount: int, reserved: int, credit_limit: int
+    ) -> None:
+        """Change this balance in memory from now on (its row must be locked: read after
+        ``lock_accounts`` of its account); :meth:`flush` writes it."""
+        if balance_id not in self._tracked:
+            self._tracked[balance_id] = _Tracked(
+                account_id, amount, reserved, credit_limit, amount, reserved
+            )
+            self.latest[balance_id] = amount - reserved + credit_limit
 
     # -- reservations ------------------------------------------------------------------------
     def reserve(self, balance_id: int, amount: int, cause: Cause) -> bool:
@@ -187,7 +232,27 @@ class Ledger:
             ).all()
 
     def flush(self) -> None:
-        """Write the buffered journal rows (call before commit)."""
+        """Write tracked balances and the buffered journal rows (call before commit)."""
+        moved = [
+            {
+                "b_id": balance_id,
+                "old_amt": t.old_amount,
+                "old_res": t.old_reserved,
+                "new_amt": t.amount,
+                "new_res": t.reserved,
+                "b_now": self.now,
+            }
+            for balance_id, t in self._tracked.items()
+            if (t.amount, t.reserved) != (t.old_amount, t.old_reserved)
+        ]
+        if moved:
+            result = self.conn.execute(_SWAP, moved)
+            if result.rowcount != len(moved):
+                missed = len(moved) - result.rowcount
+                raise LedgerConflict(f"{missed} balance(s) moved meanwhile")
+            for row in moved:
+                tracked = self._tracked[row["b_id"]]
+                tracked.old_amount, tracked.old_reserved = row["new_amt"], row["new_res"]
         if self._journal:
             self.conn.execute(journal.insert(), self._journal)
             self._journal = []
@@ -195,7 +260,16 @@ class Ledger:
     # -- internals -------------------------------------------------------------------------
     def _move(
         self, balance_id: int, d_amount: int, d_reserved: int, floor: int, cause: Cause
-    ) -> sa.Row[Any] | None:
+    ) -> Any:
+        tracked = self._tracked.get(balance_id)
+        if tracked is not None:
+            amount, reserved = tracked.amount + d_amount, tracked.reserved + d_reserved
+            if reserved < 0 or amount - reserved + tracked.credit_limit < floor:
+                return None
+            tracked.amount, tracked.reserved = amount, reserved
+            after = _After(tracked.account_id, amount, reserved, tracked.credit_limit)
+            self._record(balance_id, after, cause, d_amount, d_reserved)
+            return after
         row = self.conn.execute(
             _MOVE,
             {
@@ -213,7 +287,7 @@ class Ledger:
     def _record(
         self,
         balance_id: int,
-        row: sa.Row[Any],
+        row: Any,
         cause: Cause,
         delta_amount: int,
         delta_reserved: int,
@@ -238,3 +312,14 @@ class Ledger:
 
 class LedgerError(RuntimeError):
     """A ledger operation found the database in a state it must never be in."""
+
+
+class LedgerConflict(RuntimeError):
+    """A tracked balance was changed by someone else: roll back and retry the transaction."""
+
+
+class _After(NamedTuple):
+    account_id: int
+    amount: int
+    reserved: int
+    credit_limit: int

@@ -118,11 +118,12 @@ class BatchContext:
             for row in conn.execute(wallet_query(accounts, self.now)):
                 rows[int(row.account_id)].append(row)
             for account_id, account_rows in rows.items():
-                self.wallets[account_id] = Wallet.from_rows(account_rows, ledger.latest)
+                self.wallets[account_id] = Wallet.from_rows(account_rows, ledger)
 
     def wallet(self, conn: Connection, ledger: Ledger, account_id: int) -> Wallet:
         if account_id not in self.wallets:
-            self.wallets[account_id] = Wallet.load(conn, account_id, self.now, ledger.latest)
+            ledger.lock_accounts([account_id])
+            self.wallets[account_id] = Wallet.load(conn, account_id, self.now, ledger)
         return self.wallets[account_id]
 
     # -- changing ------------------------------------------------------------------------------
