@@ -253,9 +253,10 @@ class SessionStore:
         sid = state.session_id
 
         def delete(conn: Connection) -> list[Any]:
-            # AF sessions another process bound to this IP-CAN session are only in the database.
-            rows = conn.execute(sa.select(RX).where(RX.c.gx_session_id == sid)).all()
-            _delete_gx(conn, sid)
+            # AF sessions another process bound to this IP-CAN session are only in the database:
+            # DELETE … RETURNING hands them back (SQLite ≥ 3.35, PostgreSQL).
+            rows = conn.execute(RX.delete().where(RX.c.gx_session_id == sid).returning(RX)).all()
+            conn.execute(GX.delete().where(GX.c.session_id == sid))
             return rows
 
         rows = await self.writer.run(delete)
@@ -402,11 +403,6 @@ def upsert_statement(dialect: str, table: sa.Table, key: sa.Column[Any]) -> Any:
     keep = {key.name, "created_at"}
     changes = {c.name: insert.excluded[c.name] for c in table.columns if c.name not in keep}
     return insert.on_conflict_do_update(index_elements=[key], set_=changes)
-
-
-def _delete_gx(conn: Connection, session_id: str) -> None:
-    conn.execute(RX.delete().where(RX.c.gx_session_id == session_id))
-    conn.execute(GX.delete().where(GX.c.session_id == session_id))
 
 
 def _slash64(address: str) -> str:
