@@ -167,7 +167,7 @@ def test_lost_framing_closes_that_connection_at_once(dk, case):
         started = time.monotonic()
         bad.send_bytes(_closing_cases(dk)[case])
         assert await bad.closed(2.0)
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 1.5
         await _good_is_served(dk, good, case)
         assert [p.origin_host for p in node.peers] == ["good.test"]
         await node.close(0.2)
@@ -256,7 +256,7 @@ def test_undecodable_answer_is_dropped_and_the_request_fails_fast(dk):
         with pytest.raises(Exception) as caught:
             await client.request(dk.ccr("s;x"), peer=peer, timeout=3.0)
         assert getattr(caught.value, "result_code", None) == ResultCode.INVALID_AVP_LENGTH
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 1.5
         assert peer.pending_count == 0
         await client.close(0.2)
         server.close()

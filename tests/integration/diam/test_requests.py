@@ -91,7 +91,7 @@ def test_timeout_raises_and_frees_the_pending_entry(dk):
         with pytest.raises(DiameterTimeout) as caught:
             await client.request(dk.ccr("s;slow"), peer=peer, timeout=0.2)
         assert isinstance(caught.value, asyncio.TimeoutError)
-        assert 0.15 < time.monotonic() - started < 1.0
+        assert 0.15 < time.monotonic() - started < 2.0
         assert peer.pending_count == 0
         assert client.metrics.count("out", APP_CREDIT_CONTROL, CMD_CREDIT_CONTROL, 0) == 1
         release.set()  # the late answer is dropped as unmatched, the connection stays usable

@@ -51,7 +51,7 @@ def test_idle_peer_gets_dwr_and_is_closed_when_dwa_never_comes(dk, caplog):
         assert dwr.command_code == CMD_DEVICE_WATCHDOG
         started = time.monotonic()
         assert await peer.closed(3.0)
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 1.5
         assert node.peers == []
         await node.close(0.2)
 
@@ -106,7 +106,7 @@ def test_initiator_detects_a_silent_server(dk):
         assert peer.origin_host == "silent.test"
         started = time.monotonic()
         await asyncio.wait_for(peer._closed, 3.0)
-        assert 0.3 < time.monotonic() - started < 1.5  # DWR after ~Tw, close after ~Tw more
+        assert 0.3 < time.monotonic() - started < 2.5  # DWR after ~Tw, close after ~Tw more
         assert client.peers == []
         server.close()
         await server.wait_closed()
@@ -136,7 +136,7 @@ def test_node_close_sends_dpr_and_closes_on_dpa(dk):
         node, port = await dk.serving()
         peer = await dk.RawPeer.connect(port)
         await peer.open()
-        closing = asyncio.create_task(node.close(timeout=3.0))
+        closing = asyncio.create_task(node.close(timeout=5.0))
         dpr = await peer.recv(2.0)
         assert dpr.is_request and dpr.command_code == CMD_DISCONNECT_PEER
         assert dpr.get("Disconnect-Cause") == 0  # REBOOTING: come back later
@@ -146,7 +146,7 @@ def test_node_close_sends_dpr_and_closes_on_dpa(dk):
                              ("Origin-Realm", "test")))  # fmt: skip
         assert await peer.closed(2.0)
         await closing
-        assert time.monotonic() - started < 1.0  # closed on the DPA, not on the 3 s timeout
+        assert time.monotonic() - started < 2.5  # closed on the DPA, not on the 5 s timeout
         # the listener is gone too
         try:
             await dk.RawPeer.connect(port)
