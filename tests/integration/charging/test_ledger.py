@@ -191,3 +191,31 @@ def test_verify_cli_flags_a_tampered_balance(engine: sa.Engine, database_url: st
 def test_example_provisioning_file_is_valid() -> None:
     spec = load_file(ROOT / "examples" / "provisioning.yaml")
     assert spec.subscribers and spec.plans
+
+
+def test_tracked_balances_are_written_by_compare_and_swap(engine: sa.Engine) -> None:
+    """A balance read under the account lock changes in memory; flush writes it only if the
+    row is still what was read, else LedgerConflict rolls the transaction back."""
+    from charging.ledger import LedgerConflict
+
+    main = balance_id(engine, "main")
+    b = Balance.__table__
+    with engine.begin() as conn:
+        ledger = Ledger(conn, utcnow())
+        row = conn.execute(sa.select(b).where(b.c.id == main)).one()
+        ledger.track(main, row.account_id, row.amount, row.reserved, row.credit_limit)
+        assert ledger.reserve(main, 400, Cause("reserve", "s1", 0))
+        assert not ledger.reserve(main, 601, Cause("reserve", "s2", 0))
+        assert ledger.available(main) == 600
+        ledger.flush()
+    assert amounts(engine, "main") == (1000, 400)
+    with pytest.raises(LedgerConflict), engine.begin() as conn:
+        ledger = Ledger(conn, utcnow())
+        row = conn.execute(sa.select(b).where(b.c.id == main)).one()
+        ledger.track(main, row.account_id, row.amount, row.reserved, row.credit_limit)
+        ledger.settle(main, 400, 100, Cause("debit", "s1", 1))
+        # Someone moved the row behind the tracker's back (impossible under the lock).
+        conn.execute(b.update().where(b.c.id == main).values(amount=b.c.amount - 1))
+        ledger.flush()
+    assert amounts(engine, "main") == (1000, 400)  # rolled back
+    assert verify(engine) != []  # the reservation row was never written: flagged
