@@ -128,3 +128,62 @@ def test_sipp_calls_through_openpcc_process(tmp_path: Path, kafka_topic: KafkaTo
                 await pcef.close()
 
     asyncio.run(main())
+
+
+def test_ims_core_pointed_at_another_openpcc_port_and_realm(tmp_path: Path) -> None:
+    """Process A serves Gx/Rx/Ro in realm core.example; process B runs the IMS core (realm
+    edge.example) with A as its PCRF and OCS. The call is authorized and charged by A only."""
+
+    async def main() -> None:
+        core_env = {"OPENPCC_DIAMETER_ORIGIN_HOST": "pcrf.core.example",
+                    "OPENPCC_DIAMETER_ORIGIN_REALM": "core.example",
+                    "OPENPCC_IMS_ENABLED": "false", "OPENPCC_CDR_SINK": "off"}
+        (tmp_path / "a").mkdir()
+        (tmp_path / "b").mkdir()
+        async with openpcc_running(tmp_path / "a", charging_spec(1000), POLICY,
+                                   **core_env) as a:
+            edge_env = {"OPENPCC_DIAMETER_ORIGIN_HOST": "edge.edge.example",
+                        "OPENPCC_DIAMETER_ORIGIN_REALM": "edge.example",
+                        "OPENPCC_IMS_ORIGIN_HOST": "cscf.edge.example",
+                        "OPENPCC_IMS_ORIGIN_REALM": "edge.example",
+                        "OPENPCC_IMS_PCRF_PORT": str(a.diameter_port),
+                        "OPENPCC_IMS_PCRF_REALM": "core.example",
+                        "OPENPCC_IMS_OCS_PORT": str(a.diameter_port),
+                        "OPENPCC_IMS_OCS_REALM": "core.example", "OPENPCC_CDR_SINK": "off"}
+            async with openpcc_running(tmp_path / "b", charging_spec(1000), POLICY,
+                                       **edge_env) as b:
+                pcef = PcefSimulator("pgw.core.example", "core.example", "127.0.0.1",
+                                     a.diameter_port, "core.example")
+                core = Target("UDP", "127.0.0.1", b.sip_port)
+                alice = UserAgent(f"+{CALLER[1]}", core, "ims.test", ip=CALLER[2])
+                bob = UserAgent(f"+{CALLEE[1]}", core, "ims.test", ip=CALLEE[2])
+                try:
+                    sessions = [await pcef.attach(i, m, ip) for i, m, ip in (CALLER, CALLEE)]
+                    for ua in (alice, bob):
+                        await ua.start()
+                        assert (await ua.register()).status == 200
+                    leg = await alice.call(f"sip:+{CALLEE[1]}@ims.test")
+                    assert leg.final is not None and leg.final.status == 200
+                    assert all(len(s.bearers) == 1 for s in sessions)
+                    await asyncio.sleep(1.2)  # a call of 0 s costs nothing
+                    assert (await alice.bye(leg)).status == 200
+                    await pcef.wait_for(lambda: all(not s.bearers for s in sessions))
+                    engine_a, engine_b = create_engine(a.database_url), create_engine(
+                        b.database_url)
+                    try:
+                        for _ in range(200):
+                            if balance(engine_a, "alice") == (983, 0):
+                                break
+                            await asyncio.sleep(0.05)
+                        assert balance(engine_a, "alice") == (1000 - 17, 0)
+                        assert balance(engine_b, "alice") == (1000, 0)  # B charged nothing
+                    finally:
+                        engine_a.dispose()
+                        engine_b.dispose()
+                    assert open_sessions(b.database_url)[:2] == (0, 0)
+                finally:
+                    for ua in (alice, bob):
+                        await ua.close()
+                    await pcef.close()
+
+    asyncio.run(main())
