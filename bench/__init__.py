@@ -1,1 +1,1 @@
-"""Benchmarks: each ``bench/<name>.py`` runs with ``python -m bench.<name>`` and prints its figures."""
+"""Benchmarks: each ``bench/<name>.py`` runs as ``python -m bench.<name>`` and prints figures."""

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite drives for real: Wireshark's tshark/text2pcap
-# (independent Diameter decoder), PostgreSQL and SIPp. Idempotent: a no-op when present.
+# (independent Diameter decoder), PostgreSQL, SIPp and Chromium (console browser tests).
+# Idempotent: a no-op when everything is present.
 set -euo pipefail
 
 need=()
@@ -8,6 +9,7 @@ command -v tshark >/dev/null 2>&1 || need+=(tshark)
 command -v text2pcap >/dev/null 2>&1 || need+=(wireshark-common)
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 
 [ ${#need[@]} -eq 0 ] && exit 0
 
