@@ -271,13 +271,23 @@ def test_credit_exhaustion_redirects_and_top_up_restores(harness: Any) -> None:
     run(harness, body, clock=fixed_clock(9, 0, 0))
 
 
-def test_restart_mid_call_still_removes_the_right_rules(any_harness: Any, audio: Any) -> None:
+def test_restart_mid_call_still_removes_the_right_rules(
+    any_harness: Any, audio: Any, kit: Any
+) -> None:
     async def body(h: Any) -> None:
         await h.pgw.attach(GX)
         aaa = asyncio.create_task(h.pcscf.aar(CALL, audio()))
         await h.pgw.next_rar()
         assert (await aaa).result_code == 2001
         await h.restart_pcrf()
+        # The media components survived: putting the call on hold modifies just that rule.
+        aaa = asyncio.create_task(h.pcscf.aar(CALL, kit.component(1, flow_status=3)))
+        rar = await h.pgw.next_rar()
+        assert (await aaa).result_code == 2001
+        (definition,) = rar.first("Charging-Rule-Install")["Charging-Rule-Definition"]
+        assert definition.get("Charging-Rule-Name") == rule_name(CALL, 1).encode()
+        assert definition.get("Flow-Status") == 3
+        assert len(definition["Flow-Information"]) == 4
         sta = asyncio.create_task(h.pcscf.str_(CALL))
         rar = await h.pgw.next_rar()
         assert (await sta).result_code == 2001
