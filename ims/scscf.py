@@ -39,7 +39,14 @@ log = logging.getLogger("openpcc.ims")
 
 INITIAL, UPDATE, TERMINATION = 1, 2, 3
 ORIGINATING_ROLE, S_CSCF = 0, 0  # TS 32.299 §7.2.172 Role-Of-Node, §7.2.135 Node-Functionality
-DIAMETER_LOGOUT = 1  # RFC 4006 Termination-Cause
+# RFC 6733 §8.15 Termination-Cause for the call's end (the OCS turns it into the CDR's cause)
+LOGOUT, SERVICE_NOT_PROVIDED, ADMINISTRATIVE, LINK_BROKEN, AUTH_EXPIRED = 1, 2, 4, 5, 6
+TERMINATION_CAUSES = {
+    "BYE from caller": LOGOUT, "BYE from callee": LOGOUT,
+    "credit exhausted": AUTH_EXPIRED, "out of credit": AUTH_EXPIRED,  # the grant ran out
+    "Rx abort": LINK_BROKEN, "Rx bearer lost": LINK_BROKEN,  # the bearer is gone
+    "Ro abort": ADMINISTRATIVE, "network release": ADMINISTRATIVE,
+}
 FUI_TERMINATE = 0
 SIP_STATUS = {5030: 403, 5031: 403, 4010: 402, 4012: 402, 5006: 486}
 
@@ -230,8 +237,10 @@ class ScscfRo(CallHooks):
             if ro.timer:
                 ro.timer.cancel()
             self.sessions.pop(ro.session_id, None)
+            # never answered (cancelled, rejected downstream): the service was not provided
+            termination = TERMINATION_CAUSES.get(cause, SERVICE_NOT_PROVIDED)
             await self._send(call, ro, TERMINATION, self._take_usage(ro),
-                             (("Termination-Cause", DIAMETER_LOGOUT),))
+                             (("Termination-Cause", termination),))
 
     # --- OCS-initiated ------------------------------------------------------------------------
     async def on_rar(self, request: Message, peer: Peer) -> Message:

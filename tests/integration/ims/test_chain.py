@@ -206,6 +206,7 @@ def test_out_of_credit_mid_call_releases_both_ways(database_url: str) -> None:
                 assert 0 <= amount < 3 and reserved == 0
                 (cdr,) = outbox(chain.engine)
                 assert cdr["charge"] == 3 - amount
+                assert cdr["causeForRecordClosing"] != "normalRelease"  # Termination-Cause 6
                 assert core.ended[-1].end_cause in ("credit exhausted", "out of credit")
 
     asyncio.run(main())
