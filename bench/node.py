@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from bench._loadgen import run_load
@@ -88,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     command = [sys.executable, "-m", "bench.node", "--serve"]
     if not use_uvloop:
         command.append("--no-uvloop")
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    root = Path(__file__).resolve().parents[1]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=root)
     try:
         assert server.stdout is not None
         line = server.stdout.readline()
