@@ -74,6 +74,8 @@ class AfNotifier(Protocol):
 
     def rules_failed(self, gx: GxState, names: frozenset[str]) -> None: ...
 
+    def rules_active(self, gx: GxState, names: frozenset[str]) -> None: ...
+
     def ip_can_changed(self, gx: GxState) -> None: ...
 
     def ip_can_ended(self, gx: GxState, bound: list[RxState]) -> None: ...
@@ -244,14 +246,13 @@ class GxApp:
         answer = request.answer(ResultCode.SUCCESS)
         if used:
             answer.add(*await self._rearm(state, used, now))
-        failed = frozenset(
-            name
-            for report in rule_reports(request)
-            if report.status != PCC_RULE_ACTIVE
-            for name in report.names
-        )
+        reports = rule_reports(request)
+        failed = frozenset(n for r in reports if r.status != PCC_RULE_ACTIVE for n in r.names)
+        active = frozenset(n for r in reports if r.status == PCC_RULE_ACTIVE for n in r.names)
         if failed and self.af is not None:
             self.af.rules_failed(state, failed)
+        if active and EventTrigger.SUCCESSFUL_RESOURCE_ALLOCATION in triggers and self.af:
+            self.af.rules_active(state, active)
         if triggers & {EventTrigger.RAT_CHANGE, EventTrigger.IP_CAN_CHANGE}:
             state.rat_type = request.get("RAT-Type", state.rat_type)
             state.ip_can_type = request.get("IP-CAN-Type", state.ip_can_type)

@@ -31,7 +31,13 @@ from policy.gx import AUTHORIZE_ONLY, GxApp
 from policy.qos import QosConfig, ServiceInformationError, derive_rules, merge_components
 from policy.scheduler import Scheduler
 from policy.store import GxState, RxState, SessionStore
-from policy.wire import SpecificAction, experimental_result, media_components, ue_addresses
+from policy.wire import (
+    EventTrigger,
+    SpecificAction,
+    experimental_result,
+    media_components,
+    ue_addresses,
+)
 
 log = logging.getLogger("openpcc.policy")
 
@@ -100,17 +106,27 @@ class RxApp:
         unchanged = set(derive_rules(session_id, rx.components.values(), self.qos, rx.icid))
         install = [r for r in rules if r not in unchanged]
         remove = [n for n in rx.rules if n not in names]
+        actions = frozenset(a.value for a in request["Specific-Action"]) or rx.specific_actions
         async with gx.lock:
-            result = await self.gx.push(gx, install=install, remove=remove)
+            triggers = gx.event_triggers
+            if SpecificAction.INDICATION_OF_SUCCESSFUL_RESOURCES_ALLOCATION in actions:
+                # The AF wants to hear when the bearer is up, so the PCEF must report it
+                # (SUCCESSFUL_RESOURCE_ALLOCATION, TS 29.212 §5.3.7); a RAR's Event-Triggers
+                # replace the whole set.
+                triggers = triggers | {EventTrigger.SUCCESSFUL_RESOURCE_ALLOCATION}
+            extra = [] if triggers == gx.event_triggers else _triggers(triggers)
+            result = await self.gx.push(gx, install=install, remove=remove, extra=extra)
             if not result.ok:
                 return self._aaa(request, _failure(result.code))
             if gx.served_by == self.store.origin_host and self.store.gx(gx.session_id) is not gx:
                 # The IP-CAN session ended (CCR-T) while the RAR was out.
                 return self._aaa(request, RC.IP_CAN_SESSION_NOT_AVAILABLE)
-            actions = frozenset(a.value for a in request["Specific-Action"])
+            if extra:
+                gx.event_triggers = frozenset(triggers)
+                await self.store.save_gx(gx)
             rx.components = components
             rx.rules = names
-            rx.specific_actions = actions or rx.specific_actions
+            rx.specific_actions = actions
             rx.icid = icid
             await self.store.save_rx(gx, rx)
         log.info("rx session authorised session=%s gx=%s rules=%s", session_id, gx.session_id,
@@ -170,6 +186,14 @@ class RxApp:
                 self.scheduler.spawn(self._rar(rx, action, components))
             if len(lost) == len(rx.rules):
                 self.scheduler.spawn(self._abort(gx, rx))
+
+    def rules_active(self, gx: GxState, names: frozenset[str]) -> None:
+        """The PCEF reported the rules installed (bearer up): tell subscribed AFs."""
+        action = SpecificAction.INDICATION_OF_SUCCESSFUL_RESOURCES_ALLOCATION
+        for rx in self.store.rx_of(gx):
+            active = [n for n in rx.rules if n in names]
+            if active and action in rx.specific_actions:
+                self.scheduler.spawn(self._rar(rx, action, [_component_of(n) for n in active]))
 
     def ip_can_changed(self, gx: GxState) -> None:
         for rx in self.store.rx_of(gx):
@@ -242,6 +266,10 @@ def _failure(code: int | None) -> int:
     if code == RC.UNKNOWN_SESSION_ID:
         return RC.IP_CAN_SESSION_NOT_AVAILABLE
     return RC.REQUESTED_SERVICE_NOT_AUTHORIZED
+
+
+def _triggers(triggers: frozenset[int]) -> list[Avp]:
+    return [Avp.new("Event-Trigger", t) for t in sorted(triggers)]
 
 
 def _component_of(rule_name: str) -> int:

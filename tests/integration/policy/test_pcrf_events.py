@@ -169,6 +169,29 @@ def test_rat_change_is_reported_to_subscribed_afs(harness: Any, audio: Any) -> N
     run(harness, body)
 
 
+def test_bearer_up_is_reported_to_the_af(harness: Any, audio: Any) -> None:
+    async def body(h: Any) -> None:
+        await h.pgw.attach(GX)
+        aaa = asyncio.create_task(h.pcscf.aar(CALL, audio()))  # subscribes Specific-Action 8
+        rar = await h.pgw.next_rar()
+        assert (await aaa).result_code == 2001
+        # The whole trigger set, now with SUCCESSFUL_RESOURCE_ALLOCATION.
+        assert [a.value for a in rar["Event-Trigger"]] == [2, 7, 22]
+        await h.pgw.ccr(GX, 2, ("Event-Trigger", 22), ("Charging-Rule-Report", [
+            ("Charging-Rule-Name", rule_name(CALL, 1).encode()), ("PCC-Rule-Status", 0),
+        ]))  # fmt: skip
+        rx_rar = await h.pcscf.next_request()
+        assert rx_rar.header.command_code == 258 and rx_rar.session_id == CALL
+        assert avp_values(rx_rar, 513) == [8]  # INDICATION_OF_SUCCESSFUL_RESOURCES_ALLOCATION
+        # A second call does not resend the unchanged trigger set.
+        aaa = asyncio.create_task(h.pcscf.aar(CALL + "2", audio(port=49400)))
+        rar = await h.pgw.next_rar()
+        assert (await aaa).result_code == 2001
+        assert not rar["Event-Trigger"]
+
+    run(harness, body)
+
+
 def test_gx_termination_aborts_bound_rx_sessions(harness: Any, audio: Any) -> None:
     async def body(h: Any) -> None:
         await h.pgw.attach(GX)
