@@ -99,10 +99,6 @@ def _encode_float(s: struct.Struct) -> Callable[[Any], bytes]:
     return encode
 
 
-def decode_octets(data: bytes) -> bytes:
-    return bytes(data)
-
-
 def encode_octets(value: Any) -> bytes:
     """OctetString: bytes-like; a str is taken as its UTF-8 octets (3GPP text-in-OctetString AVPs
     such as Charging-Rule-Name or AF-Application-Identifier)."""
@@ -111,12 +107,6 @@ def encode_octets(value: Any) -> bytes:
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value)
     raise TypeError(f"expected bytes or str, got {type(value).__name__}")
-
-
-def decode_text(data: bytes) -> str:
-    """UTF8String, DiameterIdentity, DiameterURI, IPFilterRule: UTF-8 text (ASCII for the latter
-    three is a subset). Raises ValueError (UnicodeDecodeError) on invalid UTF-8."""
-    return str(data, "utf-8")
 
 
 def encode_text(value: Any) -> bytes:
@@ -172,8 +162,11 @@ class UnsupportedValue(ValueError):
     """Well-formed data the codec cannot represent (5004 rather than 5014)."""
 
 
+# UTF8String, DiameterIdentity, DiameterURI and IPFilterRule read as UTF-8 text (ASCII, for the
+# latter three, is a subset); invalid UTF-8 raises UnicodeDecodeError, a ValueError (5004).
+# Built-in callables where possible: no Python frame per value.
 DECODERS: dict[AvpType, Callable[[bytes], Any]] = {
-    AvpType.OCTET_STRING: decode_octets,
+    AvpType.OCTET_STRING: bytes,  # data is already bytes: returned as is
     AvpType.INTEGER32: _struct_decoder(_I32),
     AvpType.INTEGER64: _struct_decoder(_I64),
     AvpType.UNSIGNED32: _struct_decoder(_U32),
@@ -182,11 +175,11 @@ DECODERS: dict[AvpType, Callable[[bytes], Any]] = {
     AvpType.FLOAT64: _struct_decoder(_F64),
     AvpType.ADDRESS: decode_address,
     AvpType.TIME: decode_time,
-    AvpType.UTF8STRING: decode_text,
-    AvpType.DIAMETER_IDENTITY: decode_text,
-    AvpType.DIAMETER_URI: decode_text,
+    AvpType.UTF8STRING: bytes.decode,
+    AvpType.DIAMETER_IDENTITY: bytes.decode,
+    AvpType.DIAMETER_URI: bytes.decode,
     AvpType.ENUMERATED: _struct_decoder(_I32),
-    AvpType.IP_FILTER_RULE: decode_text,
+    AvpType.IP_FILTER_RULE: bytes.decode,
 }
 
 ENCODERS: dict[AvpType, Callable[[Any], bytes]] = {
