@@ -50,6 +50,7 @@ class Chain:
     ocs: OcsApplication
     pcef: PcefSimulator
     ims: ImsService
+    ocs_node: Node
 
 
 @asynccontextmanager
@@ -81,7 +82,7 @@ async def chain_running(database_url: str, money: int = 1000, *, ocs_config: Ocs
         timers=FAST))
     await ims.start()
     try:
-        yield Chain(engine, pcrf, ocs, pcef, ims)
+        yield Chain(engine, pcrf, ocs, pcef, ims, ocs_node)
     finally:
         await ims.close()
         await pcef.close()
