@@ -173,13 +173,16 @@ class ImsCore:
         fwd.headers.prepend("Via", self.endpoint.via(target.transport))
         return fwd
 
+    @staticmethod
+    def _forward_response(tx: ServerTransaction, response: Response) -> None:
+        """§16.7: strip our Via and pass the response upstream (100 Trying stays here)."""
+        if response.status == 100:
+            return
+        response.headers.pop_first("Via")
+        tx.respond(response)
+
     def _relay(self, tx: ServerTransaction) -> Callable[[ClientTransaction, Response], None]:
-        def relay(_client: ClientTransaction, response: Response) -> None:
-            if response.status == 100:  # §16.7 step 3: 100 is not forwarded
-                return
-            response.headers.pop_first("Via")
-            tx.respond(response)
-        return relay
+        return lambda _client, response: self._forward_response(tx, response)
 
     def _forward_stateless(self, request: Request) -> None:
         """ACK for a 2xx (§16.11): to the next Route, else the Request-URI; a Request-URI in our
@@ -326,9 +329,9 @@ class ImsCore:
         if status < 200:
             if response.to.tag and call.state == CallState.TRYING:
                 call.state = CallState.EARLY
-            self._relay(call.server_tx)(call.client_tx, response)  # type: ignore[arg-type]
+            self._forward_response(call.server_tx, response)
             return
-        self._relay(call.server_tx)(call.client_tx, response)  # type: ignore[arg-type]
+        self._forward_response(call.server_tx, response)
         if status < 300:
             if call.state != CallState.CONFIRMED:
                 call.state = CallState.CONFIRMED
@@ -426,10 +429,10 @@ class ImsCore:
                     rejection = await hook.on_answer(call, response)
                     if rejection is not None:
                         log.info("re-INVITE answer refused on %s: %s", call.call_id, rejection)
-                        self._relay(tx)(None, response)  # type: ignore[arg-type]
+                        self._forward_response(tx, response)
                         self.release(call, f'SIP;cause={rejection.status};text="media refused"')
                         return
-        self._relay(tx)(None, response)  # type: ignore[arg-type]
+        self._forward_response(tx, response)
 
     def release(self, call: Call, reason: str, cause: str = "network release") -> None:
         """Network-initiated release: BYE to both parties of a confirmed call, or CANCEL
