@@ -59,17 +59,16 @@ class LocalIdentity:
     product_name: str = "OpenPCC"
     firmware_revision: int = 0
     applications: frozenset[tuple[int, int]] = field(default_factory=frozenset)
+    # The application ids we serve, whatever the vendor they are advertised with (checked for
+    # every request, so computed once).
+    application_ids: frozenset[int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.origin_host or not self.origin_realm:
             raise ValueError("Origin-Host and Origin-Realm must not be empty")
         for address in self.host_ip_addresses:
             ipaddress.ip_address(address)
-
-    @property
-    def application_ids(self) -> frozenset[int]:
-        """The application ids we serve, whatever the vendor they are advertised with."""
-        return frozenset(app for app, _ in self.applications)
+        object.__setattr__(self, "application_ids", frozenset(app for app, _ in self.applications))
 
     @property
     def supported_vendor_ids(self) -> tuple[int, ...]:
