@@ -27,10 +27,12 @@ pytestmark = [pytest.mark.kafka,
               pytest.mark.skipif(SIPP is None, reason="sipp (sip-tester) not installed")]
 CALLER = ("001010000000001", "491700000001", "127.0.0.1")
 CALLEE = ("001010000000002", "4915112345678", "127.0.0.2")  # DE_MOBILE: 17 cents ≤ 60 s
+ABROAD = ("001010000000003", "15551234567", "127.0.0.3")  # WORLD: rated per second
 GBR = 49_000 + 2_000  # SIPp SDP b=AS:49, b=RR:2000, b=RS:0
 POLICY = {"profiles": [{"name": "volte", "apns": [{
     "apn": "ims", "qci": 5, "arp": {"priority": 1}, "ambr": {"ul": 256_000, "dl": 256_000}}]}],
-    "subscribers": [{"imsi": i, "msisdn": m, "profile": "volte"} for i, m, _ in (CALLER, CALLEE)]}
+    "subscribers": [{"imsi": i, "msisdn": m, "profile": "volte"}
+                    for i, m, _ in (CALLER, CALLEE, ABROAD)]}
 
 
 def charging_spec(money: int) -> dict:
@@ -185,5 +187,62 @@ def test_ims_core_pointed_at_another_openpcc_port_and_realm(tmp_path: Path) -> N
                     for ua in (alice, bob):
                         await ua.close()
                     await pcef.close()
+
+    asyncio.run(main())
+
+
+def test_sipp_call_released_when_credit_runs_out(tmp_path: Path) -> None:
+    """3 cents, a per-second destination, 2 s grants: the OCS stops granting, the core sends
+    BYE to both SIPp UAs, the CDR closes abnormally and the balance never goes negative."""
+
+    async def main() -> None:
+        env = {"OPENPCC_CDR_SINK": "off", "OPENPCC_IMS_RO_REQUESTED_SECONDS": "2",
+               "OPENPCC_IMS_RO_BUFFER_SECONDS": "0.5"}
+        async with openpcc_running(tmp_path, charging_spec(3), POLICY, **env) as opcc:
+            pcef = PcefSimulator("pgw.localdomain", "localdomain", "127.0.0.1",
+                                 opcc.diameter_port, "localdomain")
+            admin = UserAgent("admin", Target("UDP", "127.0.0.1", opcc.sip_port), "ims.test")
+            await admin.start()
+            try:
+                sessions = [await pcef.attach(i, m, ip) for i, m, ip in (CALLER, ABROAD)]
+                uas_port = free_port(ABROAD[2])
+                for user, contact in ((f"+{ABROAD[1]}", f"{ABROAD[2]}:{uas_port}"),
+                                      (f"+{CALLER[1]}", "127.0.0.1:5999")):
+                    assert await register_binding(admin, user, f"sip:{user}@{contact}",
+                                                  "ims.test") == 200
+                target = Target("UDP", "127.0.0.1", opcc.sip_port)
+                (tmp_path / "uas").mkdir()
+                (tmp_path / "uac").mkdir()
+                uas = asyncio.ensure_future(run_sipp(
+                    SCENARIOS / "uas.xml", target, ABROAD[2], uas_port, tmp_path / "uas",
+                    timeout=30))
+                await asyncio.sleep(0.3)
+                code, out = await run_sipp(
+                    SCENARIOS / "uac_released.xml", target, CALLER[2], free_port(CALLER[2]),
+                    tmp_path / "uac", "-s", f"+{ABROAD[1]}", "-key", "caller", f"+{CALLER[1]}",
+                    timeout=30)
+                assert code == 0, out  # the UAC got the network's BYE
+                uas_code, uas_out = await uas
+                assert uas_code == 0, uas_out  # ... and so did the UAS
+                await pcef.wait_for(lambda: all(not s.bearers for s in sessions), timeout=10)
+                engine = create_engine(opcc.database_url)
+                try:
+                    for _ in range(100):
+                        if balance(engine, "alice")[1] == 0:
+                            break
+                        await asyncio.sleep(0.05)
+                    amount, reserved = balance(engine, "alice")
+                    assert 0 <= amount < 3 and reserved == 0
+                    with engine.connect() as conn:
+                        (payload,) = conn.execute(sa.text("select payload from cdr_outbox")
+                                                  ).scalars().all()
+                finally:
+                    engine.dispose()
+                cdr = json.loads(payload)
+                assert cdr["charge"] == 3 - amount
+                assert cdr["causeForRecordClosing"] != "normalRelease"
+            finally:
+                await admin.close()
+                await pcef.close()
 
     asyncio.run(main())
