@@ -113,6 +113,8 @@ class GxApp:
         self.clock = clock
         self.rar_timeout = rar_timeout
         self.af: AfNotifier | None = None
+        # Highest Origin-State-Id seen per PCEF Origin-Host: a higher one means it restarted.
+        self._pcef_epoch: dict[str, int] = {}
 
     def register(self) -> None:
         self.node.add_route(
@@ -126,6 +128,7 @@ class GxApp:
         """After a restart: decide again for every loaded session (a time-of-day boundary may
         have passed while the PCRF was down), which also re-arms their timers."""
         for state in self.store.all_gx():
+            self._note_epoch(state.pcef_host, state.origin_state_id)
             self.scheduler.spawn(self.reevaluate(state, "restart"))
 
     # --- CCR ---------------------------------------------------------------------------------
@@ -152,6 +155,8 @@ class GxApp:
         if state is not None and state.decision is not None:
             # A retransmitted CCR-I: answer from the stored outcome, never establish twice.
             return self._cca_initial(request, state, state.decision)
+        origin_state = request.get("Origin-State-Id")
+        await self._pcef_restarted(request.get("Origin-Host"), origin_state)
         ids = subscription_ids(request)
         imsi = ids.get(SubscriptionIdType.END_USER_IMSI)
         msisdn = ids.get(SubscriptionIdType.END_USER_E164)
@@ -196,6 +201,7 @@ class GxApp:
             event_triggers=frozenset(triggers),
             rat_type=request.get("RAT-Type"),
             ip_can_type=request.get("IP-CAN-Type"),
+            origin_state_id=origin_state,
         )
         await self.store.save_gx(state)
         self._schedule(state, decision)
@@ -298,6 +304,24 @@ class GxApp:
         log.info("gx session down session=%s rx_bound=%d", state.session_id, len(bound))
         if bound and self.af is not None:
             self.af.ip_can_ended(state, bound)
+
+    async def _pcef_restarted(self, host: str, origin_state: int | None) -> None:
+        """A PCEF that restarted lost its IP-CAN sessions (RFC 6733 §8.16): release the ones
+        it opened before, so their AF sessions end and no AAR binds to them any more."""
+        known = self._pcef_epoch.get(host.lower())
+        self._note_epoch(host, origin_state)
+        if origin_state is None or known is None or origin_state <= known:
+            return
+        for state in self.store.all_gx():
+            older = state.origin_state_id is not None and state.origin_state_id < origin_state
+            if older and state.pcef_host.lower() == host.lower():
+                log.info("gx pcef restarted host=%s session=%s", host, state.session_id)
+                await self._release(state)
+
+    def _note_epoch(self, host: str, origin_state: int | None) -> None:
+        if origin_state is not None:
+            key = host.lower()
+            self._pcef_epoch[key] = max(origin_state, self._pcef_epoch.get(key, origin_state))
 
     def _session(self, request: Message) -> GxState:
         state = self.store.gx(request.get("Session-Id"))

@@ -52,6 +52,7 @@ class GxState:
     event_triggers: frozenset[int] = frozenset()
     rat_type: int | None = None
     ip_can_type: int | None = None
+    origin_state_id: int | None = None  # the PCEF's, at CCR-I (RFC 6733 §8.16)
     rx_sessions: set[str] = field(default_factory=set)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False, compare=False)
 
@@ -64,6 +65,7 @@ class GxState:
             "event_triggers": sorted(self.event_triggers),
             "rat_type": self.rat_type,
             "ip_can_type": self.ip_can_type,
+            "origin_state_id": self.origin_state_id,
         }
         return {
             "session_id": self.session_id,
@@ -96,6 +98,7 @@ class GxState:
             event_triggers=frozenset(state.get("event_triggers", ())),
             rat_type=state.get("rat_type"),
             ip_can_type=state.get("ip_can_type"),
+            origin_state_id=state.get("origin_state_id"),
             rx_sessions=rx_sessions,
         )
 

@@ -163,6 +163,7 @@ class Pgw:
         self.rars: asyncio.Queue[Message] = asyncio.Queue()
         self.raa: Callable[[Message], Message] = lambda rar: rar.answer(2001)
         self.delay = 0.0  # seconds before the RAA: beyond the PCRF's timeout = a silent PCEF
+        self.origin_state_id = 1  # RFC 6733 §8.16: incremented when the PGW restarts
         self.peer: Peer | None = None
         self.numbers: dict[str, int] = {}
 
@@ -190,6 +191,7 @@ class Pgw:
                 ("Destination-Realm", REALM),
                 ("CC-Request-Type", kind),
                 ("CC-Request-Number", number),
+                ("Origin-State-Id", self.origin_state_id),
                 *avps,
             ],
         )

@@ -116,6 +116,29 @@ def test_pcef_that_lost_the_session_releases_it(harness: Any, audio: Any) -> Non
     run(harness, body)
 
 
+def test_pcef_restart_releases_its_old_sessions(harness: Any, audio: Any) -> None:
+    async def body(h: Any) -> None:
+        await h.pgw.attach(GX)
+        aaa = asyncio.create_task(h.pcscf.aar(CALL, audio()))
+        await h.pgw.next_rar()
+        assert (await aaa).result_code == 2001
+        h.pgw.origin_state_id = 2  # the PGW rebooted; the UE re-attaches with the same address
+        cca = await h.pgw.attach(GX + ".new")
+        assert cca.get("Result-Code") == 2001
+        asr = await h.pcscf.next_request()  # the old call's AF session is ended
+        assert asr.header.command_code == 274 and asr.session_id == CALL
+        h.pcscf.answer_asa(asr)
+        assert (await h.pcscf.str_(CALL)).result_code == 2001
+        assert h.pgw.rars.empty()  # nothing pushed for the lost session
+        aaa = asyncio.create_task(h.pcscf.aar(CALL + "2", audio()))
+        rar = await h.pgw.next_rar()
+        assert (await aaa).result_code == 2001
+        assert rar.get("Session-Id") == GX + ".new"
+        assert [s.session_id for s in h.pcrf.store.all_gx()] == [GX + ".new"]
+
+    run(harness, body)
+
+
 def test_failed_rule_report_sends_rx_rar_with_specific_action(harness: Any, audio: Any) -> None:
     async def body(h: Any) -> None:
         await h.pgw.attach(GX)
