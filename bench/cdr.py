@@ -47,11 +47,22 @@ T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
 @contextmanager
 def service(env: str, script: str) -> Iterator[str]:
-    """A running service's URL: from ``env``, else started by ``script`` (stopped after)."""
+    """A running service's URL: from ``env``, else started by ``script`` (stopped after, when
+    this benchmark started it; Kafka is shared with concurrent test sessions through a lease)."""
     if os.environ.get(env):
         yield os.environ[env]
         return
     path = str(ROOT / "scripts" / script)
+    if script == "kafka-local.sh":
+        user = str(os.getpid())
+        out = subprocess.run(["bash", path, "acquire", user], capture_output=True, text=True)
+        if out.returncode != 0:
+            raise SystemExit(f"cannot start Kafka: {out.stderr.strip()}")
+        try:
+            yield out.stdout.strip().splitlines()[-1]
+        finally:
+            subprocess.run(["bash", path, "release", user], capture_output=True, check=False)
+        return
     started = subprocess.run(["bash", path, "status"], capture_output=True).returncode != 0
     out = subprocess.run(["bash", path, "start"], capture_output=True, text=True, check=True)
     try:
@@ -197,7 +208,7 @@ def broker_pid() -> int | None:
     """The local script's broker (None for an external OPENPCC_KAFKA_BOOTSTRAP)."""
     if os.environ.get("OPENPCC_KAFKA_BOOTSTRAP"):
         return None
-    port = os.environ.get("OPENPCC_KAFKA_PORT", "59092")
+    port = os.environ.get("OPENPCC_KAFKA_PORT", "29092")
     path = ROOT / ".cache" / "kafka" / f"run-{port}" / "broker.pid"
     return int(path.read_text()) if path.exists() else None
 

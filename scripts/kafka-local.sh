@@ -7,19 +7,25 @@
 #   scripts/kafka-local.sh stop     # SIGTERM (clean shutdown), SIGKILL after 30 s
 #   scripts/kafka-local.sh status   # prints the bootstrap address; exit 1 when not running
 #   scripts/kafka-local.sh wipe     # stop and delete the broker's data (keeps the jars)
+#   scripts/kafka-local.sh acquire PID / release PID
+#       shared use by test sessions and benchmarks (PID = the user's process): acquire starts the
+#       broker if needed and prints the address; release stops it once no user is left alive,
+#       but only if an acquire started it (a broker started with `start` is left running).
 #
-# Environment: OPENPCC_KAFKA_PORT (default 59092; the controller uses port+1),
+# Environment: OPENPCC_KAFKA_PORT (default 29092, the controller uses port+1: below the kernel's
+#              ephemeral port range 32768-60999, so no client socket can hold the port),
 #              OPENPCC_KAFKA_HOME (default <repo>/.cache/kafka).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-PORT="${OPENPCC_KAFKA_PORT:-59092}"
+PORT="${OPENPCC_KAFKA_PORT:-29092}"
 CTRL_PORT="$((PORT + 1))"
 HOME_DIR="${OPENPCC_KAFKA_HOME:-$ROOT/.cache/kafka}"
 LIBS="$HOME_DIR/libs"
 RUN="$HOME_DIR/run-$PORT"
 DATA="$RUN/data"
 PIDFILE="$RUN/broker.pid"
+LEASES="$RUN/leases"
 LOG="$RUN/broker.log"
 BOOTSTRAP="127.0.0.1:$PORT"
 PY="$ROOT/.venv/bin/python"
@@ -27,14 +33,37 @@ PY="$ROOT/.venv/bin/python"
 
 log() { echo "kafka-local: $*" >&2; }
 
+is_broker() {
+    tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF "kafka.Kafka $RUN/server.properties"
+}
+
+# The broker's pid: from the pid file, else found by its unique command line (pid file lost).
 running_pid() {
     local pid
-    [ -f "$PIDFILE" ] || return 1
-    pid="$(cat "$PIDFILE")"
-    kill -0 "$pid" 2>/dev/null || return 1
-    # The pid must still be our broker (pids are recycled).
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "kafka.Kafka $RUN/server.properties" || return 1
-    echo "$pid"
+    if [ -f "$PIDFILE" ]; then
+        pid="$(cat "$PIDFILE")"
+        if kill -0 "$pid" 2>/dev/null && is_broker "$pid"; then
+            echo "$pid"
+            return 0
+        fi
+    fi
+    local match
+    for match in $(grep -laF "$RUN/server.properties" /proc/[0-9]*/cmdline 2>/dev/null); do
+        pid="${match#/proc/}"
+        pid="${pid%/cmdline}"
+        if is_broker "$pid"; then
+            echo "$pid" >"$PIDFILE"
+            echo "$pid"
+            return 0
+        fi
+    done
+    return 1
+}
+
+lock() {
+    mkdir -p "$RUN"
+    exec 9>"$RUN/lock"
+    flock 9
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -104,9 +133,6 @@ EOF
 }
 
 start() {
-    mkdir -p "$RUN"
-    exec 9>"$RUN/lock"
-    flock 9
     local pid
     if pid="$(running_pid)" && admin_ready; then
         echo "$BOOTSTRAP"
@@ -154,12 +180,12 @@ stop() {
     pid="$(running_pid)" || { rm -f "$PIDFILE"; return 0; }
     kill -TERM "$pid"
     for _ in $(seq 1 300); do
-        kill -0 "$pid" 2>/dev/null || { rm -f "$PIDFILE"; return 0; }
+        kill -0 "$pid" 2>/dev/null || { rm -f "$PIDFILE" "$LEASES/.started"; return 0; }
         sleep 0.1
     done
     log "broker did not stop in 30 s; killing it"
     kill -KILL "$pid" 2>/dev/null || true
-    rm -f "$PIDFILE"
+    rm -f "$PIDFILE" "$LEASES/.started"
 }
 
 status() {
@@ -171,10 +197,40 @@ status() {
     fi
 }
 
+acquire() {
+    local user="$1"
+    mkdir -p "$LEASES"
+    if ! running_pid >/dev/null; then
+        start >/dev/null
+        touch "$LEASES/.started"
+    else
+        start >/dev/null
+    fi
+    touch "$LEASES/$user"
+    echo "$BOOTSTRAP"
+}
+
+release() {
+    rm -f "$LEASES/$1"
+    local lease
+    for lease in "$LEASES"/*; do
+        [ -e "$lease" ] || continue
+        if kill -0 "${lease##*/}" 2>/dev/null; then
+            return 0  # another user is still alive
+        fi
+        rm -f "$lease"
+    done
+    if [ -f "$LEASES/.started" ]; then
+        stop
+    fi
+}
+
 case "${1:-}" in
-    start) start ;;
-    stop) stop ;;
+    start) lock; start; rm -f "$LEASES/.started" ;;  # started by hand: left running by release
+    stop) lock; stop ;;
     status) status ;;
-    wipe) stop; rm -rf "$RUN" ;;
-    *) echo "usage: $0 start|stop|status|wipe" >&2; exit 2 ;;
+    wipe) lock; stop; rm -rf "$RUN" ;;
+    acquire) [ -n "${2:-}" ] || { echo "usage: $0 acquire PID" >&2; exit 2; }; lock; acquire "$2" ;;
+    release) [ -n "${2:-}" ] || { echo "usage: $0 release PID" >&2; exit 2; }; lock; release "$2" ;;
+    *) echo "usage: $0 start|stop|status|wipe|acquire PID|release PID" >&2; exit 2 ;;
 esac
