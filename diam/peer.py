@@ -245,7 +245,9 @@ class Peer(FramedProtocol):
                 self._send_dpa(msg)
 
     async def _dpa_after_handlers(self, dpr: Message) -> None:
-        await asyncio.wait(set(self._tasks), timeout=self.node.dpr_grace)
+        running = set(self._tasks)  # may have emptied since the DPR arrived
+        if running:
+            await asyncio.wait(running, timeout=self.node.dpr_grace)
         self._send_dpa(dpr)
 
     def _send_dpa(self, dpr: Message) -> None:
