@@ -182,8 +182,8 @@ class GxApp:
         if decision.monitoring or policy.allowances:
             triggers.add(EventTrigger.USAGE_REPORT)
         if policy.time_variants:
-            # Besides the PCRF's own timer, the PCEF re-asks at each boundary (Revalidation-Time,
-            # TS 29.212 §4.5.9), so a push lost while the PCEF was unreachable is recovered.
+            # Besides the PCRF's own timer, the PCEF re-asks at each boundary (TS 29.212
+            # Revalidation-Time), so a push lost while the PCEF was unreachable is recovered.
             triggers.add(EventTrigger.REVALIDATION_TIMEOUT)
         state = GxState(
             session_id=session_id,
@@ -278,7 +278,7 @@ class GxApp:
 
     async def _rearm(self, state: GxState, used: dict[str, int], now: datetime) -> list[Avp]:
         """New thresholds (what is left of the allowance) for the reported keys, or monitoring
-        off for the keys whose allowance is spent (TS 29.212 §4.5.16)."""
+        off for the keys whose allowance is spent (TS 29.212 usage monitoring control)."""
         policy = self.catalog.apn_policy(state.profile, state.apn)
         if policy is None:
             return []

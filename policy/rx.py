@@ -1,7 +1,7 @@
 """Rx (TS 29.214), PCRF side: AAR initial/modification and STR from the AF (P-CSCF); RAR and ASR
 to the AF when the bearer or the IP-CAN session changes.
 
-* AAR: bind to the Gx session by UE address (+ APN when given, TS 29.213 §8.2), derive one PCC
+* AAR: bind to the Gx session by UE address (+ APN when given; TS 29.213 binding), derive one PCC
   rule per media component (policy.qos), push them by Gx RAR and answer the AAA only once the RAA
   says they are installed. No Gx session → 5065 IP-CAN_SESSION_NOT_AVAILABLE; PCEF refused the
   rules → 5063 REQUESTED_SERVICE_NOT_AUTHORIZED; PCEF unreachable or silent → 5012; the PCEF no
@@ -101,7 +101,7 @@ class RxApp:
             log.info("rx aar refused session=%s code=%d %s", session_id, exc.result_code, exc)
             return self._aaa(request, exc.result_code)
         names = tuple(r.name for r in rules)
-        # A modification re-installs only the rules that changed (TS 29.212 §4.5.2.1: installing
+        # A modification re-installs only the rules that changed (TS 29.212: installing
         # an existing rule name modifies it) and removes the components that went away.
         unchanged = set(derive_rules(session_id, rx.components.values(), self.qos, rx.icid))
         install = [r for r in rules if r not in unchanged]
@@ -115,9 +115,10 @@ class RxApp:
                 # replace the whole set.
                 triggers = triggers | {EventTrigger.SUCCESSFUL_RESOURCE_ALLOCATION}
             extra = [] if triggers == gx.event_triggers else _triggers(triggers)
-            result = await self.gx.push(gx, install=install, remove=remove, extra=extra)
-            if not result.ok:
-                return self._aaa(request, _failure(result.code))
+            if install or remove or extra:  # a re-INVITE with the same SDP changes nothing
+                result = await self.gx.push(gx, install=install, remove=remove, extra=extra)
+                if not result.ok:
+                    return self._aaa(request, _failure(result.code))
             if gx.served_by == self.store.origin_host and self.store.gx(gx.session_id) is not gx:
                 # The IP-CAN session ended (CCR-T) while the RAR was out.
                 return self._aaa(request, RC.IP_CAN_SESSION_NOT_AVAILABLE)

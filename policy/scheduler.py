@@ -1,5 +1,5 @@
 """Background work of the PCRF: one timer per key on the event loop (a Gx session is re-decided
-at its next time-of-day boundary, TS 29.212 §4.5.8 PCRF-initiated re-authorisation), and
+at its next time-of-day boundary, PCRF-initiated re-authorisation, TS 29.212), and
 fire-and-forget tasks (ASR/RAR to AFs) that are awaited on shutdown."""
 
 from __future__ import annotations

@@ -192,7 +192,7 @@ class SessionStore:
         return list(self._gx.values())
 
     async def find_gx(self, ipv4: str | None, ipv6: str | None, apn: str | None) -> GxState | None:
-        """The IP-CAN session bound to the UE address (TS 29.213 §8.2 binding), APN-checked."""
+        """The IP-CAN session bound to the UE address (TS 29.213 binding mechanism), APN-checked."""
         sid = self._by_ipv4.get(ipv4) if ipv4 else None
         if sid is None and ipv6:
             sid = self._by_ipv6.get(_slash64(ipv6))

@@ -106,7 +106,7 @@ def default_bearer_qos(qci: int, arp: Arp) -> Avp:
 
 
 def apn_ambr(ambr: Ambr) -> Avp:
-    """QoS-Information carrying only the APN-AMBR (TS 29.212 §4.5.5.4)."""
+    """QoS-Information carrying only the APN-AMBR (TS 29.212 APN-AMBR provisioning)."""
     return Avp.new(
         "QoS-Information",
         [("APN-Aggregate-Max-Bitrate-UL", ambr.ul), ("APN-Aggregate-Max-Bitrate-DL", ambr.dl)],
@@ -176,7 +176,7 @@ def monitoring_avps(grants: Iterable[MonitoringGrant]) -> list[Avp]:
 
 
 def monitoring_off(keys: Iterable[str]) -> list[Avp]:
-    """Stop monitoring spent keys (Usage-Monitoring-Support DISABLED, TS 29.212 §4.5.16)."""
+    """Stop monitoring spent keys (Usage-Monitoring-Support DISABLED, TS 29.212)."""
     return [
         Avp.new(
             "Usage-Monitoring-Information",

@@ -64,6 +64,9 @@ def test_aar_modification_adds_holds_and_removes(harness: Any, audio: Any, kit: 
         rules = installed(rar)
         assert set(rules) == {voice} and rules[voice].get("Flow-Status") == 3
         assert rules[voice].first("QoS-Information").get("Guaranteed-Bitrate-UL") == 43_600
+        # The same SDP again (a refresh re-INVITE): answered without bothering the PGW.
+        assert (await h.pcscf.aar(CALL, kit.component(1, flow_status=3))).result_code == 2001
+        assert h.pgw.rars.empty()
         # Video dropped: Flow-Status REMOVED removes its rule, nothing else.
         rar = await authorise(h, kit.component(2, flow_status=4))
         assert removed(rar) == [vid] and not installed(rar)
