@@ -64,21 +64,44 @@ class Processor:
             conn, sorted({c.session_id for c in ccrs} | set(session_ids))
         )
         keys = list(accounts.values())
+        wanted = [
+            c.subscription_ids
+            for c in ccrs
+            if c.request_type in (RequestType.INITIAL, RequestType.EVENT)
+            and c.subscription_ids not in ctx.subscriptions
+        ]
+        if wanted:
+            ctx.subscriptions.update(store.find_subscriptions(conn, wanted))
         for ccr in ccrs:
-            if ccr.request_type in (RequestType.INITIAL, RequestType.EVENT):
-                if ccr.subscription_ids not in ctx.subscriptions:
-                    ctx.subscriptions[ccr.subscription_ids] = store.find_subscription(
-                        conn, ccr.subscription_ids
-                    )
-                sub = ctx.subscriptions[ccr.subscription_ids]
-                if sub is not None:
-                    keys.append(sub.account_id)
+            sub = ctx.subscriptions.get(ccr.subscription_ids)
+            if sub is not None and ccr.request_type in (RequestType.INITIAL, RequestType.EVENT):
+                keys.append(sub.account_id)
         return keys
 
     def load(self, conn: Connection, ledger: Ledger, ctx: BatchContext, accounts: list[int],
-             session_ids: Sequence[str]) -> None:  # fmt: skip
-        """Read the batch's state under the locks."""
+             session_ids: Sequence[str], ccrs: Sequence[CreditControlRequest]) -> None:  # fmt: skip
+        """Read the batch's state under the locks, and insert the sessions its new CCR-Is open
+        (one statement for all of them)."""
         ctx.load(conn, ledger, session_ids, accounts)
+        opening: dict[str, tuple[CreditControlRequest, store.Subscription]] = {}
+        for ccr in ccrs:
+            sub = ctx.subscriptions.get(ccr.subscription_ids)
+            if (
+                ccr.request_type is RequestType.INITIAL
+                and (ccr.session_id, ccr.request_number) not in ctx.outcomes
+                and ccr.session_id not in ctx.states
+                and ccr.session_id not in opening
+                and sub is not None
+                and sub.status == "active"
+                and sub.tariff in self.config.tariffs
+            ):
+                opening[ccr.session_id] = (ccr, sub)
+        rows = store.insert_sessions(
+            conn, [self._session_values(ccr, sub, ctx.now) for ccr, sub in opening.values()]
+        )
+        for row, (_, sub) in zip(rows, opening.values(), strict=True):
+            ctx.opened(row, sub)
+            ctx.fresh.add(row["session_id"])
 
     def flush(self, conn: Connection, ledger: Ledger, ctx: BatchContext) -> None:
         ctx.flush(conn, ledger)
@@ -123,32 +146,14 @@ class Processor:
             return Outcome(ResultCode.USER_UNKNOWN), 2
         if sub.status != "active":
             return Outcome(ResultCode.END_USER_SERVICE_DENIED), 2
-        if ccr.session_id in ctx.states:
-            return _invalid(request, "CC-Request-Type", "session already exists"), 2
         plan = self.config.tariffs.get(sub.tariff)
         if plan is None:
             return Outcome(ResultCode.RATING_FAILED, error_message="tariff not loaded"), 2
+        if ccr.session_id not in ctx.fresh:
+            return _invalid(request, "CC-Request-Type", "session already exists"), 2
+        ctx.fresh.discard(ccr.session_id)
         now = ctx.now
-        events = all(s.requested is not None and _is_event(s) for s in ccr.services)
-        row = store.insert_session(
-            conn,
-            session_id=ccr.session_id,
-            subscriber_id=sub.subscriber_id,
-            account_id=sub.account_id,
-            state="open",
-            charging_type="ECUR" if events else "SCUR",
-            last_request_number=ccr.request_number,
-            origin_host=ccr.origin_host,
-            origin_realm=ccr.origin_realm,
-            service_context_id=ccr.service_context_id,
-            subscription_id=ccr.subscription_ids[0][1][:255],
-            service_information=_service_information(ccr),
-            node_id=self.config.node_id,
-            opened_at=now,
-            updated_at=now,
-            expires_at=self._expiry(now),
-        )
-        state = ctx.opened(row, sub)
+        state = ctx.states[ccr.session_id]
         outcome = self._serve(conn, ledger, ctx, ccr, state, plan, terminating=False)
         if outcome.result_code != ResultCode.SUCCESS:
             # A failed CCA-I ends the session at the client (RFC 4006 §5.2); nothing was used.
@@ -418,6 +423,28 @@ class Processor:
         )  # fmt: skip
 
     # -- helpers ------------------------------------------------------------------------------
+    def _session_values(
+        self, ccr: CreditControlRequest, sub: store.Subscription, now: datetime
+    ) -> dict[str, Any]:
+        events = all(s.requested is not None and _is_event(s) for s in ccr.services)
+        return {
+            "session_id": ccr.session_id,
+            "subscriber_id": sub.subscriber_id,
+            "account_id": sub.account_id,
+            "state": "open",
+            "charging_type": "ECUR" if events else "SCUR",
+            "last_request_number": ccr.request_number,
+            "origin_host": ccr.origin_host,
+            "origin_realm": ccr.origin_realm,
+            "service_context_id": ccr.service_context_id,
+            "subscription_id": ccr.subscription_ids[0][1][:255],
+            "service_information": _service_information(ccr),
+            "node_id": self.config.node_id,
+            "opened_at": now,
+            "updated_at": now,
+            "expires_at": self._expiry(now),
+        }
+
     def _expiry(self, now: datetime) -> datetime:
         return now + timedelta(seconds=self.config.validity_time + self.config.sweep_grace)
 

@@ -100,7 +100,8 @@ class _Batch:
     def load(self, conn: Connection, ledger: Ledger, ctx: BatchContext, accounts: list[int],
              works: list[Any]) -> None:  # fmt: skip
         sids = [w.ccr.session_id if isinstance(w, _CcrWork) else w.session_id for w in works]
-        self.processor.load(conn, ledger, ctx, accounts, sids)
+        ccrs = [w.ccr for w in works if isinstance(w, _CcrWork)]
+        self.processor.load(conn, ledger, ctx, accounts, sids, ccrs)
 
     def flush(self, conn: Connection, ledger: Ledger, ctx: BatchContext) -> None:
         self.processor.flush(conn, ledger, ctx)

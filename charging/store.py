@@ -75,20 +75,39 @@ def _subscription_query() -> sa.Select[Any]:
     )
 
 
+def find_subscriptions(
+    conn: Connection, requests: list[tuple[tuple[int, str], ...]]
+) -> dict[tuple[tuple[int, str], ...], Subscription | None]:
+    """For each request's Subscription-Ids, the subscriber the first matching one names, all in
+    one query."""
+    wanted = {
+        ids: [key for id_type, data in ids for key in identities.lookup_keys(id_type, data)]
+        for ids in requests
+    }
+    keys = sorted({key for ks in wanted.values() for key in ks})
+    found: dict[tuple[str, str], Subscription] = {}
+    if keys:
+        query = (
+            _subscription_query()
+            .add_columns(
+                identities_t.c.kind.label("id_kind"), identities_t.c.value.label("id_value")
+            )
+            .join(identities_t, identities_t.c.subscriber_id == subscribers_t.c.id)
+            .where(sa.tuple_(identities_t.c.kind, identities_t.c.value).in_(keys))
+        )
+        for row in conn.execute(query):
+            values = row._asdict()
+            key = (values.pop("id_kind"), values.pop("id_value"))
+            values["restriction_filter_rules"] = tuple(values["restriction_filter_rules"] or ())
+            found[key] = Subscription(**values)
+    return {ids: next((found[k] for k in ks if k in found), None) for ids, ks in wanted.items()}
+
+
 def find_subscription(
     conn: Connection, subscription_ids: tuple[tuple[int, str], ...]
 ) -> Subscription | None:
     """The subscriber any of the Subscription-Ids names (first match in request order)."""
-    for id_type, data in subscription_ids:
-        for kind, value in identities.lookup_keys(id_type, data):
-            row = conn.execute(
-                _subscription_query()
-                .join(identities_t, identities_t.c.subscriber_id == subscribers_t.c.id)
-                .where(identities_t.c.kind == kind, identities_t.c.value == value)
-            ).first()
-            if row is not None:
-                return _subscription(row)
-    return None
+    return find_subscriptions(conn, [subscription_ids])[subscription_ids]
 
 
 # -- sessions ------------------------------------------------------------------------------
@@ -127,9 +146,20 @@ def sessions_with_subscriptions(conn: Connection, session_ids: list[str]) -> lis
 
 def insert_session(conn: Connection, **values: Any) -> dict[str, Any]:
     """Insert a session row; returns it (with its id) as a dict."""
-    pk = conn.execute(sessions_t.insert().values(**values).returning(sessions_t.c.id))
-    return {"id": int(pk.scalar_one()), "closed_at": None, "close_cause": None,
-            "cdr_sequence": 0, **values}  # fmt: skip
+    return insert_sessions(conn, [values])[0]
+
+
+def insert_sessions(conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Insert session rows in one statement; returns them with their ids, in order."""
+    if not rows:
+        return []
+    result = conn.execute(
+        sessions_t.insert().returning(sessions_t.c.id, sort_by_parameter_order=True), rows
+    )
+    return [
+        {"closed_at": None, "close_cause": None, "cdr_sequence": 0, **values, "id": int(pk)}
+        for values, pk in zip(rows, result.scalars().all(), strict=True)
+    ]
 
 
 def expired_sessions(conn: Connection, now: datetime, limit: int) -> list[tuple[str, int]]:

@@ -77,6 +77,8 @@ class BatchContext:
         default_factory=dict
     )
     states: dict[str, SessionState] = field(default_factory=dict)
+    #: Sessions inserted for this batch's CCR-Is, not yet taken by their request.
+    fresh: set[str] = field(default_factory=set)
     wallets: dict[int, Wallet] = field(default_factory=dict)
     outbox: list[dict[str, Any]] = field(default_factory=list)
     _dropped: list[int] = field(default_factory=list)
