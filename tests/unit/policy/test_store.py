@@ -1,0 +1,104 @@
+"""Session state persistence: rows round-trip, the group-commit writer batches and isolates
+failures, and upserts of one key in one batch keep the last row."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import sqlalchemy as sa
+
+from openpcc.database import create_engine, upgrade
+from policy import provisioning
+from policy.decision import Ambr, Decision, MonitoringGrant
+from policy.qos import Arp, FlowStatus, FlowUsage, MediaComponent, MediaSubComponent, MediaType
+from policy.store import GX, GroupCommitWriter, GxState, RxState, SessionStore, Upsert
+
+SPEC = {
+    "profiles": [{"name": "p", "apns": [{"apn": "ims", "qci": 5, "arp": {"priority": 1},
+                                         "ambr": {"ul": 1, "dl": 1}}]}],
+    "subscribers": [{"imsi": "001010000000001", "profile": "p"}],
+}  # fmt: skip
+
+
+@pytest.fixture
+def engine(database_url: str) -> sa.Engine:
+    """SQLite, then PostgreSQL (which refuses one statement upserting a row twice)."""
+    engine = create_engine(database_url)
+    upgrade(engine)
+    provisioning.apply(engine, provisioning.PolicyProvisioning.model_validate(SPEC))
+    yield engine
+    engine.dispose()
+
+
+def gx_state(sid: str = "gx1", ip: str = "10.0.0.1") -> GxState:
+    decision = Decision(5, Arp(1, True, False), Ambr(1, 2), frozenset({"r"}), frozenset({"b"}),
+                        (MonitoringGrant("k", 10),), ("time:night",))  # fmt: skip
+    return GxState(sid, 1, "p", "001010000000001", "4917", "ims", ip, "2001:db8::/64",
+                   "pgw", "realm", "me", decision, frozenset({2, 7}), 1004, 5, 3)  # fmt: skip
+
+
+def test_sessions_survive_a_new_store(engine: sa.Engine) -> None:
+    comp = MediaComponent(1, MediaType.AUDIO, 41_000, 41_000, 41_000, 41_000, 2_000, 600,
+                          FlowStatus.ENABLED, ("uplink\noffer\nm=audio 1 RTP/AVP 0",),
+                          (MediaSubComponent(1, ("permit out 17 from any to 10.0.0.1 1",),
+                                             FlowUsage.RTCP),))  # fmt: skip
+
+    async def scenario() -> None:
+        store = SessionStore(engine, "me")
+        gx = gx_state()
+        await store.save_gx(gx)
+        rx = RxState("rx1", "gx1", "pcscf", "ims", {1: comp}, ("af-x-1",), frozenset({2, 8}),
+                     b"\x01\x02")  # fmt: skip
+        await store.save_rx(gx, rx)
+        again = SessionStore(engine, "me")
+        await again.load()
+        loaded = again.gx("gx1")
+        assert loaded is not None
+        assert loaded.decision == gx.decision and loaded.event_triggers == gx.event_triggers
+        assert (loaded.rat_type, loaded.ip_can_type, loaded.origin_state_id) == (1004, 5, 3)
+        assert loaded.rx_sessions == {"rx1"}
+        (rx_loaded,) = again.rx_of(loaded)
+        assert rx_loaded == rx
+        assert await again.find_gx(None, "2001:db8::abcd", "IMS") is loaded  # by /64, APN case
+        assert await again.find_gx("10.0.0.1", None, "internet") is None  # wrong APN
+        # Another process's view: not cached (served_by differs), found in the database.
+        other = SessionStore(engine, "someone-else")
+        await other.load()
+        assert other.gx("gx1") is None
+        found = await other.find_gx("10.0.0.1", None, None)
+        assert found is not None and found.session_id == "gx1" and found.served_by == "me"
+        bound = await again.delete_gx(loaded)
+        assert [r.session_id for r in bound] == ["rx1"]
+        assert await other.find_gx("10.0.0.1", None, None) is None
+
+    asyncio.run(scenario())
+
+
+def test_writer_batches_and_isolates_a_failing_write(engine: sa.Engine) -> None:
+    async def scenario() -> None:
+        writer = GroupCommitWriter(engine)
+        rows = [gx_state(f"s{i}", f"10.0.1.{i}").row() for i in range(20)]
+
+        def boom(conn: sa.Connection) -> None:
+            raise RuntimeError("bad write")
+
+        ops = [writer.run(Upsert(GX, GX.c.session_id, r)) for r in rows]
+        ops.insert(7, writer.run(boom))
+        # The same key twice in one batch: the last row wins.
+        ops.append(writer.run(Upsert(GX, GX.c.session_id, {**rows[0], "apn": "changed"})))
+        results = await asyncio.gather(*ops, return_exceptions=True)
+        assert [type(r).__name__ for r in results].count("RuntimeError") == 1
+        with engine.connect() as conn:
+            apns = dict(conn.execute(sa.select(GX.c.session_id, GX.c.apn)).all())
+        assert len(apns) == 20 and apns["s0"] == "changed" and apns["s1"] == "ims"
+        # A clean batch with a key written twice goes out as one executemany, last row kept.
+        await asyncio.gather(*(
+            writer.run(Upsert(GX, GX.c.session_id, {**rows[i % 3], "apn": f"v{i}"}))
+            for i in range(6)
+        ))  # fmt: skip
+        with engine.connect() as conn:
+            apns = dict(conn.execute(sa.select(GX.c.session_id, GX.c.apn)).all())
+        assert (apns["s0"], apns["s1"], apns["s2"]) == ("v3", "v4", "v5")
+
+    asyncio.run(scenario())
