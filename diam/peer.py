@@ -419,9 +419,11 @@ class Peer(FramedProtocol):
                 )
             answer = error_answer(request, code)
             add_error_details(answer, failed, text)
-        elif not isinstance(answer, Message):
+        elif not isinstance(answer, Message) or answer.is_request:
             log(logging.ERROR, "handler_no_answer", peer=self.origin_host, result=repr(answer))
             answer = error_answer(request, ResultCode.UNABLE_TO_COMPLY)
+        else:  # the answer travels back with the request's ids (RFC 6733 §3), whoever built it
+            answer.hop_by_hop, answer.end_to_end = request.hop_by_hop, request.end_to_end
         self._write_answer(answer, request.application_id, request.command_code, started, request)
 
     def _reply_error(

@@ -429,3 +429,29 @@ def test_a_message_of_exactly_1_mib_is_served(dk):
         await node.close(0.2)
 
     dk.run(main)
+
+
+def test_hand_built_answers_get_the_request_ids_and_a_request_is_not_an_answer(dk):
+    async def main():
+        node = dk.make_node()
+
+        @node.route(APP_CREDIT_CONTROL, CMD_CREDIT_CONTROL)
+        async def hand_built(request, peer):
+            if request.get("Session-Id") == "s;request":
+                return dk.ccr("s;oops")  # a request is no answer: 5012
+            return Message(CMD_CREDIT_CONTROL, APP_CREDIT_CONTROL, 0x40).add(
+                ("Session-Id", request.get("Session-Id")), ("Result-Code", 2001)
+            )
+
+        _, port = await node.listen("127.0.0.1", 0)
+        peer = await dk.RawPeer.connect(port)
+        await peer.open()
+        answer = await peer.request(dk.ccr("s;manual"))  # asserts the H2H/E2E match
+        assert answer.get("Result-Code") == 2001
+        assert answer.get("Origin-Host") == "server.test"
+        answer = await peer.request(dk.ccr("s;request"))
+        assert answer.get("Result-Code") == ResultCode.UNABLE_TO_COMPLY
+        assert not answer.is_request
+        await node.close(0.2)
+
+    dk.run(main)
