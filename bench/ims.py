@@ -67,34 +67,71 @@ async def run(rate: int, calls: int, hold_ms: int, workdir: Path) -> dict[str, A
     engine = create_engine(f"sqlite:///{workdir / 'bench.db'}")
     upgrade(engine)
     plan = load_plan(str(ROOT / "examples" / "tariff.yaml"))
-    apply_charging(engine, ProvisioningFile.model_validate({
-        "plans": [{"name": "prepaid", "tariff": plan.name}],
-        "accounts": [{"name": "alice", "currency": "EUR",
-                      "balances": [{"name": "main", "amount": 10**9}]}],
-        "subscribers": [{"name": "alice", "account": "alice", "plan": "prepaid",
-                         "msisdn": [CALLER[1]]}]}))
-    policy_provisioning.apply(engine, policy_provisioning.PolicyProvisioning.model_validate({
-        "profiles": [{"name": "volte", "apns": [{"apn": "ims", "qci": 5, "arp": {"priority": 1},
-                                                  "ambr": {"ul": 256_000, "dl": 256_000}}]}],
-        "subscribers": [{"imsi": imsi, "msisdn": msisdn, "profile": "volte"}
-                        for imsi, msisdn, _ in (CALLER, CALLEE)]}))
+    apply_charging(
+        engine,
+        ProvisioningFile.model_validate(
+            {
+                "plans": [{"name": "prepaid", "tariff": plan.name}],
+                "accounts": [
+                    {
+                        "name": "alice",
+                        "currency": "EUR",
+                        "balances": [{"name": "main", "amount": 10**9}],
+                    }
+                ],
+                "subscribers": [
+                    {"name": "alice", "account": "alice", "plan": "prepaid", "msisdn": [CALLER[1]]}
+                ],
+            }
+        ),
+    )
+    policy_provisioning.apply(
+        engine,
+        policy_provisioning.PolicyProvisioning.model_validate(
+            {
+                "profiles": [
+                    {
+                        "name": "volte",
+                        "apns": [
+                            {
+                                "apn": "ims",
+                                "qci": 5,
+                                "arp": {"priority": 1},
+                                "ambr": {"ul": 256_000, "dl": 256_000},
+                            }
+                        ],
+                    }
+                ],
+                "subscribers": [
+                    {"imsi": imsi, "msisdn": msisdn, "profile": "volte"}
+                    for imsi, msisdn, _ in (CALLER, CALLEE)
+                ],
+            }
+        ),
+    )
     gx_rx = frozenset({(APP_GX, VENDOR_3GPP), (APP_RX, VENDOR_3GPP)})
     pcrf_node = Node(LocalIdentity("pcrf.bench", "bench", applications=gx_rx), PeerPolicy())
     pcrf = Pcrf(pcrf_node, engine, PcrfConfig())
     await pcrf.start()
     _, pcrf_port = await pcrf_node.listen("127.0.0.1", 0)
-    ocs = OcsApplication(engine, OcsConfig(tariffs={plan.name: plan}, node_id="ocs.bench"),
-                         sweep_interval=0)
+    ocs = OcsApplication(
+        engine, OcsConfig(tariffs={plan.name: plan}, node_id="ocs.bench"), sweep_interval=0
+    )
     ro = frozenset({(APP_CREDIT_CONTROL, VENDOR_3GPP)})
     ocs_node = Node(LocalIdentity("ocs.bench", "bench", applications=ro), PeerPolicy())
     ocs.install(ocs_node.router, [ocs_node])
     await ocs.start()
     _, ocs_port = await ocs_node.listen("127.0.0.1", 0)
     pcef = PcefSimulator("pgw.bench", "bench", "127.0.0.1", pcrf_port, "bench")
-    ims = ImsService(ImsConfig(core=CoreConfig(domain=DOMAIN, host="127.0.0.1", port=0),
-                               origin_host="cscf.bench", origin_realm="bench",
-                               pcrf=DiameterPeer("127.0.0.1", pcrf_port, "bench"),
-                               ocs=DiameterPeer("127.0.0.1", ocs_port, "bench")))
+    ims = ImsService(
+        ImsConfig(
+            core=CoreConfig(domain=DOMAIN, host="127.0.0.1", port=0),
+            origin_host="cscf.bench",
+            origin_realm="bench",
+            pcrf=DiameterPeer("127.0.0.1", pcrf_port, "bench"),
+            ocs=DiameterPeer("127.0.0.1", ocs_port, "bench"),
+        )
+    )
     await ims.start()
     latency = _DiameterLatency()
     for link in ims.links:
@@ -108,20 +145,64 @@ async def run(rate: int, calls: int, hold_ms: int, workdir: Path) -> dict[str, A
         await _register(ims, f"+{CALLER[1]}", "sip:caller@127.0.0.1:5999")
         core = f"127.0.0.1:{ims.core.port}"
         timeout = str(int(calls / rate + hold_ms / 1000 + 30))
-        common = ["-t", "u1", "-m", str(calls), "-timeout", f"{timeout}s", "-nostdin",
-                  "-s", f"+{CALLEE[1]}"]
+        common = [
+            "-t",
+            "u1",
+            "-m",
+            str(calls),
+            "-timeout",
+            f"{timeout}s",
+            "-nostdin",
+            "-s",
+            f"+{CALLEE[1]}",
+        ]
         uas = await asyncio.create_subprocess_exec(
-            "sipp", core, "-sf", str(SCENARIOS / "uas.xml"), "-i", "127.0.0.2", "-mi",
-            "127.0.0.2", "-p", str(uas_port), *common, cwd=workdir,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+            "sipp",
+            core,
+            "-sf",
+            str(SCENARIOS / "uas.xml"),
+            "-i",
+            "127.0.0.2",
+            "-mi",
+            "127.0.0.2",
+            "-p",
+            str(uas_port),
+            *common,
+            cwd=workdir,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
         await asyncio.sleep(0.3)
         started = time.monotonic()
         uac = await asyncio.create_subprocess_exec(
-            "sipp", core, "-sf", str(SCENARIOS / "uac.xml"), "-i", "127.0.0.1", "-mi",
-            "127.0.0.1", "-p", str(_free_port("127.0.0.1")), "-r", str(rate), "-l",
-            str(rate * 4), "-d", str(hold_ms), "-key", "caller", f"+{CALLER[1]}",
-            "-trace_rtt", "-rtt_freq", "1", "-trace_err", *common, cwd=workdir,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+            "sipp",
+            core,
+            "-sf",
+            str(SCENARIOS / "uac.xml"),
+            "-i",
+            "127.0.0.1",
+            "-mi",
+            "127.0.0.1",
+            "-p",
+            str(_free_port("127.0.0.1")),
+            "-r",
+            str(rate),
+            "-l",
+            str(rate * 4),
+            "-d",
+            str(hold_ms),
+            "-key",
+            "caller",
+            f"+{CALLER[1]}",
+            "-trace_rtt",
+            "-rtt_freq",
+            "1",
+            "-trace_err",
+            *common,
+            cwd=workdir,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
         await uac.wait()
         elapsed = time.monotonic() - started
         await asyncio.wait_for(uas.wait(), 30)
@@ -129,11 +210,14 @@ async def run(rate: int, calls: int, hold_ms: int, workdir: Path) -> dict[str, A
         bearers_left = sum(len(s.bearers) for s in pcef.sessions.values())
         causes = Counter(call.end_cause for call in ims.core.ended)
         return {
-            "calls": float(calls), "successful": float(len(delays)),
+            "calls": float(calls),
+            "successful": float(len(delays)),
             "attempts_per_s": calls / max(elapsed - hold_ms / 1000, 1e-9),
             "setup_p50_ms": statistics.median(delays) if delays else float("nan"),
-            "setup_p99_ms": _percentile(delays, 99), "uac_exit": float(uac.returncode or 0),
-            "bearers_left": float(bearers_left), "causes": dict(causes),
+            "setup_p99_ms": _percentile(delays, 99),
+            "uac_exit": float(uac.returncode or 0),
+            "bearers_left": float(bearers_left),
+            "causes": dict(causes),
             "diameter": latency.summary(),
         }
     finally:
@@ -161,11 +245,14 @@ class _DiameterLatency:
         started = self.pending.pop(key, None)
         if started is not None:
             self.samples.setdefault(diameter_label(message).rsplit(" ", 1)[0], []).append(
-                (time.monotonic() - started) * 1000)
+                (time.monotonic() - started) * 1000
+            )
 
     def summary(self) -> dict[str, tuple[float, float]]:
-        return {name: (statistics.median(v), _percentile(sorted(v), 99))
-                for name, v in sorted(self.samples.items())}
+        return {
+            name: (statistics.median(v), _percentile(sorted(v), 99))
+            for name, v in sorted(self.samples.items())
+        }
 
 
 def _rtts(workdir: Path) -> list[float]:
@@ -208,11 +295,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-ims-") as tmp:
         result = asyncio.run(run(args.rate, args.calls, args.hold_ms, Path(tmp)))
     print(f"offered {args.rate} calls/s, {args.calls} calls, hold {args.hold_ms} ms")
-    print(f"successful calls        {result['successful']:.0f}/{result['calls']:.0f}"
-          f"  (SIPp UAC exit {result['uac_exit']:.0f})")
+    print(
+        f"successful calls        {result['successful']:.0f}/{result['calls']:.0f}"
+        f"  (SIPp UAC exit {result['uac_exit']:.0f})"
+    )
     print(f"call attempts/s         {result['attempts_per_s']:.1f}")
-    print(f"setup delay p50 / p99   {result['setup_p50_ms']:.1f} / "
-          f"{result['setup_p99_ms']:.1f} ms  (INVITE → 200, UAS answers at once)")
+    print(
+        f"setup delay p50 / p99   {result['setup_p50_ms']:.1f} / "
+        f"{result['setup_p99_ms']:.1f} ms  (INVITE → 200, UAS answers at once)"
+    )
     print(f"dedicated bearers left  {result['bearers_left']:.0f}")
     print(f"call end causes         {result['causes']}")
     for name, (p50, p99) in result["diameter"].items():

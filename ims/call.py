@@ -95,8 +95,9 @@ class CallHooks:
         return None
 
 
-def in_dialog_request(method: str, call: Call, towards_callee: bool, via: str,
-                      reason: str | None = None) -> Request:
+def in_dialog_request(
+    method: str, call: Call, towards_callee: bool, via: str, reason: str | None = None
+) -> Request:
     """A proxy-originated request inside the call's dialog (network-initiated BYE, §16 and
     TS 24.229 §5.2.8.1.2: the P-CSCF releases both legs itself)."""
     sender, receiver = (call.caller, call.callee) if towards_callee else (call.callee, call.caller)

@@ -27,7 +27,7 @@ class ChargingVector:
 
     def __str__(self) -> str:
         value = self.icid
-        if any(ch in value for ch in ";, \"") or not value:
+        if any(ch in value for ch in ';, "') or not value:
             value = '"' + value.replace('"', "") + '"'
         return f"icid-value={value}{format_params(self.params)}"
 

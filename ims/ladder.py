@@ -12,9 +12,17 @@ from ims.sip.message import Message as SipMessage
 from ims.sip.message import Request
 from ims.sip.transaction import Target
 
-_COMMANDS = {(16777236, 265): "AA", (16777236, 275): "ST", (16777236, 274): "AS",
-             (16777236, 258): "RA", (4, 272): "CC", (4, 258): "RA", (4, 274): "AS",
-             (16777238, 272): "CC", (16777238, 258): "RA"}
+_COMMANDS = {
+    (16777236, 265): "AA",
+    (16777236, 275): "ST",
+    (16777236, 274): "AS",
+    (16777236, 258): "RA",
+    (4, 272): "CC",
+    (4, 258): "RA",
+    (4, 274): "AS",
+    (16777238, 272): "CC",
+    (16777238, 258): "RA",
+}
 _APPS = {16777236: "Rx", 4: "Ro", 16777238: "Gx"}
 _CC_TYPES = {1: "-I", 2: "-U", 3: "-T", 4: "-E"}
 
@@ -22,8 +30,7 @@ _CC_TYPES = {1: "-I", 2: "-U", 3: "-T", 4: "-E"}
 def diameter_label(message: DiameterMessage) -> str:
     """``Rx AAR``, ``Ro CCR-I``, ``Ro CCA-I 2001`` ..."""
     app = _APPS.get(message.application_id, str(message.application_id))
-    base = _COMMANDS.get((message.application_id, message.command_code),
-                         str(message.command_code))
+    base = _COMMANDS.get((message.application_id, message.command_code), str(message.command_code))
     kind = _CC_TYPES.get(message.get("CC-Request-Type") or 0, "") if base == "CC" else ""
     if message.is_request:
         return f"{app} {base}R{kind}"

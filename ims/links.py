@@ -15,8 +15,9 @@ log = logging.getLogger("openpcc.ims")
 
 
 class PeerLink:
-    def __init__(self, node: Node, host: str, port: int, realm: str,
-                 connect_timeout: float = 3.0) -> None:
+    def __init__(
+        self, node: Node, host: str, port: int, realm: str, connect_timeout: float = 3.0
+    ) -> None:
         self.node = node
         self.host = host
         self.port = port
@@ -38,10 +39,15 @@ class PeerLink:
             return self.peer
         async with self._lock:
             if not self.is_open:
-                self.peer = await self.node.connect(self.host, self.port,
-                                                    timeout=self.connect_timeout)
-                log.info("event=diameter_connected peer=%s:%s host=%s", self.host, self.port,
-                         self.peer.origin_host)
+                self.peer = await self.node.connect(
+                    self.host, self.port, timeout=self.connect_timeout
+                )
+                log.info(
+                    "event=diameter_connected peer=%s:%s host=%s",
+                    self.host,
+                    self.port,
+                    self.peer.origin_host,
+                )
         assert self.peer is not None
         return self.peer
 

@@ -53,8 +53,16 @@ class LocationService:
             self._bindings.pop(aor, None)
         return sorted(current.values(), key=lambda b: (-b.q, -b.registered_at))
 
-    def update(self, aor: str, contact: SipUri, expires: int, call_id: str, cseq: int,
-               source: Target, q: float = 1.0) -> None:
+    def update(
+        self,
+        aor: str,
+        contact: SipUri,
+        expires: int,
+        call_id: str,
+        cseq: int,
+        source: Target,
+        q: float = 1.0,
+    ) -> None:
         """Add, refresh (same contact) or remove (expires 0) one binding."""
         key = _contact_key(contact)
         table = self._bindings.setdefault(aor, {})
@@ -67,8 +75,10 @@ class LocationService:
             self._bindings.pop(aor, None)
 
     def find(self, aor: str, contact: SipUri) -> Binding | None:
-        return next((b for b in self.bindings(aor) if _contact_key(b.contact) ==
-                     _contact_key(contact)), None)
+        return next(
+            (b for b in self.bindings(aor) if _contact_key(b.contact) == _contact_key(contact)),
+            None,
+        )
 
     def remove_all(self, aor: str) -> None:
         self._bindings.pop(aor, None)

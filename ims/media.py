@@ -94,14 +94,17 @@ def _session_attr(session: SessionDescription, name: str) -> str | None:
 
 def _direction(media: Media, session: SessionDescription) -> str:
     return media.direction or next(
-        (k for k, _ in session.attributes if k in ("sendonly", "recvonly", "inactive")),
-        "sendrecv")
+        (k for k, _ in session.attributes if k in ("sendonly", "recvonly", "inactive")), "sendrecv"
+    )
 
 
 def _flow_status(ue_direction: str) -> RxFlowStatus:
     """From the UE's own SDP direction (TS 29.213 §6.2, Flow-Status derivation)."""
-    return {"sendonly": RxFlowStatus.ENABLED_UPLINK, "recvonly": RxFlowStatus.ENABLED_DOWNLINK,
-            "inactive": RxFlowStatus.DISABLED}.get(ue_direction, RxFlowStatus.ENABLED)
+    return {
+        "sendonly": RxFlowStatus.ENABLED_UPLINK,
+        "recvonly": RxFlowStatus.ENABLED_DOWNLINK,
+        "inactive": RxFlowStatus.DISABLED,
+    }.get(ue_direction, RxFlowStatus.ENABLED)
 
 
 def codec_data(direction: str, role: str, media: Media) -> str:
@@ -119,12 +122,15 @@ def _rtcp_port(media: Media) -> int:
 
 
 def _flows(ue_ip: str, ue_port: int, remote_ip: str, remote_port: int) -> tuple[str, str]:
-    return (f"permit out 17 from {remote_ip} {remote_port} to {ue_ip} {ue_port}",
-            f"permit in 17 from {ue_ip} {ue_port} to {remote_ip} {remote_port}")
+    return (
+        f"permit out 17 from {remote_ip} {remote_port} to {ue_ip} {ue_port}",
+        f"permit in 17 from {ue_ip} {ue_port} to {remote_ip} {remote_port}",
+    )
 
 
-def media_components(offer: SessionDescription, answer: SessionDescription,
-                     ue_is_offerer: bool) -> list[MediaComponentInput]:
+def media_components(
+    offer: SessionDescription, answer: SessionDescription, ue_is_offerer: bool
+) -> list[MediaComponentInput]:
     """One Media-Component-Description per m= line of offer/answer (numbered from 1).
 
     ``ue_is_offerer``: the P-CSCF's UE sent the offer (originating side). The UE's SDP is the
@@ -146,8 +152,9 @@ def media_components(offer: SessionDescription, answer: SessionDescription,
         remote_data = codec_data("downlink", remote_role, remote_m)
         data = (ue_data, remote_data) if ue_is_offerer else (remote_data, ue_data)
         if ue_m.rejected or remote_m.rejected:
-            out.append(MediaComponentInput(number, media_type, RxFlowStatus.REMOVED,
-                                           codec_data=data))
+            out.append(
+                MediaComponentInput(number, media_type, RxFlowStatus.REMOVED, codec_data=data)
+            )
             continue
         ue_conn = uplink.connection_for(ue_m)
         remote_conn = downlink.connection_for(remote_m)
@@ -157,15 +164,37 @@ def media_components(offer: SessionDescription, answer: SessionDescription,
         max_dl = media_bandwidth(ue_m, uplink, ipv6)
         rr = _max_of(ue_m.bandwidths.get("RR"), remote_m.bandwidths.get("RR"))
         rs = _max_of(ue_m.bandwidths.get("RS"), remote_m.bandwidths.get("RS"))
-        subs = [SubComponent(1, _flows(ue_conn.ip, ue_m.port, remote_conn.ip, remote_m.port),
-                             RxFlowUsage.NO_INFORMATION)]
+        subs = [
+            SubComponent(
+                1,
+                _flows(ue_conn.ip, ue_m.port, remote_conn.ip, remote_m.port),
+                RxFlowUsage.NO_INFORMATION,
+            )
+        ]
         muxed = ue_m.has_attribute("rtcp-mux") and remote_m.has_attribute("rtcp-mux")
         if not muxed:  # RFC 5761: with rtcp-mux RTCP shares the RTP flow
-            subs.append(SubComponent(2, _flows(ue_conn.ip, _rtcp_port(ue_m), remote_conn.ip,
-                                               _rtcp_port(remote_m)), RxFlowUsage.RTCP))
-        out.append(MediaComponentInput(
-            number, media_type, _flow_status(_direction(ue_m, uplink)),
-            max_ul, max_dl, max_ul, max_dl, rr, rs, data, tuple(subs)))
+            subs.append(
+                SubComponent(
+                    2,
+                    _flows(ue_conn.ip, _rtcp_port(ue_m), remote_conn.ip, _rtcp_port(remote_m)),
+                    RxFlowUsage.RTCP,
+                )
+            )
+        out.append(
+            MediaComponentInput(
+                number,
+                media_type,
+                _flow_status(_direction(ue_m, uplink)),
+                max_ul,
+                max_dl,
+                max_ul,
+                max_dl,
+                rr,
+                rs,
+                data,
+                tuple(subs),
+            )
+        )
     return out
 
 
@@ -175,8 +204,9 @@ def _max_of(a: int | None, b: int | None) -> int | None:
     return max(values) if values else None
 
 
-def ue_address(offer: SessionDescription, answer: SessionDescription,
-               ue_is_offerer: bool) -> str | None:
+def ue_address(
+    offer: SessionDescription, answer: SessionDescription, ue_is_offerer: bool
+) -> str | None:
     """The UE's media address: c= of its first accepted stream (Rx Framed-IP-Address)."""
     sdp = offer if ue_is_offerer else answer
     for media in sdp.media:
@@ -186,11 +216,17 @@ def ue_address(offer: SessionDescription, answer: SessionDescription,
     return sdp.connection.ip if sdp.connection else None
 
 
-def signalling_component(ue_ip: str, ue_port: int, pcscf_ip: str,
-                         pcscf_port: int) -> MediaComponentInput:
+def signalling_component(
+    ue_ip: str, ue_port: int, pcscf_ip: str, pcscf_port: int
+) -> MediaComponentInput:
     """Registration AAR: one CONTROL component with AF_SIGNALLING flows (TS 29.214 §4.4.5a)."""
-    flows = (f"permit out 17 from {pcscf_ip} {pcscf_port} to {ue_ip} {ue_port}",
-             f"permit in 17 from {ue_ip} {ue_port} to {pcscf_ip} {pcscf_port}")
-    return MediaComponentInput(0, RxMediaType.CONTROL, RxFlowStatus.ENABLED,
-                               sub_components=(SubComponent(1, flows,
-                                                            RxFlowUsage.AF_SIGNALLING),))
+    flows = (
+        f"permit out 17 from {pcscf_ip} {pcscf_port} to {ue_ip} {ue_port}",
+        f"permit in 17 from {ue_ip} {ue_port} to {pcscf_ip} {pcscf_port}",
+    )
+    return MediaComponentInput(
+        0,
+        RxMediaType.CONTROL,
+        RxFlowStatus.ENABLED,
+        sub_components=(SubComponent(1, flows, RxFlowUsage.AF_SIGNALLING),),
+    )

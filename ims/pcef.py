@@ -70,10 +70,19 @@ class IpCanSession:
 class PcefSimulator:
     """A PGW's Gx side; ``events`` records (time, session, text) for ladders and tests."""
 
-    def __init__(self, origin_host: str, realm: str, pcrf_host: str, pcrf_port: int,
-                 pcrf_realm: str, *, timeout: float = 3.0) -> None:
-        identity = LocalIdentity(origin_host, realm,
-                                 applications=frozenset({(APP_GX, VENDOR_3GPP)}))
+    def __init__(
+        self,
+        origin_host: str,
+        realm: str,
+        pcrf_host: str,
+        pcrf_port: int,
+        pcrf_realm: str,
+        *,
+        timeout: float = 3.0,
+    ) -> None:
+        identity = LocalIdentity(
+            origin_host, realm, applications=frozenset({(APP_GX, VENDOR_3GPP)})
+        )
         self.node = Node(identity, PeerPolicy())
         self.node.add_route(APP_GX, CMD_RE_AUTH, self.on_rar)
         self.link = PeerLink(self.node, pcrf_host, pcrf_port, pcrf_realm)
@@ -99,42 +108,63 @@ class PcefSimulator:
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         """Until ``predicate()`` holds after some Gx event (tests and the demo)."""
+
         async def loop() -> None:
             while not predicate():
                 self._changed.clear()
                 await self._changed.wait()
+
         await asyncio.wait_for(loop(), timeout)
 
     # --- Gx requests --------------------------------------------------------------------------
     async def _ccr(self, session: IpCanSession, kind: int, *avps: Any) -> Message:
-        request = Message.request(CMD_CREDIT_CONTROL, APP_GX, [
-            ("Session-Id", session.session_id),
-            ("Auth-Application-Id", APP_GX),
-            ("Destination-Realm", self.link.realm),
-            ("CC-Request-Type", kind),
-            ("CC-Request-Number", session.number),
-            *avps,
-        ])
+        request = Message.request(
+            CMD_CREDIT_CONTROL,
+            APP_GX,
+            [
+                ("Session-Id", session.session_id),
+                ("Auth-Application-Id", APP_GX),
+                ("Destination-Realm", self.link.realm),
+                ("CC-Request-Type", kind),
+                ("CC-Request-Number", session.number),
+                *avps,
+            ],
+        )
         session.number += 1
         return await self.link.request(request, self.timeout)
 
     async def attach(self, imsi: str, msisdn: str, ue_ip: str, apn: str = "ims") -> IpCanSession:
         """Gx CCR-I for a new IP-CAN session; raises RuntimeError when the PCRF refuses it."""
         self._counter += 1
-        session = IpCanSession(f"{self.node.identity.origin_host};gx;{int(time.time())};"
-                               f"{self._counter}", imsi, msisdn, ue_ip, apn)
+        session = IpCanSession(
+            f"{self.node.identity.origin_host};gx;{int(time.time())};{self._counter}",
+            imsi,
+            msisdn,
+            ue_ip,
+            apn,
+        )
         address = ipaddress.ip_address(ue_ip)
-        framed = (("Framed-IP-Address", address.packed) if address.version == 4 else
-                  ("Framed-IPv6-Prefix", bytes([0, 64]) + address.packed))
+        framed = (
+            ("Framed-IP-Address", address.packed)
+            if address.version == 4
+            else ("Framed-IPv6-Prefix", bytes([0, 64]) + address.packed)
+        )
         self.sessions[session.session_id] = session
         answer = await self._ccr(
-            session, INITIAL,
+            session,
+            INITIAL,
             ("Subscription-Id", [("Subscription-Id-Type", 0), ("Subscription-Id-Data", msisdn)]),
             ("Subscription-Id", [("Subscription-Id-Type", 1), ("Subscription-Id-Data", imsi)]),
-            ("Supported-Features", [("Vendor-Id", VENDOR_3GPP), ("Feature-List-ID", 1),
-                                    ("Feature-List", 3)]),
-            ("Network-Request-Support", 1), framed, ("IP-CAN-Type", 5), ("RAT-Type", 1004),
-            ("Called-Station-Id", apn))
+            (
+                "Supported-Features",
+                [("Vendor-Id", VENDOR_3GPP), ("Feature-List-ID", 1), ("Feature-List", 3)],
+            ),
+            ("Network-Request-Support", 1),
+            framed,
+            ("IP-CAN-Type", 5),
+            ("RAT-Type", 1004),
+            ("Called-Station-Id", apn),
+        )
         code = result_code(answer)
         if code != 2001:
             del self.sessions[session.session_id]
@@ -154,12 +184,21 @@ class PcefSimulator:
         self._event(session, "detached")
         return answer
 
-    async def report_usage(self, session: IpCanSession, monitoring_key: str,
-                           octets: int) -> Message:
-        return await self._ccr(session, UPDATE, ("Event-Trigger", USAGE_REPORT),
-                               ("Usage-Monitoring-Information", [
-                                   ("Monitoring-Key", monitoring_key.encode()),
-                                   ("Used-Service-Unit", [("CC-Total-Octets", octets)])]))
+    async def report_usage(
+        self, session: IpCanSession, monitoring_key: str, octets: int
+    ) -> Message:
+        return await self._ccr(
+            session,
+            UPDATE,
+            ("Event-Trigger", USAGE_REPORT),
+            (
+                "Usage-Monitoring-Information",
+                [
+                    ("Monitoring-Key", monitoring_key.encode()),
+                    ("Used-Service-Unit", [("CC-Total-Octets", octets)]),
+                ],
+            ),
+        )
 
     async def lose_bearer(self, session: IpCanSession, rule: str) -> Message:
         """The radio dropped a dedicated bearer: report its rule inactive (TS 29.212 §4.5.12)."""
@@ -176,11 +215,19 @@ class PcefSimulator:
         installs = request["Charging-Rule-Install"]
         if installs and self.fail_installs > 0:
             self.fail_installs -= 1
-            names = [_name(d.get("Charging-Rule-Name")) for i in installs
-                     for d in i["Charging-Rule-Definition"]]
+            names = [
+                _name(d.get("Charging-Rule-Name"))
+                for i in installs
+                for d in i["Charging-Rule-Definition"]
+            ]
             self._event(session, f"rules refused {','.join(names)}")
-            answer = request.answer(None, ("Experimental-Result", [
-                ("Vendor-Id", VENDOR_3GPP), ("Experimental-Result-Code", PCC_RULE_EVENT)]))
+            answer = request.answer(
+                None,
+                (
+                    "Experimental-Result",
+                    [("Vendor-Id", VENDOR_3GPP), ("Experimental-Result-Code", PCC_RULE_EVENT)],
+                ),
+            )
             answer.add(*(_report(n, RESOURCE_ALLOCATION_FAILURE) for n in names))
             return answer
         for remove in request["Charging-Rule-Remove"]:
@@ -192,8 +239,9 @@ class PcefSimulator:
         for install in installs:
             self._install(session, install)
         if request.first("Session-Release-Cause") is not None:
-            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(
-                self.detach(session)))
+            asyncio.get_running_loop().call_soon(
+                lambda: asyncio.ensure_future(self.detach(session))
+            )
         return request.answer(2001)
 
     def _install(self, session: IpCanSession, install: Avp) -> None:
@@ -205,17 +253,25 @@ class PcefSimulator:
             qos = definition.first("QoS-Information")
             if qos is None:
                 continue
-            bearer = Bearer(rule, qos.get("QoS-Class-Identifier"),
-                            qos.get("Guaranteed-Bitrate-UL"), qos.get("Guaranteed-Bitrate-DL"),
-                            qos.get("Max-Requested-Bandwidth-UL"),
-                            qos.get("Max-Requested-Bandwidth-DL"),
-                            tuple((_DIRECTIONS.get(f.get("Flow-Direction"), "both"),
-                                   f.get("Flow-Description"))
-                                  for f in definition["Flow-Information"]))
+            bearer = Bearer(
+                rule,
+                qos.get("QoS-Class-Identifier"),
+                qos.get("Guaranteed-Bitrate-UL"),
+                qos.get("Guaranteed-Bitrate-DL"),
+                qos.get("Max-Requested-Bandwidth-UL"),
+                qos.get("Max-Requested-Bandwidth-DL"),
+                tuple(
+                    (_DIRECTIONS.get(f.get("Flow-Direction"), "both"), f.get("Flow-Description"))
+                    for f in definition["Flow-Information"]
+                ),
+            )
             if bearer.is_gbr:
                 session.bearers[rule] = bearer
-                self._event(session, f"bearer created rule={rule} qci={bearer.qci} "
-                                     f"gbr={bearer.gbr_ul}/{bearer.gbr_dl}")
+                self._event(
+                    session,
+                    f"bearer created rule={rule} qci={bearer.qci} "
+                    f"gbr={bearer.gbr_ul}/{bearer.gbr_dl}",
+                )
 
 
 def _name(value: bytes | str | None) -> str:
@@ -225,6 +281,11 @@ def _name(value: bytes | str | None) -> str:
 
 
 def _report(rule: str, failure: int) -> tuple[str, Any]:
-    return ("Charging-Rule-Report", [("Charging-Rule-Name", rule.encode()),
-                                     ("PCC-Rule-Status", INACTIVE),
-                                     ("Rule-Failure-Code", failure)])
+    return (
+        "Charging-Rule-Report",
+        [
+            ("Charging-Rule-Name", rule.encode()),
+            ("PCC-Rule-Status", INACTIVE),
+            ("Rule-Failure-Code", failure),
+        ],
+    )

@@ -44,22 +44,33 @@ POLICY_REFUSALS = frozenset({5061, 5062, 5063, 5065})  # TS 29.214 §5.5: servic
 
 def component_avp(comp: MediaComponentInput) -> Avp:
     """Media-Component-Description (TS 29.214 §5.3.21) with Max = Min requested bandwidth."""
-    children: list[Any] = [("Media-Component-Number", comp.number),
-                           ("Media-Type", int(comp.media_type))]
-    for name, value in (("Max-Requested-Bandwidth-UL", comp.max_ul),
-                        ("Max-Requested-Bandwidth-DL", comp.max_dl),
-                        ("Min-Requested-Bandwidth-UL", comp.min_ul),
-                        ("Min-Requested-Bandwidth-DL", comp.min_dl),
-                        ("RR-Bandwidth", comp.rr), ("RS-Bandwidth", comp.rs)):
+    children: list[Any] = [
+        ("Media-Component-Number", comp.number),
+        ("Media-Type", int(comp.media_type)),
+    ]
+    for name, value in (
+        ("Max-Requested-Bandwidth-UL", comp.max_ul),
+        ("Max-Requested-Bandwidth-DL", comp.max_dl),
+        ("Min-Requested-Bandwidth-UL", comp.min_ul),
+        ("Min-Requested-Bandwidth-DL", comp.min_dl),
+        ("RR-Bandwidth", comp.rr),
+        ("RS-Bandwidth", comp.rs),
+    ):
         if value is not None:
             children.append((name, value))
     children += [("Codec-Data", data) for data in comp.codec_data]
     children.append(("Flow-Status", int(comp.flow_status)))
     for sub in comp.sub_components:
-        children.append(("Media-Sub-Component", [
-            ("Flow-Number", sub.flow_number),
-            *(("Flow-Description", d) for d in sub.flow_descriptions),
-            ("Flow-Usage", int(sub.flow_usage))]))
+        children.append(
+            (
+                "Media-Sub-Component",
+                [
+                    ("Flow-Number", sub.flow_number),
+                    *(("Flow-Description", d) for d in sub.flow_descriptions),
+                    ("Flow-Usage", int(sub.flow_usage)),
+                ],
+            )
+        )
     return Avp.new("Media-Component-Description", children)
 
 
@@ -74,8 +85,15 @@ def result_code(answer: Message) -> int | None:
 class PcscfRx(CallHooks):
     """The Rx client; ``release(call, reason, cause)`` is the core's network-release entry."""
 
-    def __init__(self, node: Node, link: PeerLink, release: Callable[[Call, str, str], None],
-                 *, mandatory: bool = True, timeout: float = 3.0) -> None:
+    def __init__(
+        self,
+        node: Node,
+        link: PeerLink,
+        release: Callable[[Call, str, str], None],
+        *,
+        mandatory: bool = True,
+        timeout: float = 3.0,
+    ) -> None:
         self.node = node
         self.link = link
         self.release = release
@@ -94,8 +112,9 @@ class PcscfRx(CallHooks):
         if call.offer is None or call.answer is None:
             return None
         sides = call.data.setdefault("rx", {})
-        results = await asyncio.gather(*(self._aar(call, side, sides) for side in
-                                         ("caller", "callee")))
+        results = await asyncio.gather(
+            *(self._aar(call, side, sides) for side in ("caller", "callee"))
+        )
         for side, code in zip(("caller", "callee"), results, strict=True):
             if code is not None and 2000 <= code < 3000:
                 continue
@@ -115,19 +134,32 @@ class PcscfRx(CallHooks):
         ip = ue_address(call.offer, call.answer, ue_is_offerer)
         if ip is None:
             return None
-        request = Message.request(CMD_AA, APP_RX, [
-            ("Session-Id", session_id),
-            ("Auth-Application-Id", APP_RX),
-            ("Vendor-Specific-Application-Id", [("Vendor-Id", VENDOR_3GPP),
-                                                ("Auth-Application-Id", APP_RX)]),
-            ("Destination-Realm", self.link.realm),
-            ("AF-Application-Identifier", b"IMS Services"),
-            ("AF-Charging-Identifier", call.icid.encode()),
-        ])
+        request = Message.request(
+            CMD_AA,
+            APP_RX,
+            [
+                ("Session-Id", session_id),
+                ("Auth-Application-Id", APP_RX),
+                (
+                    "Vendor-Specific-Application-Id",
+                    [("Vendor-Id", VENDOR_3GPP), ("Auth-Application-Id", APP_RX)],
+                ),
+                ("Destination-Realm", self.link.realm),
+                ("AF-Application-Identifier", b"IMS Services"),
+                ("AF-Charging-Identifier", call.icid.encode()),
+            ],
+        )
         for comp in media_components(call.offer, call.answer, ue_is_offerer):
             request.add(component_avp(comp))
-        request.add(("Subscription-Id", [("Subscription-Id-Type", 2),  # END_USER_SIP_URI
-                                         ("Subscription-Id-Data", party.aor)]))
+        request.add(
+            (
+                "Subscription-Id",
+                [
+                    ("Subscription-Id-Type", 2),  # END_USER_SIP_URI
+                    ("Subscription-Id-Data", party.aor),
+                ],
+            )
+        )
         address = ipaddress.ip_address(ip)
         if address.version == 4:
             request.add(("Framed-IP-Address", address.packed))
@@ -152,9 +184,16 @@ class PcscfRx(CallHooks):
 
     async def _str(self, session_id: str) -> None:
         self.sessions.pop(session_id, None)
-        request = Message.request(CMD_SESSION_TERMINATION, APP_RX, [
-            ("Session-Id", session_id), ("Auth-Application-Id", APP_RX),
-            ("Destination-Realm", self.link.realm), ("Termination-Cause", DIAMETER_LOGOUT)])
+        request = Message.request(
+            CMD_SESSION_TERMINATION,
+            APP_RX,
+            [
+                ("Session-Id", session_id),
+                ("Auth-Application-Id", APP_RX),
+                ("Destination-Realm", self.link.realm),
+                ("Termination-Cause", DIAMETER_LOGOUT),
+            ],
+        )
         try:
             await self.link.request(request, self.timeout)
         except (DiameterError, TimeoutError, ConnectionError, OSError) as exc:

@@ -42,9 +42,13 @@ class CoreConfig:
 class ImsCore:
     """Registrar + proxy bound to one SIP endpoint."""
 
-    def __init__(self, config: CoreConfig = CoreConfig(), hooks: list[CallHooks] | None = None,
-                 timers: Timers | None = None, authorize: Callable[[str], bool] | None = None,
-                 ) -> None:
+    def __init__(
+        self,
+        config: CoreConfig = CoreConfig(),
+        hooks: list[CallHooks] | None = None,
+        timers: Timers | None = None,
+        authorize: Callable[[str], bool] | None = None,
+    ) -> None:
         self.config = config
         self.hooks = list(hooks or [])
         self.endpoint = Endpoint(self, timers)
@@ -60,11 +64,23 @@ class ImsCore:
     # --- life cycle ---------------------------------------------------------------------------
     async def start(self) -> None:
         await self.endpoint.start(self.config.host, self.config.port)
-        hosts = frozenset({self.config.host, f"{self.config.host}:{self.endpoint.port}",
-                           "localhost", self.config.domain.lower()})
+        hosts = frozenset(
+            {
+                self.config.host,
+                f"{self.config.host}:{self.endpoint.port}",
+                "localhost",
+                self.config.domain.lower(),
+            }
+        )
         self.local_hosts = hosts
-        self.registrar = Registrar(self.location, self.config.domain, hosts, self._authorize,
-                                   self.config.min_expires, self.config.max_expires)
+        self.registrar = Registrar(
+            self.location,
+            self.config.domain,
+            hosts,
+            self._authorize,
+            self.config.min_expires,
+            self.config.max_expires,
+        )
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -82,7 +98,8 @@ class ImsCore:
         host = uri.host.lower()
         port = uri.port or 5060
         return (host in self.local_hosts and port == self.port) or (
-            host == self.config.domain.lower() and uri.port is None)
+            host == self.config.domain.lower() and uri.port is None
+        )
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -108,8 +125,9 @@ class ImsCore:
         self._chains[call_id] = task
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
-        task.add_done_callback(lambda t: self._chains.pop(call_id, None)
-                               if self._chains.get(call_id) is t else None)
+        task.add_done_callback(
+            lambda t: self._chains.pop(call_id, None) if self._chains.get(call_id) is t else None
+        )
 
     # --- requests -----------------------------------------------------------------------------
     def on_request(self, request: Request, tx: ServerTransaction | None, source: Target) -> None:
@@ -125,8 +143,9 @@ class ImsCore:
         self._pop_own_routes(request)
         if request.method == "CANCEL":
             self._cancel(request, tx)
-        elif request.method == "REGISTER" and (self._is_us(request.uri) or
-                                               request.uri.user is None):
+        elif request.method == "REGISTER" and (
+            self._is_us(request.uri) or request.uri.user is None
+        ):
             assert self.registrar is not None
             tx.respond(self.registrar.handle(request, source))
         elif request.to.tag is not None:
@@ -188,7 +207,8 @@ class ImsCore:
         """ACK for a 2xx (§16.11): to the next Route, else the Request-URI; a Request-URI in our
         domain is looked up in the location service (no binding: dropped)."""
         if request.headers.get("Route") is None and (
-                self._is_us(request.uri) or request.uri.host.lower() == self.config.domain):
+            self._is_us(request.uri) or request.uri.host.lower() == self.config.domain
+        ):
             binding = self._lookup(request.uri)
             if binding is None:
                 return
@@ -205,8 +225,9 @@ class ImsCore:
             tx.respond(make_response(request, 404, to_tag=new_tag()))
             return
         target = self._binding_target(binding)
-        self.endpoint.request(self._prepare(request, binding.contact, target), target,
-                              self._relay(tx))
+        self.endpoint.request(
+            self._prepare(request, binding.contact, target), target, self._relay(tx)
+        )
 
     def _lookup(self, uri: SipUri) -> Binding | None:
         bindings = self.location.bindings(self.aor(uri))
@@ -218,8 +239,9 @@ class ImsCore:
         return target_for_uri(binding.contact, default)
 
     # --- INVITE -------------------------------------------------------------------------------
-    async def _initial_invite(self, request: Request, tx: ServerTransaction,
-                              source: Target) -> None:
+    async def _initial_invite(
+        self, request: Request, tx: ServerTransaction, source: Target
+    ) -> None:
         caller_aor = self.aor(request.from_.uri)
         if not self.location.bindings(caller_aor):
             self._reject(tx, Rejection(403, None, "caller not registered"))
@@ -234,13 +256,21 @@ class ImsCore:
         call = Call(
             call_id=request.call_id,
             icid=ChargingVector.generate(self.config.host, self.config.domain).icid,
-            caller=Party(caller_aor, request.headers.get("From") or "", caller_contact,
-                         target_for_uri(caller_contact, source.transport)
-                         if caller_contact else source, source, request.cseq[0]),
-            callee=Party(callee.aor, request.headers.get("To") or "", callee.contact,
-                         callee_target),
-            invite=request, server_tx=tx,
-            access_network_info=request.headers.get("P-Access-Network-Info"))
+            caller=Party(
+                caller_aor,
+                request.headers.get("From") or "",
+                caller_contact,
+                target_for_uri(caller_contact, source.transport) if caller_contact else source,
+                source,
+                request.cseq[0],
+            ),
+            callee=Party(
+                callee.aor, request.headers.get("To") or "", callee.contact, callee_target
+            ),
+            invite=request,
+            server_tx=tx,
+            access_network_info=request.headers.get("P-Access-Network-Info"),
+        )
         if request.body and request.content_type == "application/sdp":
             try:
                 call.offer = parse_sdp(request.body)
@@ -262,14 +292,18 @@ class ImsCore:
         self._identity_headers(fwd, caller_aor)
         call.invite = fwd
         call.client_tx = self.endpoint.request(
-            fwd, callee_target,
-            lambda _c, r: self._serial(call.call_id, lambda: self._invite_response(call, r)))
+            fwd,
+            callee_target,
+            lambda _c, r: self._serial(call.call_id, lambda: self._invite_response(call, r)),
+        )
 
     def _record_route(self, fwd: Request, inbound: str, outbound: str) -> None:
         """One Record-Route, or two when the transports differ (RFC 5658 double routing)."""
+
         def rr(transport: str) -> str:
             suffix = ";transport=tcp" if transport == "TCP" else ""
             return f"<sip:{self.config.host}:{self.port}{suffix};lr>"
+
         if inbound != outbound:
             fwd.headers.prepend("Record-Route", rr(inbound))
         fwd.headers.prepend("Record-Route", rr(outbound))
@@ -310,11 +344,17 @@ class ImsCore:
             contact = response.headers.get("Contact")
             if contact:
                 call.callee.contact = parse_name_addr(contact).uri
-                call.callee.target = target_for_uri(call.callee.contact,
-                                                    call.client_tx.target.transport
-                                                    if call.client_tx else "UDP")
-        if status < 300 and response.body and response.content_type == "application/sdp" \
-                and response.body != call.answer_raw and call.offer is not None:
+                call.callee.target = target_for_uri(
+                    call.callee.contact,
+                    call.client_tx.target.transport if call.client_tx else "UDP",
+                )
+        if (
+            status < 300
+            and response.body
+            and response.content_type == "application/sdp"
+            and response.body != call.answer_raw
+            and call.offer is not None
+        ):
             try:
                 call.answer = parse_sdp(response.body)
             except SdpError as exc:
@@ -363,8 +403,13 @@ class ImsCore:
         ack.headers.set("CSeq", f"{call.invite.cseq[0]} ACK")
         call.caller.cseq -= 1  # the ACK does not consume a CSeq number
         self.endpoint.send(ack, target)
-        bye = in_dialog_request("BYE", call, True, self.endpoint.via(target.transport),
-                                'SIP;cause=488;text="media not authorized"')
+        bye = in_dialog_request(
+            "BYE",
+            call,
+            True,
+            self.endpoint.via(target.transport),
+            'SIP;cause=488;text="media not authorized"',
+        )
         self.endpoint.request(bye, target)
 
     # --- CANCEL, in-dialog, release -----------------------------------------------------------
@@ -385,8 +430,7 @@ class ImsCore:
             self._send_cancel(call)
 
     def _send_cancel(self, call: Call) -> None:
-        if call.client_tx is not None and call.client_tx.state.value in ("Calling",
-                                                                         "Proceeding"):
+        if call.client_tx is not None and call.client_tx.state.value in ("Calling", "Proceeding"):
             self.endpoint.request(cancel_for(call.invite), call.client_tx.target)
 
     def _in_dialog(self, request: Request, tx: ServerTransaction, source: Target) -> None:
@@ -409,15 +453,21 @@ class ImsCore:
         target = self._next_hop(request, source.transport)
         fwd = self._prepare(request, request.uri, target)
         if call is not None and request.method in ("INVITE", "UPDATE"):
-            self.endpoint.request(fwd, target, lambda _c, r: self._serial(
-                call.call_id, lambda: self._reinvite_response(call, tx, r)))
+            self.endpoint.request(
+                fwd,
+                target,
+                lambda _c, r: self._serial(
+                    call.call_id, lambda: self._reinvite_response(call, tx, r)
+                ),
+            )
         else:
             self.endpoint.request(fwd, target, self._relay(tx))
         if call is not None and request.method == "BYE":
             self._spawn(self._end(call, "BYE from caller" if from_caller else "BYE from callee"))
 
-    async def _reinvite_response(self, call: Call, tx: ServerTransaction,
-                                 response: Response) -> None:
+    async def _reinvite_response(
+        self, call: Call, tx: ServerTransaction, response: Response
+    ) -> None:
         if 200 <= response.status < 300 and response.body and call.offer is not None:
             try:
                 call.answer = parse_sdp(response.body)
@@ -445,8 +495,9 @@ class ImsCore:
                     continue
                 transport = party.target.transport if party.target else "UDP"
                 target = target_for_uri(party.contact, transport)
-                bye = in_dialog_request("BYE", call, towards_callee,
-                                        self.endpoint.via(target.transport), reason)
+                bye = in_dialog_request(
+                    "BYE", call, towards_callee, self.endpoint.via(target.transport), reason
+                )
                 self.endpoint.request(bye, target)
         else:
             call.cancelled = True

@@ -18,9 +18,16 @@ class Registrar:
     clamped to [min_expires, max_expires] (too brief → 423 with Min-Expires, §10.3 step 7).
     """
 
-    def __init__(self, location: LocationService, domain: str, local_hosts: frozenset[str],
-                 authorize: Callable[[str], bool] | None = None, min_expires: int = 60,
-                 max_expires: int = 7200, default_expires: int = 3600) -> None:
+    def __init__(
+        self,
+        location: LocationService,
+        domain: str,
+        local_hosts: frozenset[str],
+        authorize: Callable[[str], bool] | None = None,
+        min_expires: int = 60,
+        max_expires: int = 7200,
+        default_expires: int = 3600,
+    ) -> None:
         self.location = location
         self.domain = domain
         self.local_hosts = local_hosts
@@ -43,13 +50,15 @@ class Registrar:
     def _handle(self, request: Request, source: Target) -> Response:
         to_uri = request.to.uri
         if to_uri.scheme != "tel" and to_uri.host.lower() not in (
-                {self.domain.lower()} | self.local_hosts):
+            {self.domain.lower()} | self.local_hosts
+        ):
             return make_response(request, 404, "Domain Not Served", to_tag=new_tag())
         aor = self.aor_of(request)
         if self.authorize is not None and not self.authorize(aor):
             return make_response(request, 403, to_tag=new_tag())
-        contacts = [parse_name_addr(c, allow_wildcard=True)
-                    for c in request.headers.get_all("Contact")]
+        contacts = [
+            parse_name_addr(c, allow_wildcard=True) for c in request.headers.get_all("Contact")
+        ]
         expires_header = request.headers.get("Expires")
         if expires_header is not None and not expires_header.isdigit():
             raise SipError(f"malformed Expires {expires_header[:20]!r}")
@@ -88,7 +97,6 @@ class Registrar:
         response = make_response(request, 200, to_tag=new_tag())
         now = self.location.clock()
         for binding in self.location.bindings(aor):
-            response.headers.add("Contact",
-                                 f"<{binding.contact}>;expires={binding.remaining(now)}")
+            response.headers.add("Contact", f"<{binding.contact}>;expires={binding.remaining(now)}")
         response.headers.add("P-Associated-URI", f"<{aor}>")  # RFC 7315 §4.1
         return response

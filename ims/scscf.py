@@ -42,10 +42,14 @@ ORIGINATING_ROLE, S_CSCF = 0, 0  # TS 32.299 §7.2.172 Role-Of-Node, §7.2.135 N
 # RFC 6733 §8.15 Termination-Cause for the call's end (the OCS turns it into the CDR's cause)
 LOGOUT, SERVICE_NOT_PROVIDED, ADMINISTRATIVE, LINK_BROKEN, AUTH_EXPIRED = 1, 2, 4, 5, 6
 TERMINATION_CAUSES = {
-    "BYE from caller": LOGOUT, "BYE from callee": LOGOUT,
-    "credit exhausted": AUTH_EXPIRED, "out of credit": AUTH_EXPIRED,  # the grant ran out
-    "Rx abort": LINK_BROKEN, "Rx bearer lost": LINK_BROKEN,  # the bearer is gone
-    "Ro abort": ADMINISTRATIVE, "network release": ADMINISTRATIVE,
+    "BYE from caller": LOGOUT,
+    "BYE from callee": LOGOUT,
+    "credit exhausted": AUTH_EXPIRED,
+    "out of credit": AUTH_EXPIRED,  # the grant ran out
+    "Rx abort": LINK_BROKEN,
+    "Rx bearer lost": LINK_BROKEN,  # the bearer is gone
+    "Ro abort": ADMINISTRATIVE,
+    "network release": ADMINISTRATIVE,
 }
 FUI_TERMINATE = 0
 SIP_STATUS = {5030: 403, 5031: 403, 4010: 402, 4012: 402, 5006: 486}
@@ -73,10 +77,18 @@ def tel_or_sip(aor: str) -> str:
 
 
 class ScscfRo(CallHooks):
-    def __init__(self, node: Node, link: PeerLink, release: Callable[[Call, str, str], None],
-                 *, service_context: str = "32260@3gpp.org", requested_seconds: int = 60,
-                 buffer: float = 5.0, timeout: float = 3.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        node: Node,
+        link: PeerLink,
+        release: Callable[[Call, str, str], None],
+        *,
+        service_context: str = "32260@3gpp.org",
+        requested_seconds: int = 60,
+        buffer: float = 5.0,
+        timeout: float = 3.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.node = node
         self.link = link
         self.release = release
@@ -97,8 +109,14 @@ class ScscfRo(CallHooks):
         task.add_done_callback(self._tasks.discard)
 
     # --- requests -----------------------------------------------------------------------------
-    def _ccr(self, call: Call, ro: RoSession, kind: int, used: int | None,
-             extra: tuple[tuple[str, Any], ...] = ()) -> Message:
+    def _ccr(
+        self,
+        call: Call,
+        ro: RoSession,
+        kind: int,
+        used: int | None,
+        extra: tuple[tuple[str, Any], ...] = (),
+    ) -> Message:
         mscc: list[Any] = []
         if kind != TERMINATION:
             mscc.append(("Requested-Service-Unit", [("CC-Time", self.requested_seconds)]))
@@ -108,9 +126,17 @@ class ScscfRo(CallHooks):
         identity = call.caller.identity.lstrip("+")
         subscription = (0, identity) if identity.isdigit() else (2, call.caller.aor)
         ims: list[Any] = [
-            ("Event-Type", [("SIP-Method", "INVITE" if kind == INITIAL else
-                             "BYE" if kind == TERMINATION else "ACK")]),
-            ("Role-Of-Node", ORIGINATING_ROLE), ("Node-Functionality", S_CSCF),
+            (
+                "Event-Type",
+                [
+                    (
+                        "SIP-Method",
+                        "INVITE" if kind == INITIAL else "BYE" if kind == TERMINATION else "ACK",
+                    )
+                ],
+            ),
+            ("Role-Of-Node", ORIGINATING_ROLE),
+            ("Node-Functionality", S_CSCF),
             ("User-Session-Id", call.call_id),
             ("Calling-Party-Address", tel_or_sip(call.caller.aor)),
             ("Called-Party-Address", tel_or_sip(call.callee.aor)),
@@ -118,22 +144,37 @@ class ScscfRo(CallHooks):
         ]
         if call.access_network_info:
             ims.append(("Access-Network-Information", call.access_network_info))
-        return Message.request(CMD_CREDIT_CONTROL, APP_CREDIT_CONTROL, [
-            ("Session-Id", ro.session_id),
-            ("Auth-Application-Id", APP_CREDIT_CONTROL),
-            ("Destination-Realm", self.link.realm),
-            ("Service-Context-Id", self.service_context),
-            ("CC-Request-Type", kind),
-            ("CC-Request-Number", ro.number),
-            ("Subscription-Id", [("Subscription-Id-Type", subscription[0]),
-                                 ("Subscription-Id-Data", subscription[1])]),
-            ("Multiple-Services-Credit-Control", mscc),
-            ("Service-Information", [("IMS-Information", ims)]),
-            *extra,
-        ])
+        return Message.request(
+            CMD_CREDIT_CONTROL,
+            APP_CREDIT_CONTROL,
+            [
+                ("Session-Id", ro.session_id),
+                ("Auth-Application-Id", APP_CREDIT_CONTROL),
+                ("Destination-Realm", self.link.realm),
+                ("Service-Context-Id", self.service_context),
+                ("CC-Request-Type", kind),
+                ("CC-Request-Number", ro.number),
+                (
+                    "Subscription-Id",
+                    [
+                        ("Subscription-Id-Type", subscription[0]),
+                        ("Subscription-Id-Data", subscription[1]),
+                    ],
+                ),
+                ("Multiple-Services-Credit-Control", mscc),
+                ("Service-Information", [("IMS-Information", ims)]),
+                *extra,
+            ],
+        )
 
-    async def _send(self, call: Call, ro: RoSession, kind: int, used: int | None,
-                    extra: tuple[tuple[str, Any], ...] = ()) -> Message | None:
+    async def _send(
+        self,
+        call: Call,
+        ro: RoSession,
+        kind: int,
+        used: int | None,
+        extra: tuple[tuple[str, Any], ...] = (),
+    ) -> Message | None:
         request = self._ccr(call, ro, kind, used, extra)
         ro.number += 1
         try:
@@ -166,8 +207,7 @@ class ScscfRo(CallHooks):
     # --- hooks --------------------------------------------------------------------------------
     async def on_invite(self, call: Call) -> Rejection | None:
         self._counter += 1
-        ro = RoSession(f"{self.node.identity.origin_host};ro;{id(self) & 0xFFFF:x};"
-                       f"{self._counter}")
+        ro = RoSession(f"{self.node.identity.origin_host};ro;{id(self) & 0xFFFF:x};{self._counter}")
         answer = await self._send(call, ro, INITIAL, None)
         if answer is None:
             return Rejection(500, 'SIP;cause=500;text="OCS unreachable"', "OCS unreachable")
@@ -176,8 +216,9 @@ class ScscfRo(CallHooks):
             status = SIP_STATUS.get(failure, 402)
             log.info("event=ro_refused call=%s code=%s sip=%d", call.call_id, failure, status)
             call.data["ro_refused"] = failure
-            return Rejection(status, f'SIP;cause={status};text="credit control {failure}"',
-                             f"Ro CCA {failure}")
+            return Rejection(
+                status, f'SIP;cause={status};text="credit control {failure}"', f"Ro CCA {failure}"
+            )
         call.data["ro"] = ro
         self.sessions[ro.session_id] = (call, ro)
         return None
@@ -223,8 +264,9 @@ class ScscfRo(CallHooks):
             if failure is not None:
                 log.info("event=ro_update_refused call=%s code=%s", call.call_id, failure)
                 call.data["ro_refused"] = failure
-                self.release(call, f'SIP;cause=402;text="credit control {failure}"',
-                             "out of credit")
+                self.release(
+                    call, f'SIP;cause=402;text="credit control {failure}"', "out of credit"
+                )
                 return
             self._schedule(call, ro)
 
@@ -239,8 +281,9 @@ class ScscfRo(CallHooks):
             self.sessions.pop(ro.session_id, None)
             # never answered (cancelled, rejected downstream): the service was not provided
             termination = TERMINATION_CAUSES.get(cause, SERVICE_NOT_PROVIDED)
-            await self._send(call, ro, TERMINATION, self._take_usage(ro),
-                             (("Termination-Cause", termination),))
+            await self._send(
+                call, ro, TERMINATION, self._take_usage(ro), (("Termination-Cause", termination),)
+            )
 
     # --- OCS-initiated ------------------------------------------------------------------------
     async def on_rar(self, request: Message, peer: Peer) -> Message:

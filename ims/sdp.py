@@ -10,8 +10,12 @@ import ipaddress
 from dataclasses import dataclass, field
 
 # RFC 3551 static payload types used in IMS.
-STATIC_CODECS: dict[int, tuple[str, int]] = {0: ("PCMU", 8000), 8: ("PCMA", 8000),
-                                             9: ("G722", 8000), 18: ("G729", 8000)}
+STATIC_CODECS: dict[int, tuple[str, int]] = {
+    0: ("PCMU", 8000),
+    8: ("PCMA", 8000),
+    9: ("G722", 8000),
+    18: ("G729", 8000),
+}
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 
 
@@ -174,8 +178,11 @@ def _bandwidth(value: str, into: dict[str, int]) -> None:
     kind, sep, amount = value.partition(":")
     if not sep or not kind or not amount.strip().isdigit():
         raise SdpError(f"malformed b= line {value[:60]!r}")
-    into[kind.strip().upper() if kind.strip().upper() in ("AS", "CT", "RS", "RR", "TIAS")
-         else kind.strip()] = int(amount)
+    into[
+        kind.strip().upper()
+        if kind.strip().upper() in ("AS", "CT", "RS", "RR", "TIAS")
+        else kind.strip()
+    ] = int(amount)
 
 
 def _media(value: str) -> Media:
@@ -185,8 +192,7 @@ def _media(value: str) -> Media:
     port_text, _, count = parts[1].partition("/")
     if not port_text.isdigit() or int(port_text) > 65535 or (count and not count.isdigit()):
         raise SdpError(f"malformed m= port {parts[1]!r}")
-    return Media(parts[0], int(port_text), parts[2], parts[3:],
-                 int(count) if count else None)
+    return Media(parts[0], int(port_text), parts[2], parts[3:], int(count) if count else None)
 
 
 def parse_sdp(data: bytes | str) -> SessionDescription:
@@ -261,14 +267,19 @@ def _media_line(media: Media, kind: str, value: str) -> None:
         raise SdpError(f"{kind}= line not allowed in a media section")
 
 
-def make_answer(offer: SessionDescription, address: str, port: int,
-                supported: tuple[str, ...] = ("AMR-WB", "AMR", "EVS", "PCMU", "PCMA"),
-                session_id: int = 1) -> SessionDescription:
+def make_answer(
+    offer: SessionDescription,
+    address: str,
+    port: int,
+    supported: tuple[str, ...] = ("AMR-WB", "AMR", "EVS", "PCMU", "PCMA"),
+    session_id: int = 1,
+) -> SessionDescription:
     """An RFC 3264 answer: per audio stream the first offered codec we support (plus
     telephone-event), b=AS copied; other streams are rejected with port 0 (§6)."""
     addrtype = "IP6" if ":" in address else "IP4"
-    answer = SessionDescription(f"- {session_id} 1 IN {addrtype} {address}", "-",
-                                Connection(addrtype, address))
+    answer = SessionDescription(
+        f"- {session_id} 1 IN {addrtype} {address}", "-", Connection(addrtype, address)
+    )
     wanted = [name.upper() for name in supported]
     for index, m in enumerate(offer.media):
         codecs = [c for c in m.codecs if c.name.upper() in wanted]

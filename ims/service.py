@@ -54,9 +54,15 @@ def config_from_settings(s: Settings) -> ImsConfig:
         return DiameterPeer(host, port, realm) if host else None
 
     return ImsConfig(
-        core=CoreConfig(domain=s.ims_domain, host=s.ims_sip_host, port=s.ims_sip_port,
-                        min_expires=s.ims_min_expires, max_expires=s.ims_max_expires),
-        origin_host=s.ims_origin_host, origin_realm=s.ims_origin_realm,
+        core=CoreConfig(
+            domain=s.ims_domain,
+            host=s.ims_sip_host,
+            port=s.ims_sip_port,
+            min_expires=s.ims_min_expires,
+            max_expires=s.ims_max_expires,
+        ),
+        origin_host=s.ims_origin_host,
+        origin_realm=s.ims_origin_realm,
         pcrf=peer(s.ims_pcrf_host, s.ims_pcrf_port, s.ims_pcrf_realm),
         ocs=peer(s.ims_ocs_host, s.ims_ocs_port, s.ims_ocs_realm),
         rx_mandatory=s.ims_rx_mandatory,
@@ -76,8 +82,9 @@ class ImsService:
             apps.add((APP_RX, VENDOR_3GPP))
         if config.ocs:
             apps.add((APP_CREDIT_CONTROL, VENDOR_3GPP))
-        identity = LocalIdentity(config.origin_host, config.origin_realm,
-                                 applications=frozenset(apps))
+        identity = LocalIdentity(
+            config.origin_host, config.origin_realm, applications=frozenset(apps)
+        )
         self.node = Node(identity, PeerPolicy())
         links: dict[tuple[str, int], PeerLink] = {}
 
@@ -92,21 +99,37 @@ class ImsService:
         self.ro: ScscfRo | None = None
         self.rx: PcscfRx | None = None
         if config.ocs:  # S-CSCF first: no credit, no media authorization
-            self.ro = ScscfRo(self.node, link(config.ocs), self.core.release,
-                              service_context=config.ro_service_context,
-                              requested_seconds=config.ro_requested_seconds,
-                              buffer=config.ro_buffer_seconds, timeout=config.diameter_timeout)
+            self.ro = ScscfRo(
+                self.node,
+                link(config.ocs),
+                self.core.release,
+                service_context=config.ro_service_context,
+                requested_seconds=config.ro_requested_seconds,
+                buffer=config.ro_buffer_seconds,
+                timeout=config.diameter_timeout,
+            )
             hooks.append(self.ro)
         if config.pcrf:
-            self.rx = PcscfRx(self.node, link(config.pcrf), self.core.release,
-                              mandatory=config.rx_mandatory, timeout=config.diameter_timeout)
+            self.rx = PcscfRx(
+                self.node,
+                link(config.pcrf),
+                self.core.release,
+                mandatory=config.rx_mandatory,
+                timeout=config.diameter_timeout,
+            )
             hooks.append(self.rx)
         self.links = list(links.values())
 
     async def start(self) -> None:
         await self.core.start()
-        log.info("event=ims_ready sip=%s:%d domain=%s rx=%s ro=%s", self.config.core.host,
-                 self.core.port, self.config.core.domain, bool(self.rx), bool(self.ro))
+        log.info(
+            "event=ims_ready sip=%s:%d domain=%s rx=%s ro=%s",
+            self.config.core.host,
+            self.core.port,
+            self.config.core.domain,
+            bool(self.rx),
+            bool(self.ro),
+        )
 
     async def close(self) -> None:
         await self.core.close()

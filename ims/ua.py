@@ -19,12 +19,17 @@ from ims.sip.uri import SipUri, parse_uri
 _call_ids = itertools.count(1)
 
 
-def audio_offer(address: str, port: int, codec: str = "AMR-WB", bandwidth_as: int = 49,
-                ) -> SessionDescription:
+def audio_offer(
+    address: str,
+    port: int,
+    codec: str = "AMR-WB",
+    bandwidth_as: int = 49,
+) -> SessionDescription:
     """A VoLTE-style offer: AMR-WB (or AMR / PCMU) + telephone-event, b=AS/RS/RR, ptime 20."""
     addrtype = "IP6" if ":" in address else "IP4"
-    sdp = SessionDescription(f"- {port} 1 IN {addrtype} {address}", "-",
-                             Connection(addrtype, address))
+    sdp = SessionDescription(
+        f"- {port} 1 IN {addrtype} {address}", "-", Connection(addrtype, address)
+    )
     rate = 16000 if codec == "AMR-WB" else 8000
     pt = "0" if codec == "PCMU" else "97"
     media = Media("audio", port, "RTP/AVP", [pt, "101"])
@@ -32,8 +37,12 @@ def audio_offer(address: str, port: int, codec: str = "AMR-WB", bandwidth_as: in
     if codec != "PCMU":
         media.attributes.append(("rtpmap", f"97 {codec}/{rate}/1"))
         media.attributes.append(("fmtp", "97 mode-change-capability=2;max-red=0"))
-    media.attributes += [("rtpmap", f"101 telephone-event/{rate}"), ("fmtp", "101 0-15"),
-                         ("ptime", "20"), ("sendrecv", None)]
+    media.attributes += [
+        ("rtpmap", f"101 telephone-event/{rate}"),
+        ("fmtp", "101 0-15"),
+        ("ptime", "20"),
+        ("sendrecv", None),
+    ]
     sdp.media.append(media)
     return sdp
 
@@ -51,10 +60,19 @@ class Leg:
 
 
 class UserAgent:
-    def __init__(self, user: str, core: Target, domain: str, ip: str = "127.0.0.1",
-                 transport: str = "UDP", timers: Timers | None = None,
-                 answer_status: int = 200, answer_delay: float = 0.0, media_port: int = 40000,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        user: str,
+        core: Target,
+        domain: str,
+        ip: str = "127.0.0.1",
+        transport: str = "UDP",
+        timers: Timers | None = None,
+        answer_status: int = 200,
+        answer_delay: float = 0.0,
+        media_port: int = 40000,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.user = user
         self.core = core
         self.domain = domain
@@ -91,8 +109,11 @@ class UserAgent:
         headers = Headers()
         headers.add("Via", self.endpoint.via(self.transport, new_branch()))
         headers.add("Max-Forwards", "70")
-        headers.add("Route", f"<sip:{self.core.host}:{self.core.port}"
-                             f"{';transport=tcp' if self.transport == 'TCP' else ''};lr>")
+        headers.add(
+            "Route",
+            f"<sip:{self.core.host}:{self.core.port}"
+            f"{';transport=tcp' if self.transport == 'TCP' else ''};lr>",
+        )
         headers.add("From", f"<{self.aor}>;tag={new_tag()}")
         headers.add("To", to)
         headers.add("Call-ID", call_id)
@@ -103,14 +124,19 @@ class UserAgent:
         return headers
 
     async def register(self, expires: int = 600) -> Response:
-        headers = self._headers("REGISTER", f"<{self.aor}>", self.register_call_id,
-                                next(self._cseq))
+        headers = self._headers(
+            "REGISTER", f"<{self.aor}>", self.register_call_id, next(self._cseq)
+        )
         headers.add("Expires", str(expires))
         request = Request("REGISTER", parse_uri(f"sip:{self.domain}"), headers)
         return await self.endpoint.request(request, self.core).final
 
-    async def call(self, callee: str, offer: SessionDescription | None = None,
-                   provisional: list[Response] | None = None) -> Leg:
+    async def call(
+        self,
+        callee: str,
+        offer: SessionDescription | None = None,
+        provisional: list[Response] | None = None,
+    ) -> Leg:
         """INVITE ``callee``; on 2xx send the ACK. Returns when the final response arrived."""
         offer = offer or audio_offer(self.ip, self.media_port)
         call_id = f"call-{next(_call_ids)}-{new_tag()}@{self.ip}"
@@ -128,8 +154,9 @@ class UserAgent:
         leg.final = final
         if 200 <= final.status < 300:
             leg.dialog = Dialog.as_uac(invite, final)
-            ack = leg.dialog.create_request("ACK", self.endpoint.via(self.transport),
-                                            cseq=invite.cseq[0])
+            ack = leg.dialog.create_request(
+                "ACK", self.endpoint.via(self.transport), cseq=invite.cseq[0]
+            )
             self.endpoint.send(ack, self.core)
             leg.confirmed.set()
         else:
@@ -147,8 +174,7 @@ class UserAgent:
         headers.add("To", invite.headers.get("To") or "")
         headers.add("Call-ID", invite.call_id)
         headers.add("CSeq", f"{invite.cseq[0]} CANCEL")
-        return await self.endpoint.request(Request("CANCEL", invite.uri, headers),
-                                           self.core).final
+        return await self.endpoint.request(Request("CANCEL", invite.uri, headers), self.core).final
 
     async def bye(self, leg: Leg) -> Response:
         assert leg.dialog is not None
@@ -159,13 +185,15 @@ class UserAgent:
 
     async def reinvite(self, leg: Leg, offer: SessionDescription) -> Response:
         assert leg.dialog is not None
-        request = leg.dialog.create_request("INVITE", self.endpoint.via(self.transport),
-                                            offer.encode())
+        request = leg.dialog.create_request(
+            "INVITE", self.endpoint.via(self.transport), offer.encode()
+        )
         request.headers.add("Contact", f"<{self.contact}>")
         response = await self.endpoint.request(request, self.core).final
         if 200 <= response.status < 300:
-            ack = leg.dialog.create_request("ACK", self.endpoint.via(self.transport),
-                                            cseq=request.cseq[0])
+            ack = leg.dialog.create_request(
+                "ACK", self.endpoint.via(self.transport), cseq=request.cseq[0]
+            )
             self.endpoint.send(ack, self.core)
         return response
 
@@ -207,8 +235,9 @@ class UserAgent:
         """2xx retransmissions for an INVITE we already ACKed: ACK again (§13.2.2.4)."""
         leg = self.legs.get(response.call_id)
         if leg is not None and leg.dialog is not None and response.cseq[1] == "INVITE":
-            ack = leg.dialog.create_request("ACK", self.endpoint.via(self.transport),
-                                            cseq=response.cseq[0])
+            ack = leg.dialog.create_request(
+                "ACK", self.endpoint.via(self.transport), cseq=response.cseq[0]
+            )
             self.endpoint.send(ack, self.core)
 
     async def _answer(self, invite: Request, tx: ServerTransaction) -> None:
@@ -235,8 +264,7 @@ class UserAgent:
         await self.incoming.put(leg)
         await self._retransmit_until_ack(leg, tx, ok)
 
-    async def _retransmit_until_ack(self, leg: Leg, tx: ServerTransaction,
-                                    ok: Response) -> None:
+    async def _retransmit_until_ack(self, leg: Leg, tx: ServerTransaction, ok: Response) -> None:
         """§13.3.1.4: the UAS core retransmits its 2xx until the ACK arrives."""
         timers = self.endpoint.timers
         interval = timers.t1

@@ -30,10 +30,17 @@ class Dialog:
         """§12.1.2: route set is the Record-Route of the response, reversed."""
         contact = response.headers.get("Contact")
         target = parse_name_addr(contact).uri if contact else request.uri
-        return cls(request.call_id, request.from_.tag or "", response.to.tag or "",
-                   request.from_, response.to, target,
-                   list(reversed(response.headers.get_all("Record-Route"))),
-                   request.cseq[0], None)
+        return cls(
+            request.call_id,
+            request.from_.tag or "",
+            response.to.tag or "",
+            request.from_,
+            response.to,
+            target,
+            list(reversed(response.headers.get_all("Record-Route"))),
+            request.cseq[0],
+            None,
+        )
 
     @classmethod
     def as_uas(cls, request: Request, local_tag: str) -> Dialog:
@@ -42,8 +49,17 @@ class Dialog:
         target = parse_name_addr(contact).uri if contact else request.from_.uri
         local = request.to
         local.params["tag"] = local_tag
-        return cls(request.call_id, local_tag, request.from_.tag or "", local, request.from_,
-                   target, request.headers.get_all("Record-Route"), 0, request.cseq[0])
+        return cls(
+            request.call_id,
+            local_tag,
+            request.from_.tag or "",
+            local,
+            request.from_,
+            target,
+            request.headers.get_all("Record-Route"),
+            0,
+            request.cseq[0],
+        )
 
     def next_hop(self) -> SipUri:
         """§12.2.1.1 with loose routing: the first route, else the remote target."""
@@ -51,8 +67,14 @@ class Dialog:
             return parse_name_addr(self.route_set[0]).uri
         return self.remote_target
 
-    def create_request(self, method: str, via: str, body: bytes = b"",
-                       content_type: str | None = None, cseq: int | None = None) -> Request:
+    def create_request(
+        self,
+        method: str,
+        via: str,
+        body: bytes = b"",
+        content_type: str | None = None,
+        cseq: int | None = None,
+    ) -> Request:
         """An in-dialog request; ACK reuses the INVITE's CSeq number (pass ``cseq``)."""
         if cseq is None:
             self.local_seq += 1

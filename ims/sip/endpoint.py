@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 
 
 class TransactionUser(Protocol):
-    def on_request(self, request: Request, tx: ServerTransaction | None,
-                   source: Target) -> None: ...
+    def on_request(
+        self, request: Request, tx: ServerTransaction | None, source: Target
+    ) -> None: ...
 
     def on_stray_response(self, response: Response, source: Target) -> None: ...
 
@@ -92,9 +93,12 @@ class Endpoint:
         params: dict[str, str | None] = {"branch": branch or new_branch(), "rport": None}
         return str(Via(transport, self.host, self.port, params))
 
-    def request(self, request: Request, target: Target,
-                on_response: Callable[[ClientTransaction, Response], None] | None = None,
-                ) -> ClientTransaction:
+    def request(
+        self,
+        request: Request,
+        target: Target,
+        on_response: Callable[[ClientTransaction, Response], None] | None = None,
+    ) -> ClientTransaction:
         """Send a request in a new client transaction (its top Via must be ours)."""
         return self.layer.client(request, target, on_response)
 

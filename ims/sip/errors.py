@@ -16,8 +16,13 @@ class SipError(ValueError):
     was parsed before the failure, so the transport can still address a response.
     """
 
-    def __init__(self, reason: str, status: int = 400, headers: Headers | None = None,
-                 is_request: bool | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        status: int = 400,
+        headers: Headers | None = None,
+        is_request: bool | None = None,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status

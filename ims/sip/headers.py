@@ -12,42 +12,136 @@ from ims.sip.errors import SipError
 
 # RFC 3261 §7.3.3 and the IANA SIP parameters registry ("compact form" column).
 COMPACT: dict[str, str] = {
-    "a": "Accept-Contact", "b": "Referred-By", "c": "Content-Type", "d": "Request-Disposition",
-    "e": "Content-Encoding", "f": "From", "i": "Call-ID", "j": "Reject-Contact", "k": "Supported",
-    "l": "Content-Length", "m": "Contact", "n": "Identity-Info", "o": "Event", "r": "Refer-To",
-    "s": "Subject", "t": "To", "u": "Allow-Events", "v": "Via", "x": "Session-Expires",
+    "a": "Accept-Contact",
+    "b": "Referred-By",
+    "c": "Content-Type",
+    "d": "Request-Disposition",
+    "e": "Content-Encoding",
+    "f": "From",
+    "i": "Call-ID",
+    "j": "Reject-Contact",
+    "k": "Supported",
+    "l": "Content-Length",
+    "m": "Contact",
+    "n": "Identity-Info",
+    "o": "Event",
+    "r": "Refer-To",
+    "s": "Subject",
+    "t": "To",
+    "u": "Allow-Events",
+    "v": "Via",
+    "x": "Session-Expires",
     "y": "Identity",
 }
 
 _KNOWN = (
     *COMPACT.values(),
-    "Accept", "Accept-Encoding", "Accept-Language", "Alert-Info", "Allow", "Authentication-Info",
-    "Authorization", "Call-ID", "Call-Info", "Contact", "Content-Disposition", "Content-Encoding",
-    "Content-Language", "Content-Length", "Content-Type", "CSeq", "Date", "Error-Info", "Expires",
-    "From", "In-Reply-To", "Max-Forwards", "MIME-Version", "Min-Expires", "Organization",
-    "Priority", "Proxy-Authenticate", "Proxy-Authorization", "Proxy-Require", "Record-Route",
-    "Reply-To", "Require", "Retry-After", "Route", "Server", "Subject", "Supported", "Timestamp",
-    "To", "Unsupported", "User-Agent", "Via", "Warning", "WWW-Authenticate", "Reason", "RSeq",
-    "RAck", "Path", "Service-Route", "Session-Expires", "Min-SE", "Event", "Allow-Events",
-    "P-Asserted-Identity", "P-Preferred-Identity", "P-Charging-Vector",
-    "P-Charging-Function-Addresses", "P-Access-Network-Info", "P-Visited-Network-ID",
-    "P-Associated-URI", "P-Called-Party-ID", "Security-Client", "Security-Server",
-    "Security-Verify", "Refer-To", "Referred-By",
+    "Accept",
+    "Accept-Encoding",
+    "Accept-Language",
+    "Alert-Info",
+    "Allow",
+    "Authentication-Info",
+    "Authorization",
+    "Call-ID",
+    "Call-Info",
+    "Contact",
+    "Content-Disposition",
+    "Content-Encoding",
+    "Content-Language",
+    "Content-Length",
+    "Content-Type",
+    "CSeq",
+    "Date",
+    "Error-Info",
+    "Expires",
+    "From",
+    "In-Reply-To",
+    "Max-Forwards",
+    "MIME-Version",
+    "Min-Expires",
+    "Organization",
+    "Priority",
+    "Proxy-Authenticate",
+    "Proxy-Authorization",
+    "Proxy-Require",
+    "Record-Route",
+    "Reply-To",
+    "Require",
+    "Retry-After",
+    "Route",
+    "Server",
+    "Subject",
+    "Supported",
+    "Timestamp",
+    "To",
+    "Unsupported",
+    "User-Agent",
+    "Via",
+    "Warning",
+    "WWW-Authenticate",
+    "Reason",
+    "RSeq",
+    "RAck",
+    "Path",
+    "Service-Route",
+    "Session-Expires",
+    "Min-SE",
+    "Event",
+    "Allow-Events",
+    "P-Asserted-Identity",
+    "P-Preferred-Identity",
+    "P-Charging-Vector",
+    "P-Charging-Function-Addresses",
+    "P-Access-Network-Info",
+    "P-Visited-Network-ID",
+    "P-Associated-URI",
+    "P-Called-Party-ID",
+    "Security-Client",
+    "Security-Server",
+    "Security-Verify",
+    "Refer-To",
+    "Referred-By",
 )
 _CANONICAL: dict[str, str] = {name.lower(): name for name in _KNOWN}
 
 # Headers whose grammar is a comma-separated list (RFC 3261 §7.3.1): one header line may carry
 # several values. Authorization-style headers and Date contain commas inside one value.
-LIST_HEADERS = frozenset(name.lower() for name in (
-    "Via", "Route", "Record-Route", "Contact", "Allow", "Supported", "Require", "Proxy-Require",
-    "Unsupported", "Accept", "Accept-Encoding", "Accept-Language", "Content-Encoding",
-    "Content-Language", "Path", "Service-Route", "P-Associated-URI", "P-Asserted-Identity",
-    "Allow-Events", "Security-Client", "Security-Server", "Security-Verify", "Reason",
-    "Alert-Info", "Call-Info", "Error-Info", "In-Reply-To", "Warning",
-))
+LIST_HEADERS = frozenset(
+    name.lower()
+    for name in (
+        "Via",
+        "Route",
+        "Record-Route",
+        "Contact",
+        "Allow",
+        "Supported",
+        "Require",
+        "Proxy-Require",
+        "Unsupported",
+        "Accept",
+        "Accept-Encoding",
+        "Accept-Language",
+        "Content-Encoding",
+        "Content-Language",
+        "Path",
+        "Service-Route",
+        "P-Associated-URI",
+        "P-Asserted-Identity",
+        "Allow-Events",
+        "Security-Client",
+        "Security-Server",
+        "Security-Verify",
+        "Reason",
+        "Alert-Info",
+        "Call-Info",
+        "Error-Info",
+        "In-Reply-To",
+        "Warning",
+    )
+)
 
-_TOKEN_CHARS = frozenset(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
+_TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
 
 
 def canonical(name: str) -> str:
@@ -149,8 +243,9 @@ class Headers:
         for i, (n, _) in enumerate(self._items):
             if canonical(n).lower() == key:
                 self._items[i] = (canonical(name), value)
-                self._items[i + 1:] = [
-                    item for item in self._items[i + 1:] if canonical(item[0]).lower() != key]
+                self._items[i + 1 :] = [
+                    item for item in self._items[i + 1 :] if canonical(item[0]).lower() != key
+                ]
                 return
         self._items.append((canonical(name), value))
 
@@ -178,15 +273,17 @@ def parse_header_lines(lines: list[str], is_request: bool | None) -> Headers:
     for line in lines:
         if line[:1] in (" ", "\t"):
             if not len(headers):
-                raise SipError("continuation line before any header", headers=headers,
-                               is_request=is_request)
+                raise SipError(
+                    "continuation line before any header", headers=headers, is_request=is_request
+                )
             name, value = headers._items[-1]
             headers._items[-1] = (name, f"{value} {line.strip()}".strip())
             continue
         name, sep, value = line.partition(":")
         name = name.rstrip(" \t")
         if not sep or not is_token(name):
-            raise SipError(f"malformed header line {line[:60]!r}", headers=headers,
-                           is_request=is_request)
+            raise SipError(
+                f"malformed header line {line[:60]!r}", headers=headers, is_request=is_request
+            )
         headers.add(canonical(name) if len(name) == 1 else name, value.strip())
     return headers

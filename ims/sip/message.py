@@ -31,15 +31,35 @@ _REQUIRED = ("Via", "From", "To", "Call-ID", "CSeq")
 _COPIED = frozenset(_REQUIRED)
 
 REASONS: dict[int, str] = {
-    100: "Trying", 180: "Ringing", 183: "Session Progress", 200: "OK", 202: "Accepted",
-    400: "Bad Request", 402: "Payment Required", 403: "Forbidden", 404: "Not Found",
-    405: "Method Not Allowed", 408: "Request Timeout", 413: "Request Entity Too Large",
-    415: "Unsupported Media Type", 416: "Unsupported URI Scheme", 420: "Bad Extension",
-    423: "Interval Too Brief", 480: "Temporarily Unavailable",
-    481: "Call/Transaction Does Not Exist", 482: "Loop Detected", 483: "Too Many Hops",
-    486: "Busy Here", 487: "Request Terminated", 488: "Not Acceptable Here",
-    500: "Server Internal Error", 501: "Not Implemented", 503: "Service Unavailable",
-    504: "Server Time-out", 505: "Version Not Supported", 513: "Message Too Large",
+    100: "Trying",
+    180: "Ringing",
+    183: "Session Progress",
+    200: "OK",
+    202: "Accepted",
+    400: "Bad Request",
+    402: "Payment Required",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    413: "Request Entity Too Large",
+    415: "Unsupported Media Type",
+    416: "Unsupported URI Scheme",
+    420: "Bad Extension",
+    423: "Interval Too Brief",
+    480: "Temporarily Unavailable",
+    481: "Call/Transaction Does Not Exist",
+    482: "Loop Detected",
+    483: "Too Many Hops",
+    486: "Busy Here",
+    487: "Request Terminated",
+    488: "Not Acceptable Here",
+    500: "Server Internal Error",
+    501: "Not Implemented",
+    503: "Service Unavailable",
+    504: "Server Time-out",
+    505: "Version Not Supported",
+    513: "Message Too Large",
     603: "Decline",
 }
 
@@ -174,9 +194,14 @@ class Response(Message):
         return f"<Response {self.status} {self.reason} call-id={self.call_id}>"
 
 
-def make_response(request: Request, status: int, reason: str | None = None,
-                  to_tag: str | None = None, body: bytes = b"",
-                  content_type: str | None = None) -> Response:
+def make_response(
+    request: Request,
+    status: int,
+    reason: str | None = None,
+    to_tag: str | None = None,
+    body: bytes = b"",
+    content_type: str | None = None,
+) -> Response:
     """Build a response copying Via, From, To, Call-ID, CSeq (RFC 3261 §8.2.6.2); the To tag is
     added when given and absent (never for 100 Trying)."""
     headers = Headers()

@@ -67,8 +67,14 @@ def server_key(request: Request) -> tuple[str, ...]:
     branch = via.branch or ""
     if branch.startswith(BRANCH_MAGIC):
         return (branch, via.sent_by, method)
-    return ("rfc2543", request.call_id, request.from_.tag or "", str(request.cseq[0]),
-            str(via), method)
+    return (
+        "rfc2543",
+        request.call_id,
+        request.from_.tag or "",
+        str(request.cseq[0]),
+        str(via),
+        method,
+    )
 
 
 def client_key(message: Message) -> tuple[str, str]:
@@ -105,8 +111,13 @@ class ClientTransaction(_Transaction):
     """Sends a request and delivers its responses to ``on_response``; ``final`` resolves with
     the final response (a synthesized 408 on Timer B/F, 503 on a transport failure)."""
 
-    def __init__(self, layer: TransactionLayer, request: Request, target: Target,
-                 on_response: Callable[[ClientTransaction, Response], None] | None) -> None:
+    def __init__(
+        self,
+        layer: TransactionLayer,
+        request: Request,
+        target: Target,
+        on_response: Callable[[ClientTransaction, Response], None] | None,
+    ) -> None:
         super().__init__(layer, request, target)
         self.key = client_key(request)
         self.on_response = on_response
@@ -226,7 +237,10 @@ class ServerTransaction(_Transaction):
                 self._start("I", 0 if reliable else self.layer.timers.t4, self._terminate)
             return
         if self.last_response is not None and self.state in (
-                State.PROCEEDING, State.TRYING, State.COMPLETED):
+            State.PROCEEDING,
+            State.TRYING,
+            State.COMPLETED,
+        ):
             self.layer.send(self.last_response, self.target)
 
     def respond(self, response: Response) -> None:
@@ -271,17 +285,24 @@ class ServerTransaction(_Transaction):
 class TransactionLayer:
     """Holds the live transactions and matches incoming messages to them."""
 
-    def __init__(self, send: Send, timers: Timers | None = None,
-                 loop: asyncio.AbstractEventLoop | None = None) -> None:
+    def __init__(
+        self,
+        send: Send,
+        timers: Timers | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
         self.send = send
         self.timers = timers or Timers()
         self.loop = loop or asyncio.get_running_loop()
         self.clients: dict[tuple[str, ...], ClientTransaction] = {}
         self.servers: dict[tuple[str, ...], ServerTransaction] = {}
 
-    def client(self, request: Request, target: Target,
-               on_response: Callable[[ClientTransaction, Response], None] | None = None,
-               ) -> ClientTransaction:
+    def client(
+        self,
+        request: Request,
+        target: Target,
+        on_response: Callable[[ClientTransaction, Response], None] | None = None,
+    ) -> ClientTransaction:
         tx = ClientTransaction(self, request, target, on_response)
         self.clients[tx.key] = tx
         tx.start()

@@ -110,8 +110,9 @@ class SipTransport:
         self._pending: dict[tuple[str, int], asyncio.Task[None]] = {}
         self.stats = {"received": 0, "sent": 0, "malformed": 0}
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0, udp: bool = True,
-                    tcp: bool = True) -> None:
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 0, udp: bool = True, tcp: bool = True
+    ) -> None:
         """Listen; with port 0 the UDP socket picks a free port and TCP binds the same one
         (another free pair is tried when that TCP port is taken)."""
         for _ in range(20 if port == 0 else 1):
@@ -131,12 +132,14 @@ class SipTransport:
         self.host = host
         if udp:
             transport, protocol = await loop.create_datagram_endpoint(
-                lambda: _Udp(self), local_addr=(host, port))
+                lambda: _Udp(self), local_addr=(host, port)
+            )
             self._udp = protocol
             port = transport.get_extra_info("sockname")[1]
         if tcp:
-            self._server = await loop.create_server(lambda: _Tcp(self), host, port,
-                                                    reuse_address=True)
+            self._server = await loop.create_server(
+                lambda: _Tcp(self), host, port, reuse_address=True
+            )
             port = self._server.sockets[0].getsockname()[1]
         self.port = port
 
@@ -183,8 +186,7 @@ class SipTransport:
             conn.write(data)
             return
         if task is not None and not task.cancelled() and task.exception() is not None:
-            log.info("TCP connect to %s:%s failed: %s", target.host, target.port,
-                     task.exception())
+            log.info("TCP connect to %s:%s failed: %s", target.host, target.port, task.exception())
         if self.on_error:
             self.on_error(target)
 

@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 
 from ims.sip.errors import SipError
 
-_HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9\-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9\-]*"
-                       r"[A-Za-z0-9])?)*\.?$")
+_HOSTNAME = re.compile(
+    r"^[A-Za-z0-9]([A-Za-z0-9\-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9\-]*"
+    r"[A-Za-z0-9])?)*\.?$"
+)
 _USER_CHARS = re.compile(r"^[A-Za-z0-9\-_.!~*'()&=+$,;?/%]+$")
 _PARAM_CHARS = re.compile(r"^[A-Za-z0-9\-_.!~*'()%\[\]/:&+$]+$")
 _TEL_NUMBER = re.compile(r"^\+?[0-9A-Fa-f*#\-.()]+$")
@@ -51,7 +53,7 @@ def parse_hostport(text: str, what: str) -> tuple[str, int | None]:
         end = text.find("]")
         if end < 0:
             raise SipError(f"unterminated IPv6 reference in {what}")
-        host, rest = text[: end + 1], text[end + 1:]
+        host, rest = text[: end + 1], text[end + 1 :]
         try:
             ipaddress.IPv6Address(host[1:-1])
         except ValueError as exc:
@@ -172,7 +174,7 @@ def parse_name_addr(text: str, allow_wildcard: bool = False) -> NameAddr:
             i += 1
         else:
             raise SipError("unterminated display name")
-        display, rest = rest[: i + 1], rest[i + 1:].lstrip()
+        display, rest = rest[: i + 1], rest[i + 1 :].lstrip()
         if not rest.startswith("<"):
             raise SipError("quoted display name without <uri>")
     lt = rest.find("<")
@@ -182,8 +184,8 @@ def parse_name_addr(text: str, allow_wildcard: bool = False) -> NameAddr:
         gt = rest.find(">", lt)
         if gt < 0:
             raise SipError(f"missing '>' in {text[:80]!r}")
-        uri = parse_uri(rest[lt + 1:gt])
-        tail = rest[gt + 1:].strip()
+        uri = parse_uri(rest[lt + 1 : gt])
+        tail = rest[gt + 1 :].strip()
     else:
         uri_text, semi, tail = rest.partition(";")
         if " " in uri_text.strip() or "," in uri_text:

@@ -28,8 +28,9 @@ class OpenPcc:
     log: Path
 
 
-async def _wait_port(port: int, process: asyncio.subprocess.Process, log: Path,
-                     timeout: float = 30.0) -> None:
+async def _wait_port(
+    port: int, process: asyncio.subprocess.Process, log: Path, timeout: float = 30.0
+) -> None:
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
     while True:
@@ -46,8 +47,9 @@ async def _wait_port(port: int, process: asyncio.subprocess.Process, log: Path,
 
 
 @asynccontextmanager
-async def openpcc_running(workdir: Path, charging: dict[str, Any], policy: dict[str, Any],
-                          **env: str) -> AsyncIterator[OpenPcc]:
+async def openpcc_running(
+    workdir: Path, charging: dict[str, Any], policy: dict[str, Any], **env: str
+) -> AsyncIterator[OpenPcc]:
     (workdir / "tariff.yaml").write_text(TEST_TARIFF)
     (workdir / "provisioning.yaml").write_text(yaml.safe_dump(charging))
     (workdir / "policy.yaml").write_text(yaml.safe_dump({"policy": policy}))
@@ -71,8 +73,15 @@ async def openpcc_running(workdir: Path, charging: dict[str, Any], policy: dict[
     log = workdir / "openpcc.log"
     with log.open("wb") as out:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "openpcc.cli", "run", cwd=ROOT,
-            env={**os.environ, **settings}, stdout=out, stderr=out)
+            sys.executable,
+            "-m",
+            "openpcc.cli",
+            "run",
+            cwd=ROOT,
+            env={**os.environ, **settings},
+            stdout=out,
+            stderr=out,
+        )
     try:
         await _wait_port(diameter_port, process, log)
         yield OpenPcc(diameter_port, sip_port, database_url, process, log)

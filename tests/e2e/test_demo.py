@@ -15,10 +15,22 @@ def test_demo_call_ladder_bearer_balances_and_cdr(tmp_path: Path) -> None:
     assert asyncio.run(run_demo(tmp_path, 1.0, out)) == 0
     text = out.getvalue()
     ladder = text.split("== dedicated bearers")[0]
-    order = ["Gx CCR-I", "REGISTER", "INVITE", "Ro CCR-I", "Ro CCA-I 2001", "Rx AAR",
-             "bearer created", "Rx AAA 2001", "CSCF ──SIP──▶ alice   200 OK (INVITE)", "BYE",
-             "Ro CCR-T", "Rx STR",
-             "bearer removed", "Gx CCR-T"]
+    order = [
+        "Gx CCR-I",
+        "REGISTER",
+        "INVITE",
+        "Ro CCR-I",
+        "Ro CCA-I 2001",
+        "Rx AAR",
+        "bearer created",
+        "Rx AAA 2001",
+        "CSCF ──SIP──▶ alice   200 OK (INVITE)",
+        "BYE",
+        "Ro CCR-T",
+        "Rx STR",
+        "bearer removed",
+        "Gx CCR-T",
+    ]
     positions = [ladder.index(step) for step in order]
     assert positions == sorted(positions), ladder
     assert "alice: rule af-" in text and "QCI 1 GBR UL/DL 51000/51000" in text

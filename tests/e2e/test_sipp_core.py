@@ -48,12 +48,25 @@ def test_sipp_uac_calls_sipp_uas_through_core(tmp_path: Path, transport: str) ->
             target = Target(transport, "127.0.0.1", core.port)
             uas_port = free_port("127.0.0.2")
             suffix = ";transport=tcp" if transport == "TCP" else ""
-            assert (
-                await register_binding(
-                    admin, "bob", f"sip:bob@127.0.0.2:{uas_port}{suffix}", DOMAIN
-                )
-                == 200
+            (tmp_path / "reg").mkdir()
+            code, out = await run_sipp(
+                SCENARIOS / "register.xml",
+                target,
+                "127.0.0.2",
+                free_port("127.0.0.2"),
+                tmp_path / "reg",
+                "-key",
+                "user",
+                "bob",
+                "-key",
+                "contact",
+                f"127.0.0.2:{uas_port}{suffix}",
+                timeout=10,
             )
+            assert code == 0, out
+            assert [b.contact.port for b in core.location.bindings(f"sip:bob@{DOMAIN}")] == [
+                uas_port
+            ]
             assert await register_binding(admin, "alice", "sip:alice@127.0.0.1:5999", DOMAIN) == 200
             uas_dir, uac_dir = tmp_path / "uas", tmp_path / "uac"
             uas_dir.mkdir()

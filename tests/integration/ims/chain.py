@@ -29,14 +29,29 @@ from tests.integration.ims.harness import DOMAIN, FAST
 CALLER = ("001010000000001", "491700000001", "127.0.0.1")  # IMSI, MSISDN, UE IP
 CALLEE = ("001010000000002", "4915112345678", "127.0.0.2")  # DE_MOBILE in the test tariff
 ABROAD = ("001010000000003", "15551234567", "127.0.0.3")  # WORLD: per second
-POLICY = policy_provisioning.PolicyProvisioning.model_validate({
-    "profiles": [{"name": "volte", "apns": [{
-        "apn": "ims", "qci": 5, "arp": {"priority": 1}, "ambr": {"ul": 256_000, "dl": 256_000},
-        "predefined_rules": ["ims-signalling"]}]}],
-    "subscribers": [{"imsi": CALLER[0], "msisdn": CALLER[1], "profile": "volte"},
-                    {"imsi": CALLEE[0], "msisdn": CALLEE[1], "profile": "volte"},
-                    {"imsi": ABROAD[0], "msisdn": ABROAD[1], "profile": "volte"}],
-})
+POLICY = policy_provisioning.PolicyProvisioning.model_validate(
+    {
+        "profiles": [
+            {
+                "name": "volte",
+                "apns": [
+                    {
+                        "apn": "ims",
+                        "qci": 5,
+                        "arp": {"priority": 1},
+                        "ambr": {"ul": 256_000, "dl": 256_000},
+                        "predefined_rules": ["ims-signalling"],
+                    }
+                ],
+            }
+        ],
+        "subscribers": [
+            {"imsi": CALLER[0], "msisdn": CALLER[1], "profile": "volte"},
+            {"imsi": CALLEE[0], "msisdn": CALLEE[1], "profile": "volte"},
+            {"imsi": ABROAD[0], "msisdn": ABROAD[1], "profile": "volte"},
+        ],
+    }
+)
 
 
 def ocs_spec(money: int) -> Any:
@@ -54,9 +69,15 @@ class Chain:
 
 
 @asynccontextmanager
-async def chain_running(database_url: str, money: int = 1000, *, ocs_config: OcsConfig | None
-                        = None, ro_buffer: float = 5.0, requested: int = 60,
-                        rx_mandatory: bool = True) -> AsyncIterator[Chain]:
+async def chain_running(
+    database_url: str,
+    money: int = 1000,
+    *,
+    ocs_config: OcsConfig | None = None,
+    ro_buffer: float = 5.0,
+    requested: int = 60,
+    rx_mandatory: bool = True,
+) -> AsyncIterator[Chain]:
     engine = create_engine(database_url)
     upgrade(engine)
     apply_charging(engine, ocs_spec(money))
@@ -66,20 +87,27 @@ async def chain_running(database_url: str, money: int = 1000, *, ocs_config: Ocs
     pcrf = Pcrf(pcrf_node, engine, PcrfConfig())
     await pcrf.start()
     _, pcrf_port = await pcrf_node.listen("127.0.0.1", 0)
-    ocs = OcsApplication(engine, ocs_config or OcsConfig(tariffs={"Test": test_plan()},
-                                                         node_id="ocs.test"))
+    ocs = OcsApplication(
+        engine, ocs_config or OcsConfig(tariffs={"Test": test_plan()}, node_id="ocs.test")
+    )
     ocs_node = Node(LocalIdentity("ocs.test", "test", applications=RO_APPS), PeerPolicy())
     ocs.install(ocs_node.router, [ocs_node])
     await ocs.start()
     _, ocs_port = await ocs_node.listen("127.0.0.1", 0)
     pcef = PcefSimulator("pgw.test", "test", "127.0.0.1", pcrf_port, "test")
-    ims = ImsService(ImsConfig(
-        core=CoreConfig(domain=DOMAIN, host="127.0.0.1", port=0),
-        origin_host="cscf.test", origin_realm="test",
-        pcrf=DiameterPeer("127.0.0.1", pcrf_port, "test"),
-        ocs=DiameterPeer("127.0.0.1", ocs_port, "test"),
-        rx_mandatory=rx_mandatory, ro_buffer_seconds=ro_buffer, ro_requested_seconds=requested,
-        timers=FAST))
+    ims = ImsService(
+        ImsConfig(
+            core=CoreConfig(domain=DOMAIN, host="127.0.0.1", port=0),
+            origin_host="cscf.test",
+            origin_realm="test",
+            pcrf=DiameterPeer("127.0.0.1", pcrf_port, "test"),
+            ocs=DiameterPeer("127.0.0.1", ocs_port, "test"),
+            rx_mandatory=rx_mandatory,
+            ro_buffer_seconds=ro_buffer,
+            ro_requested_seconds=requested,
+            timers=FAST,
+        )
+    )
     await ims.start()
     try:
         yield Chain(engine, pcrf, ocs, pcef, ims, ocs_node)

@@ -15,10 +15,10 @@ DOMAIN = "ims.test"
 
 
 @asynccontextmanager
-async def core_running(hooks: list[CallHooks] | None = None,
-                       **kwargs: object) -> AsyncIterator[ImsCore]:
-    core = ImsCore(CoreConfig(domain=DOMAIN, host="127.0.0.1", port=0), hooks, FAST,
-                   **kwargs)  # type: ignore[arg-type]
+async def core_running(
+    hooks: list[CallHooks] | None = None, **kwargs: object
+) -> AsyncIterator[ImsCore]:
+    core = ImsCore(CoreConfig(domain=DOMAIN, host="127.0.0.1", port=0), hooks, FAST, **kwargs)  # type: ignore[arg-type]
     await core.start()
     try:
         yield core
@@ -27,10 +27,23 @@ async def core_running(hooks: list[CallHooks] | None = None,
 
 
 @asynccontextmanager
-async def ua_running(core: ImsCore, user: str, ip: str = "127.0.0.1", transport: str = "UDP",
-                     register: bool = True, **kwargs: object) -> AsyncIterator[UserAgent]:
-    ua = UserAgent(user, Target(transport, "127.0.0.1", core.port), DOMAIN, ip=ip,
-                   transport=transport, timers=FAST, **kwargs)  # type: ignore[arg-type]
+async def ua_running(
+    core: ImsCore,
+    user: str,
+    ip: str = "127.0.0.1",
+    transport: str = "UDP",
+    register: bool = True,
+    **kwargs: object,
+) -> AsyncIterator[UserAgent]:
+    ua = UserAgent(
+        user,
+        Target(transport, "127.0.0.1", core.port),
+        DOMAIN,
+        ip=ip,
+        transport=transport,
+        timers=FAST,
+        **kwargs,
+    )  # type: ignore[arg-type]
     await ua.start()
     try:
         if register:

@@ -37,10 +37,13 @@ def test_call_creates_qci1_bearer_charges_and_writes_cdr(database_url: str) -> N
             core = chain.ims.core
             sent: list[Message] = []
             for link in chain.ims.links:
-                link.observers.append(lambda kind, msg: sent.append(msg)
-                                      if kind == "request" else None)
-            async with ua_running(core, f"+{CALLER[1]}", CALLER[2]) as alice, \
-                    ua_running(core, f"+{CALLEE[1]}", CALLEE[2]):
+                link.observers.append(
+                    lambda kind, msg: sent.append(msg) if kind == "request" else None
+                )
+            async with (
+                ua_running(core, f"+{CALLER[1]}", CALLER[2]) as alice,
+                ua_running(core, f"+{CALLEE[1]}", CALLEE[2]),
+            ):
                 leg = await alice.call(f"sip:+{CALLEE[1]}@{DOMAIN}")
                 assert leg.final is not None and leg.final.status == 200
                 caller_gx = chain.pcef.by_ip(CALLER[2])
@@ -53,12 +56,13 @@ def test_call_creates_qci1_bearer_charges_and_writes_cdr(database_url: str) -> N
                 caller_bearer = next(iter(caller_gx.bearers.values()))
                 assert set(caller_bearer.flows) == {
                     (direction, f"permit out 17 from 127.0.0.2 {port} to 127.0.0.1 {port}")
-                    for direction in ("downlink", "uplink") for port in (40000, 40001)}
+                    for direction in ("downlink", "uplink")
+                    for port in (40000, 40001)
+                }
                 assert balance(chain.engine, "alice") == (1000, 17)  # reserved: first minute
                 await asyncio.sleep(1.2)
                 assert (await alice.bye(leg)).status == 200
-                await chain.pcef.wait_for(lambda: not caller_gx.bearers and
-                                          not callee_gx.bearers)
+                await chain.pcef.wait_for(lambda: not caller_gx.bearers and not callee_gx.bearers)
                 await settled(chain.engine)
                 # DE_MOBILE: 0.05 connect + 0.12/min in 60/1 increments → 17 cents for ≤ 60 s
                 assert balance(chain.engine, "alice") == (1000 - 17, 0)
@@ -88,7 +92,9 @@ def check_kamailio_shapes(sent: list[Message], icid: str, call_id: str) -> None:
     assert caller_aar.get("Rx-Request-Type") is None
     sub = caller_aar.first("Subscription-Id")
     assert (sub.get("Subscription-Id-Type"), sub.get("Subscription-Id-Data")) == (
-        2, f"sip:+{CALLER[1]}@{DOMAIN}")
+        2,
+        f"sip:+{CALLER[1]}@{DOMAIN}",
+    )
     (mcd,) = caller_aar["Media-Component-Description"]
     assert mcd.get("Media-Type") == 0 and mcd.get("Flow-Status") == 2
     for d in ("UL", "DL"):
@@ -101,7 +107,8 @@ def check_kamailio_shapes(sent: list[Message], icid: str, call_id: str) -> None:
     rtp, rtcp = mcd["Media-Sub-Component"]
     assert [a.value for a in rtp["Flow-Description"]] == [
         "permit out 17 from 127.0.0.2 40000 to 127.0.0.1 40000",
-        "permit in 17 from 127.0.0.1 40000 to 127.0.0.2 40000"]
+        "permit in 17 from 127.0.0.1 40000 to 127.0.0.2 40000",
+    ]
     assert rtcp.get("Flow-Usage") == 1 and rtcp.get("Flow-Number") == 2
     ccrs = [m for m in sent if m.command_code == 272]
     assert [m.get("CC-Request-Type") for m in ccrs] == [1, 3]
@@ -125,8 +132,10 @@ def test_no_credit_is_402(database_url: str) -> None:
         async with chain_running(database_url, money=0) as chain:
             await attach(chain.pcef, CALLER, CALLEE)
             core = chain.ims.core
-            async with ua_running(core, f"+{CALLER[1]}", CALLER[2]) as alice, \
-                    ua_running(core, f"+{CALLEE[1]}", CALLEE[2]) as bob:
+            async with (
+                ua_running(core, f"+{CALLER[1]}", CALLER[2]) as alice,
+                ua_running(core, f"+{CALLEE[1]}", CALLEE[2]) as bob,
+            ):
                 final = (await alice.call(f"sip:+{CALLEE[1]}@{DOMAIN}")).final
                 assert final is not None and final.status == 402
                 assert "credit control 4012" in (final.headers.get("Reason") or "")
@@ -141,8 +150,10 @@ def test_media_refused_by_the_pgw_is_488(database_url: str) -> None:
             await attach(chain.pcef, CALLER, CALLEE)
             chain.pcef.fail_installs = 1  # the PGW refuses the caller's dedicated bearer
             core = chain.ims.core
-            async with ua_running(core, f"+{CALLER[1]}", CALLER[2]) as alice, \
-                    ua_running(core, f"+{CALLEE[1]}", CALLEE[2]) as bob:
+            async with (
+                ua_running(core, f"+{CALLER[1]}", CALLER[2]) as alice,
+                ua_running(core, f"+{CALLEE[1]}", CALLEE[2]) as bob,
+            ):
                 final = (await alice.call(f"sip:+{CALLEE[1]}@{DOMAIN}")).final
                 assert final is not None and final.status == 488
                 assert (final.headers.get("Reason") or "").startswith("SIP;cause=488")
@@ -152,8 +163,9 @@ def test_media_refused_by_the_pgw_is_488(database_url: str) -> None:
                 assert balance(chain.engine, "alice") == (1000, 0)  # nothing charged
                 sessions = [chain.pcef.by_ip(ip) for ip in (CALLER[2], CALLEE[2])]
                 # the callee's AAR succeeded: its STR removes that bearer again
-                await chain.pcef.wait_for(lambda: all(s is not None and not s.bearers
-                                                      for s in sessions))
+                await chain.pcef.wait_for(
+                    lambda: all(s is not None and not s.bearers for s in sessions)
+                )
 
     asyncio.run(main())
 
@@ -163,8 +175,10 @@ def test_bearer_loss_releases_the_call_both_ways(database_url: str) -> None:
         async with chain_running(database_url) as chain:
             await attach(chain.pcef, CALLER, CALLEE)
             core = chain.ims.core
-            async with ua_running(core, f"+{CALLER[1]}", CALLER[2]) as alice, \
-                    ua_running(core, f"+{CALLEE[1]}", CALLEE[2]) as bob:
+            async with (
+                ua_running(core, f"+{CALLER[1]}", CALLER[2]) as alice,
+                ua_running(core, f"+{CALLEE[1]}", CALLEE[2]) as bob,
+            ):
                 leg = await alice.call(f"sip:+{CALLEE[1]}@{DOMAIN}")
                 assert leg.final is not None and leg.final.status == 200
                 bob_leg = await asyncio.wait_for(bob.incoming.get(), 3)
@@ -191,16 +205,17 @@ def test_out_of_credit_mid_call_releases_both_ways(database_url: str) -> None:
         async with chain_running(database_url, money=3, requested=2, ro_buffer=0.5) as chain:
             await attach(chain.pcef, CALLER, ABROAD)
             core = chain.ims.core
-            async with ua_running(core, f"+{CALLER[1]}", CALLER[2]) as alice, \
-                    ua_running(core, f"+{ABROAD[1]}", ABROAD[2]) as far:
+            async with (
+                ua_running(core, f"+{CALLER[1]}", CALLER[2]) as alice,
+                ua_running(core, f"+{ABROAD[1]}", ABROAD[2]) as far,
+            ):
                 leg = await alice.call(f"sip:+{ABROAD[1]}@{DOMAIN}")
                 assert leg.final is not None and leg.final.status == 200
                 far_leg = await asyncio.wait_for(far.incoming.get(), 3)
                 await asyncio.wait_for(leg.ended.wait(), 15)
                 await asyncio.wait_for(far_leg.ended.wait(), 3)
                 for bye in (leg.bye, far_leg.bye):
-                    assert bye is not None and "SIP;cause=402" in (bye.headers.get("Reason")
-                                                                  or "")
+                    assert bye is not None and "SIP;cause=402" in (bye.headers.get("Reason") or "")
                 await settled(chain.engine)
                 amount, reserved = balance(chain.engine, "alice")
                 assert 0 <= amount < 3 and reserved == 0

@@ -21,13 +21,22 @@ def dead_port() -> int:
 
 def test_unreachable_ocs_or_pcrf_rejects_with_500_unless_rx_is_optional() -> None:
     async def call_status(**config: object) -> tuple[int, str]:
-        ims = ImsService(ImsConfig(core=CoreConfig(domain=DOMAIN, host="127.0.0.1", port=0),
-                                   origin_host="cscf.test", origin_realm="test", timers=FAST,
-                                   diameter_timeout=0.5, **config))  # type: ignore[arg-type]
+        ims = ImsService(
+            ImsConfig(
+                core=CoreConfig(domain=DOMAIN, host="127.0.0.1", port=0),
+                origin_host="cscf.test",
+                origin_realm="test",
+                timers=FAST,
+                diameter_timeout=0.5,
+                **config,
+            )
+        )  # type: ignore[arg-type]
         await ims.start()
         try:
-            async with ua_running(ims.core, "alice") as alice, \
-                    ua_running(ims.core, "bob", ip="127.0.0.2"):
+            async with (
+                ua_running(ims.core, "alice") as alice,
+                ua_running(ims.core, "bob", ip="127.0.0.2"),
+            ):
                 final = (await alice.call(f"sip:bob@{DOMAIN}")).final
                 assert final is not None
                 return final.status, final.headers.get("Reason") or ""
@@ -37,8 +46,7 @@ def test_unreachable_ocs_or_pcrf_rejects_with_500_unless_rx_is_optional() -> Non
     async def main() -> None:
         dead = DiameterPeer("127.0.0.1", dead_port(), "test")
         assert await call_status(ocs=dead) == (500, 'SIP;cause=500;text="OCS unreachable"')
-        assert await call_status(pcrf=dead) == (
-            500, 'SIP;cause=500;text="PCRF unreachable"')
+        assert await call_status(pcrf=dead) == (500, 'SIP;cause=500;text="PCRF unreachable"')
         assert (await call_status(pcrf=dead, rx_mandatory=False))[0] == 200  # best effort
 
     asyncio.run(main())
@@ -51,21 +59,29 @@ def test_ro_rar_forces_ccr_u_and_ro_asr_releases_the_call(database_url: str) -> 
                 await chain.pcef.attach(imsi, msisdn, ip)
             sent: list[Message] = []
             for link in chain.ims.links:
-                link.observers.append(lambda kind, m: sent.append(m) if kind == "request"
-                                      else None)
+                link.observers.append(lambda kind, m: sent.append(m) if kind == "request" else None)
             core = chain.ims.core
-            async with ua_running(core, f"+{CALLER[1]}", CALLER[2]) as alice, \
-                    ua_running(core, f"+{CALLEE[1]}", CALLEE[2]) as bob:
+            async with (
+                ua_running(core, f"+{CALLER[1]}", CALLER[2]) as alice,
+                ua_running(core, f"+{CALLEE[1]}", CALLEE[2]) as bob,
+            ):
                 leg = await alice.call(f"sip:+{CALLEE[1]}@{DOMAIN}")
                 assert leg.final is not None and leg.final.status == 200
                 bob_leg = await asyncio.wait_for(bob.incoming.get(), 3)
                 (session_id,) = chain.ims.ro.sessions  # type: ignore[union-attr]
 
                 def request(command: int) -> Message:
-                    return Message.request(command, APP_CREDIT_CONTROL, [
-                        ("Session-Id", session_id), ("Auth-Application-Id", APP_CREDIT_CONTROL),
-                        ("Destination-Realm", "test"), ("Destination-Host", "cscf.test"),
-                        ("Re-Auth-Request-Type", 0)])
+                    return Message.request(
+                        command,
+                        APP_CREDIT_CONTROL,
+                        [
+                            ("Session-Id", session_id),
+                            ("Auth-Application-Id", APP_CREDIT_CONTROL),
+                            ("Destination-Realm", "test"),
+                            ("Destination-Host", "cscf.test"),
+                            ("Re-Auth-Request-Type", 0),
+                        ],
+                    )
 
                 raa = await chain.ocs_node.request(request(CMD_RE_AUTH), timeout=3)
                 assert raa.get("Result-Code") == 2002  # like ims_charging

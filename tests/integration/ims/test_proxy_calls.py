@@ -39,11 +39,18 @@ class Recording(CallHooks):
 def test_call_setup_and_caller_hangup_udp() -> None:
     async def main() -> None:
         hooks = Recording()
-        async with core_running([hooks]) as core, \
-                ua_running(core, "alice", headers={
+        async with (
+            core_running([hooks]) as core,
+            ua_running(
+                core,
+                "alice",
+                headers={
                     "P-Access-Network-Info": "3GPP-E-UTRAN-FDD; utran-cell-id-3gpp=2620100000001",
-                    "P-Charging-Vector": "icid-value=ue-made-this"}) as alice, \
-                ua_running(core, "bob", ip="127.0.0.2") as bob:
+                    "P-Charging-Vector": "icid-value=ue-made-this",
+                },
+            ) as alice,
+            ua_running(core, "bob", ip="127.0.0.2") as bob,
+        ):
             provisional: list[Response] = []
             leg = await alice.call(f"sip:bob@{DOMAIN}", provisional=provisional)
             assert leg.final is not None and leg.final.status == 200
@@ -78,13 +85,16 @@ def test_call_setup_and_caller_hangup_udp() -> None:
 def test_call_over_tcp_callee_hangs_up_and_reinvite() -> None:
     async def main() -> None:
         hooks = Recording()
-        async with core_running([hooks]) as core, \
-                ua_running(core, "alice", transport="TCP") as alice, \
-                ua_running(core, "bob", ip="127.0.0.2", transport="TCP") as bob:
+        async with (
+            core_running([hooks]) as core,
+            ua_running(core, "alice", transport="TCP") as alice,
+            ua_running(core, "bob", ip="127.0.0.2", transport="TCP") as bob,
+        ):
             leg = await alice.call(f"sip:bob@{DOMAIN}")
             assert leg.final is not None and leg.final.status == 200
             assert leg.dialog is not None and leg.dialog.route_set == [
-                f"<sip:127.0.0.1:{core.port};transport=tcp;lr>"]
+                f"<sip:127.0.0.1:{core.port};transport=tcp;lr>"
+            ]
             bob_leg = await asyncio.wait_for(bob.incoming.get(), 2)
             await asyncio.wait_for(bob_leg.confirmed.wait(), 2)
             re = await alice.reinvite(leg, audio_offer("127.0.0.1", 40010, codec="AMR"))
@@ -100,8 +110,11 @@ def test_call_over_tcp_callee_hangs_up_and_reinvite() -> None:
 
 def test_unknown_callee_unregistered_caller_and_too_many_hops() -> None:
     async def main() -> None:
-        async with core_running() as core, ua_running(core, "alice") as alice, \
-                ua_running(core, "eve", register=False) as eve:
+        async with (
+            core_running() as core,
+            ua_running(core, "alice") as alice,
+            ua_running(core, "eve", register=False) as eve,
+        ):
             for ua, callee, status in ((alice, "nobody", 404), (eve, "alice", 403)):
                 final = (await ua.call(f"sip:{callee}@{DOMAIN}")).final
                 assert final is not None and final.status == status
@@ -111,8 +124,11 @@ def test_unknown_callee_unregistered_caller_and_too_many_hops() -> None:
             req = Request("OPTIONS", parse_uri(f"sip:alice@{DOMAIN}"), leg_request)
             response = await alice.endpoint.request(req, alice.core).final
             assert response.status == 483
-            ping = Request("OPTIONS", parse_uri(f"sip:127.0.0.1:{core.port}"),
-                           alice._headers("OPTIONS", f"<sip:127.0.0.1:{core.port}>", "o-1", 1))
+            ping = Request(
+                "OPTIONS",
+                parse_uri(f"sip:127.0.0.1:{core.port}"),
+                alice._headers("OPTIONS", f"<sip:127.0.0.1:{core.port}>", "o-1", 1),
+            )
             pong = await alice.endpoint.request(ping, alice.core).final
             assert pong.status == 200 and "INVITE" in (pong.headers.get("Allow") or "")
             assert core.calls == {}
@@ -123,11 +139,13 @@ def test_unknown_callee_unregistered_caller_and_too_many_hops() -> None:
 def test_cancel_while_ringing() -> None:
     async def main() -> None:
         hooks = Recording()
-        async with core_running([hooks]) as core, ua_running(core, "alice") as alice, \
-                ua_running(core, "bob", ip="127.0.0.2", answer_delay=5) as bob:
+        async with (
+            core_running([hooks]) as core,
+            ua_running(core, "alice") as alice,
+            ua_running(core, "bob", ip="127.0.0.2", answer_delay=5) as bob,
+        ):
             provisional: list[Response] = []
-            task = asyncio.ensure_future(alice.call(f"sip:bob@{DOMAIN}",
-                                                    provisional=provisional))
+            task = asyncio.ensure_future(alice.call(f"sip:bob@{DOMAIN}", provisional=provisional))
             while not provisional:
                 await asyncio.sleep(0.01)
             leg = next(iter(alice.legs.values()))
@@ -145,16 +163,22 @@ def test_cancel_while_ringing() -> None:
 def test_hook_rejections_and_network_release() -> None:
     async def main() -> None:
         refuse_invite = Recording(invite=Rejection(402, 'DIAMETER;cause=4012;text="no credit"'))
-        async with core_running([refuse_invite]) as core, ua_running(core, "alice") as alice, \
-                ua_running(core, "bob", ip="127.0.0.2") as bob:
+        async with (
+            core_running([refuse_invite]) as core,
+            ua_running(core, "alice") as alice,
+            ua_running(core, "bob", ip="127.0.0.2") as bob,
+        ):
             final = (await alice.call(f"sip:bob@{DOMAIN}")).final
             assert final is not None and final.status == 402
             assert final.headers.get("Reason") == 'DIAMETER;cause=4012;text="no credit"'
             assert bob.legs == {}
 
         refuse_media = Recording(answer=Rejection(488, None, "media not authorized"))
-        async with core_running([refuse_media]) as core, ua_running(core, "alice") as alice, \
-                ua_running(core, "bob", ip="127.0.0.2") as bob:
+        async with (
+            core_running([refuse_media]) as core,
+            ua_running(core, "alice") as alice,
+            ua_running(core, "bob", ip="127.0.0.2") as bob,
+        ):
             final = (await alice.call(f"sip:bob@{DOMAIN}")).final
             assert final is not None and final.status == 488
             assert "media not authorized" in (final.headers.get("Warning") or "")
@@ -163,8 +187,11 @@ def test_hook_rejections_and_network_release() -> None:
             assert bob_leg.bye is not None
 
         hooks = Recording()
-        async with core_running([hooks]) as core, ua_running(core, "alice") as alice, \
-                ua_running(core, "bob", ip="127.0.0.2") as bob:
+        async with (
+            core_running([hooks]) as core,
+            ua_running(core, "alice") as alice,
+            ua_running(core, "bob", ip="127.0.0.2") as bob,
+        ):
             leg = await alice.call(f"sip:bob@{DOMAIN}")
             bob_leg = await asyncio.wait_for(bob.incoming.get(), 2)
             call = next(iter(core.calls.values()))

@@ -11,8 +11,15 @@ from ims.sip.uri import parse_uri
 from tests.integration.ims.harness import DOMAIN, core_running, ua_running
 
 
-def register_request(ua_ep_via: str, user: str, contacts: list[str], call_id: str, cseq: int,
-                     expires: str | None = None, domain: str = DOMAIN) -> Request:
+def register_request(
+    ua_ep_via: str,
+    user: str,
+    contacts: list[str],
+    call_id: str,
+    cseq: int,
+    expires: str | None = None,
+    domain: str = DOMAIN,
+) -> Request:
     headers = Headers()
     headers.add("Via", ua_ep_via)
     headers.add("Max-Forwards", "70")
@@ -34,20 +41,23 @@ def test_register_reregister_multiple_contacts_and_deregister() -> None:
             ep = ua.endpoint
 
             async def send(contacts: list[str], cseq: int, expires: str | None = None):
-                req = register_request(ep.via("UDP", new_branch()), "alice", contacts, "reg-1",
-                                       cseq, expires)
+                req = register_request(
+                    ep.via("UDP", new_branch()), "alice", contacts, "reg-1", cseq, expires
+                )
                 return await ep.request(req, target).final
 
             ok = await send([f"<sip:alice@127.0.0.1:{ep.port}>"], 1, "600")
             assert ok.status == 200 and ok.to.tag
-            assert ok.headers.get_all("Contact") == [
-                f"<sip:alice@127.0.0.1:{ep.port}>;expires=600"]
+            assert ok.headers.get_all("Contact") == [f"<sip:alice@127.0.0.1:{ep.port}>;expires=600"]
             assert ok.headers.get("P-Associated-URI") == f"<sip:alice@{DOMAIN}>"
             # second device, per-contact expires overrides the header; the first is kept
             ok = await send(["<sip:alice@127.0.0.2:5099>;expires=120"], 2, "600")
-            assert sorted(ok.headers.get_all("Contact")) == sorted([
-                f"<sip:alice@127.0.0.1:{ep.port}>;expires=600",
-                "<sip:alice@127.0.0.2:5099>;expires=120"])
+            assert sorted(ok.headers.get_all("Contact")) == sorted(
+                [
+                    f"<sip:alice@127.0.0.1:{ep.port}>;expires=600",
+                    "<sip:alice@127.0.0.2:5099>;expires=120",
+                ]
+            )
             # re-register refreshes (no duplicate binding), max_expires clamps
             ok = await send([f"<sip:alice@127.0.0.1:{ep.port}>"], 3, "99999")
             contacts = ok.headers.get_all("Contact")

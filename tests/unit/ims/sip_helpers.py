@@ -8,9 +8,19 @@ import socket
 from ims.sip.message import Request, Response, new_branch, new_tag, parse_message
 
 
-def raw_request(method: str, target_port: int, src_port: int, *, branch: str | None = None,
-                transport: str = "UDP", cseq: int = 1, call_id: str = "call-1",
-                to_tag: str | None = None, extra: str = "", body: bytes = b"") -> bytes:
+def raw_request(
+    method: str,
+    target_port: int,
+    src_port: int,
+    *,
+    branch: str | None = None,
+    transport: str = "UDP",
+    cseq: int = 1,
+    call_id: str = "call-1",
+    to_tag: str | None = None,
+    extra: str = "",
+    body: bytes = b"",
+) -> bytes:
     branch = branch or new_branch()
     to_tag_part = f";tag={to_tag}" if to_tag else ""
     head = (

@@ -62,21 +62,28 @@ def test_serialize_round_trip_keeps_lines() -> None:
 
 
 def test_ipv6_evs_and_errors() -> None:
-    sdp = parse_sdp("v=0\no=- 1 1 IN IP6 ::1\ns=-\nt=0 0\nm=audio 5000 RTP/AVP 96\n"
-                    "c=IN IP6 2001:db8::5\nb=TIAS:13200\na=rtpmap:96 EVS/16000\n"
-                    "a=fmtp:96 br=13.2;bw=swb\n")
+    sdp = parse_sdp(
+        "v=0\no=- 1 1 IN IP6 ::1\ns=-\nt=0 0\nm=audio 5000 RTP/AVP 96\n"
+        "c=IN IP6 2001:db8::5\nb=TIAS:13200\na=rtpmap:96 EVS/16000\n"
+        "a=fmtp:96 br=13.2;bw=swb\n"
+    )
     assert sdp.media[0].connection.ip == "2001:db8::5"  # type: ignore[union-attr]
     assert sdp.media[0].codecs[0].name == "EVS"
-    for bad in ("", "v=1\n", "v=0\ns=-\nt=0 0\n", "v=0\no=- 1 1 IN IP4 1.2.3.4\ns=-\n",
-                "v=0\no=- 1 1 IN IP4 h\ns=-\nt=0 0\nm=audio 1 RTP/AVP 0\n",  # no c=
-                "v=0\no=- 1 1 IN IP4 h\ns=-\nc=IN IP4 300.1.1.1\nt=0 0\n",
-                "v=0\no=- 1 1 IN IP4 h\ns=-\nc=IN IP6 1.1.1.1\nt=0 0\n",
-                "v=0\no=- 1 1 IN IP4 h\ns=-\nc=IN IP4 1.1.1.1\nt=0 0\nm=audio x RTP/AVP 0\n",
-                "v=0\no=- 1 1 IN IP4 h\ns=-\nc=IN IP4 1.1.1.1\nt=0 0\nb=AS:x\n",
-                "v=0\no=- 1 1 IN IP4 h\ns=-\nc=IN IP4 1.1.1.1\nt=0 0\nm=audio 1 RTP/AVP 96\n"
-                "a=rtpmap:96 AMR\n",
-                "v=0\no=- 1 1 IN IP4 h\ns=-\nc=IN IP4 1.1.1.1\nt=0 0\nm=audio 1 RTP/AVP 0\n"
-                "t=0 0\n", b"v=0\n\xff\n"):
+    for bad in (
+        "",
+        "v=1\n",
+        "v=0\ns=-\nt=0 0\n",
+        "v=0\no=- 1 1 IN IP4 1.2.3.4\ns=-\n",
+        "v=0\no=- 1 1 IN IP4 h\ns=-\nt=0 0\nm=audio 1 RTP/AVP 0\n",  # no c=
+        "v=0\no=- 1 1 IN IP4 h\ns=-\nc=IN IP4 300.1.1.1\nt=0 0\n",
+        "v=0\no=- 1 1 IN IP4 h\ns=-\nc=IN IP6 1.1.1.1\nt=0 0\n",
+        "v=0\no=- 1 1 IN IP4 h\ns=-\nc=IN IP4 1.1.1.1\nt=0 0\nm=audio x RTP/AVP 0\n",
+        "v=0\no=- 1 1 IN IP4 h\ns=-\nc=IN IP4 1.1.1.1\nt=0 0\nb=AS:x\n",
+        "v=0\no=- 1 1 IN IP4 h\ns=-\nc=IN IP4 1.1.1.1\nt=0 0\nm=audio 1 RTP/AVP 96\n"
+        "a=rtpmap:96 AMR\n",
+        "v=0\no=- 1 1 IN IP4 h\ns=-\nc=IN IP4 1.1.1.1\nt=0 0\nm=audio 1 RTP/AVP 0\nt=0 0\n",
+        b"v=0\n\xff\n",
+    ):
         with pytest.raises(SdpError):
             parse_sdp(bad)
 
@@ -94,8 +101,12 @@ def test_make_answer_picks_first_supported_codec_and_rejects_video() -> None:
 
 def test_media_components_originating_side() -> None:
     offer = parse_sdp(OFFER)
-    answer = parse_sdp(OFFER.replace("127.0.0.1", "127.0.0.2").replace("40000", "50000")
-                       .replace("b=AS:49", "b=AS:38").replace("b=RR:2000", "b=RR:1500"))
+    answer = parse_sdp(
+        OFFER.replace("127.0.0.1", "127.0.0.2")
+        .replace("40000", "50000")
+        .replace("b=AS:49", "b=AS:38")
+        .replace("b=RR:2000", "b=RR:1500")
+    )
     audio, video = media_components(offer, answer, ue_is_offerer=True)
     assert audio.number == 1 and audio.media_type == RxMediaType.AUDIO
     # UL = what the remote side can receive (its b=AS), DL = the UE's b=AS; kbit/s → bit/s
@@ -109,23 +120,29 @@ def test_media_components_originating_side() -> None:
     rtp, rtcp = audio.sub_components
     assert rtp.flow_descriptions == (
         "permit out 17 from 127.0.0.2 50000 to 127.0.0.1 40000",
-        "permit in 17 from 127.0.0.1 40000 to 127.0.0.2 50000")
+        "permit in 17 from 127.0.0.1 40000 to 127.0.0.2 50000",
+    )
     assert rtp.flow_usage == RxFlowUsage.NO_INFORMATION
     assert rtcp.flow_descriptions == (
         "permit out 17 from 127.0.0.2 50001 to 127.0.0.1 40001",
-        "permit in 17 from 127.0.0.1 40001 to 127.0.0.2 50001")
+        "permit in 17 from 127.0.0.1 40001 to 127.0.0.2 50001",
+    )
     assert rtcp.flow_usage == RxFlowUsage.RTCP and rtcp.flow_number == 2
     assert video.flow_status == RxFlowStatus.REMOVED and video.sub_components == ()
     assert ue_address(offer, answer, True) == "127.0.0.1"
 
 
 def test_media_components_terminating_side_direction_tias_and_rtcp_mux() -> None:
-    offer = parse_sdp("v=0\no=- 1 1 IN IP6 ::1\ns=-\nc=IN IP6 2001:db8::1\nt=0 0\n"
-                      "m=audio 4000 RTP/AVP 96\nb=TIAS:13200\na=maxprate:50\n"
-                      "a=rtpmap:96 EVS/16000\na=rtcp-mux\na=sendonly\n")
-    answer = parse_sdp("v=0\no=- 1 1 IN IP6 ::2\ns=-\nc=IN IP6 2001:db8::2\nt=0 0\n"
-                       "m=audio 6000 RTP/AVP 96\nb=AS:41\na=rtpmap:96 EVS/16000\na=rtcp-mux\n"
-                       "a=recvonly\n")
+    offer = parse_sdp(
+        "v=0\no=- 1 1 IN IP6 ::1\ns=-\nc=IN IP6 2001:db8::1\nt=0 0\n"
+        "m=audio 4000 RTP/AVP 96\nb=TIAS:13200\na=maxprate:50\n"
+        "a=rtpmap:96 EVS/16000\na=rtcp-mux\na=sendonly\n"
+    )
+    answer = parse_sdp(
+        "v=0\no=- 1 1 IN IP6 ::2\ns=-\nc=IN IP6 2001:db8::2\nt=0 0\n"
+        "m=audio 6000 RTP/AVP 96\nb=AS:41\na=rtpmap:96 EVS/16000\na=rtcp-mux\n"
+        "a=recvonly\n"
+    )
     (comp,) = media_components(offer, answer, ue_is_offerer=False)
     # the UE answered: its SDP is the uplink one; recvonly UE → downlink only
     assert comp.flow_status == RxFlowStatus.ENABLED_DOWNLINK
@@ -142,5 +159,7 @@ def test_signalling_component() -> None:
     comp = signalling_component("127.0.0.1", 5070, "127.0.0.9", 5060)
     assert comp.media_type == RxMediaType.CONTROL and comp.number == 0
     assert comp.sub_components[0].flow_usage == RxFlowUsage.AF_SIGNALLING
-    assert comp.sub_components[0].flow_descriptions[1] == \
-        "permit in 17 from 127.0.0.1 5070 to 127.0.0.9 5060"
+    assert (
+        comp.sub_components[0].flow_descriptions[1]
+        == "permit in 17 from 127.0.0.1 5070 to 127.0.0.9 5060"
+    )

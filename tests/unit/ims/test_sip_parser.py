@@ -20,11 +20,11 @@ INVITE = (
     b"v: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK776asdhds;rport\r\n"
     b"VIA: SIP/2.0/TCP [::1]:5080;branch=z9hG4bKother, SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKx\r\n"
     b"Max-Forwards: 70\r\n"
-    b"f: \"Alice, the caller\" <sip:alice@ims.example>;tag=1928301774\r\n"
+    b'f: "Alice, the caller" <sip:alice@ims.example>;tag=1928301774\r\n'
     b"t: Bob <sip:bob@ims.example>\r\n"
     b"i: a84b4c76e66710@pc33.example\r\n"
     b"CSeq: 314159 INVITE\r\n"
-    b"m: <sip:alice@127.0.0.1:5070>;expires=60, \"x,y\" <sip:alice@127.0.0.1:5071>\r\n"
+    b'm: <sip:alice@127.0.0.1:5070>;expires=60, "x,y" <sip:alice@127.0.0.1:5071>\r\n'
     b"X-Custom-Header: keep me\r\n"
     b"Route: <sip:p1.example;lr>,<sip:p2.example;lr>\r\n"
     b"Subject: lunch,\r\n  tomorrow\r\n"
@@ -44,7 +44,9 @@ def test_parse_compact_forms_lists_and_case() -> None:
     assert msg.call_id == "a84b4c76e66710@pc33.example"
     assert msg.cseq == (314159, "INVITE")
     assert msg.headers.get_all("contact") == [
-        "<sip:alice@127.0.0.1:5070>;expires=60", '"x,y" <sip:alice@127.0.0.1:5071>']
+        "<sip:alice@127.0.0.1:5070>;expires=60",
+        '"x,y" <sip:alice@127.0.0.1:5071>',
+    ]
     assert msg.headers.get_all("ROUTE") == ["<sip:p1.example;lr>", "<sip:p2.example;lr>"]
     assert msg.headers.get("Subject") == "lunch, tomorrow"  # folded line, not a list header
     assert msg.body == b"v=0\r\n"  # datagram bytes beyond Content-Length are dropped
@@ -75,18 +77,21 @@ def test_response_and_make_response() -> None:
     assert make_response(req, 100, to_tag="abc").to.tag is None
 
 
-@pytest.mark.parametrize(("raw", "fragment"), [
-    (INVITE.replace(b"CSeq: 314159 INVITE", b"CSeq: 314159 BYE"), "does not match"),
-    (INVITE.replace(b"CSeq: 314159 INVITE", b"CSeq: abc INVITE"), "malformed CSeq"),
-    (INVITE.replace(b"i: a84b4c76e66710@pc33.example\r\n", b""), "Call-ID"),
-    (INVITE.replace(b"l: 5", b"l: 500"), "exceeds"),
-    (INVITE.replace(b"l: 5", b"l: -1"), "Content-Length"),
-    (INVITE.replace(b"t: Bob <sip:bob@ims.example>", b"t: Bob <sip:bob@ims.example"), "'>'"),
-    (INVITE.replace(b"SIP/2.0/UDP 127.0.0.1:5070", b"SIP/3.0/UDP 127.0.0.1:5070"), "Via"),
-    (INVITE.replace(b"Max-Forwards: 70", b"Max-Forwards: many"), "Max-Forwards"),
-    (INVITE.replace(b"X-Custom-Header: keep me", b"X Custom: keep"), "header line"),
-    (INVITE.replace(b"127.0.0.1:5070;branch", b"127.0.0.1:99999;branch"), "port"),
-])
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        (INVITE.replace(b"CSeq: 314159 INVITE", b"CSeq: 314159 BYE"), "does not match"),
+        (INVITE.replace(b"CSeq: 314159 INVITE", b"CSeq: abc INVITE"), "malformed CSeq"),
+        (INVITE.replace(b"i: a84b4c76e66710@pc33.example\r\n", b""), "Call-ID"),
+        (INVITE.replace(b"l: 5", b"l: 500"), "exceeds"),
+        (INVITE.replace(b"l: 5", b"l: -1"), "Content-Length"),
+        (INVITE.replace(b"t: Bob <sip:bob@ims.example>", b"t: Bob <sip:bob@ims.example"), "'>'"),
+        (INVITE.replace(b"SIP/2.0/UDP 127.0.0.1:5070", b"SIP/3.0/UDP 127.0.0.1:5070"), "Via"),
+        (INVITE.replace(b"Max-Forwards: 70", b"Max-Forwards: many"), "Max-Forwards"),
+        (INVITE.replace(b"X-Custom-Header: keep me", b"X Custom: keep"), "header line"),
+        (INVITE.replace(b"127.0.0.1:5070;branch", b"127.0.0.1:99999;branch"), "port"),
+    ],
+)
 def test_malformed_requests_raise_sip_error_with_headers(raw: bytes, fragment: str) -> None:
     with pytest.raises(SipError) as info:
         parse_message(raw)
@@ -109,7 +114,12 @@ def test_version_and_scheme_status() -> None:
 def test_uris_and_name_addr() -> None:
     uri = parse_uri("sips:alice:secret@[2001:db8::1]:5061;transport=tcp;lr?subject=x")
     assert (uri.scheme, uri.user, uri.password, uri.host, uri.port) == (
-        "sips", "alice", "secret", "[2001:db8::1]", 5061)
+        "sips",
+        "alice",
+        "secret",
+        "[2001:db8::1]",
+        5061,
+    )
     assert uri.params == {"transport": "tcp", "lr": None} and uri.headers == "subject=x"
     assert str(uri) == "sips:alice:secret@[2001:db8::1]:5061;transport=tcp;lr?subject=x"
     tel = parse_uri("tel:+4915112345678;phone-context=ims.example")
@@ -117,8 +127,10 @@ def test_uris_and_name_addr() -> None:
     # addr-spec form: ;tag belongs to the header, not the URI (RFC 3261 §20.10)
     na = parse_name_addr("sip:bob@h.example;tag=77")
     assert na.tag == "77" and na.uri.params == {}
-    assert str(parse_name_addr("Bob <sip:bob@H.example:5060;lr>;tag=1")) == \
-        "Bob <sip:bob@H.example:5060;lr>;tag=1"
+    assert (
+        str(parse_name_addr("Bob <sip:bob@H.example:5060;lr>;tag=1"))
+        == "Bob <sip:bob@H.example:5060;lr>;tag=1"
+    )
     assert parse_uri("sip:Bob@H.Example:5070").aor == "sip:Bob@h.example"
     for bad in ("sip:", "sip:bob@", "sip:bob@ho st", "sip:bob@[::1", "tel:xyz", "sip:a@h:0"):
         with pytest.raises(SipError):
@@ -137,7 +149,7 @@ def test_stream_framer_reassembles_split_and_pipelined_messages() -> None:
     data = b"\r\n\r\n" + wire + wire  # keep-alive CRLFs then two pipelined messages
     frames: list[bytes] = []
     for i in range(0, len(data), 7):
-        frames += framer.feed(data[i:i + 7])
+        frames += framer.feed(data[i : i + 7])
     assert frames == [wire, wire] and framer.pending == 0
     assert parse_message(frames[1], datagram=False).body == b"v=0\r\n"
     with pytest.raises(SipError, match="mandatory"):
@@ -157,8 +169,11 @@ _lines = INVITE.split(b"\r\n")
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.sampled_from(_lines), max_size=14), st.binary(max_size=12),
-       st.integers(min_value=0, max_value=len(INVITE)))
+@given(
+    st.lists(st.sampled_from(_lines), max_size=14),
+    st.binary(max_size=12),
+    st.integers(min_value=0, max_value=len(INVITE)),
+)
 def test_fuzz_mutated_messages_only_sip_error(lines: list[bytes], junk: bytes, cut: int) -> None:
     for data in (b"\r\n".join(lines) + b"\r\n\r\n", INVITE[:cut] + junk + INVITE[cut:]):
         try:

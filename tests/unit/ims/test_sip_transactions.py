@@ -52,8 +52,9 @@ def test_invite_client_timer_a_doubles_and_timer_b_gives_408() -> None:
         await ep.start()
         peer = UdpPeer()
         try:
-            tx = ep.request(outgoing(ep, "INVITE", peer.port), Target("UDP", "127.0.0.1",
-                                                                        peer.port))
+            tx = ep.request(
+                outgoing(ep, "INVITE", peer.port), Target("UDP", "127.0.0.1", peer.port)
+            )
             loop = asyncio.get_running_loop()
             start = loop.time()
             seen = [await peer.recv()]
@@ -85,8 +86,9 @@ def test_non_invite_client_timer_e_capped_at_t2_then_408() -> None:
         await ep.start()
         peer = UdpPeer()
         try:
-            tx = ep.request(outgoing(ep, "OPTIONS", peer.port),
-                            Target("UDP", "127.0.0.1", peer.port))
+            tx = ep.request(
+                outgoing(ep, "OPTIONS", peer.port), Target("UDP", "127.0.0.1", peer.port)
+            )
             seen = await peer.collect(1.4)
             assert (await tx.final).status == 408
             # E: 0.02, 0.04, 0.08, then capped at T2 = 0.08 → about 17 sends in 1.28 s
@@ -105,9 +107,11 @@ def test_invite_client_acks_non_2xx_and_absorbs_retransmissions() -> None:
         await ep.start()
         peer = UdpPeer()
         try:
-            tx = ep.request(outgoing(ep, "INVITE", peer.port),
-                            Target("UDP", "127.0.0.1", peer.port),
-                            lambda _tx, r: responses.append(r.status))
+            tx = ep.request(
+                outgoing(ep, "INVITE", peer.port),
+                Target("UDP", "127.0.0.1", peer.port),
+                lambda _tx, r: responses.append(r.status),
+            )
             invite = await peer.recv()
             assert isinstance(invite, Request)
             peer.send(make_response(invite, 100).encode(), ep.port)
@@ -226,8 +230,9 @@ def test_tcp_connect_failure_is_503() -> None:
         port = probe.getsockname()[1]
         probe.close()  # nothing listens there
         try:
-            tx: ClientTransaction = ep.request(outgoing(ep, "OPTIONS", port, "TCP"),
-                                               Target("TCP", "127.0.0.1", port))
+            tx: ClientTransaction = ep.request(
+                outgoing(ep, "OPTIONS", port, "TCP"), Target("TCP", "127.0.0.1", port)
+            )
             assert (await asyncio.wait_for(tx.final, 2)).status == 503
         finally:
             await ep.close()
@@ -242,8 +247,9 @@ def test_malformed_udp_gets_400_with_warning_and_tcp_closes() -> None:
         await ep.start()
         peer = UdpPeer()
         try:
-            bad = raw_request("OPTIONS", ep.port, peer.port).replace(b"CSeq: 1 OPTIONS",
-                                                                     b"CSeq: x OPTIONS")
+            bad = raw_request("OPTIONS", ep.port, peer.port).replace(
+                b"CSeq: 1 OPTIONS", b"CSeq: x OPTIONS"
+            )
             peer.send(bad, ep.port)
             raw = await peer.recv_raw()  # copies the broken CSeq, so no strict parse here
             assert raw.startswith(b"SIP/2.0 400 Bad Request\r\n")
@@ -258,8 +264,10 @@ def test_malformed_udp_gets_400_with_warning_and_tcp_closes() -> None:
             while data.count(b"SIP/2.0 ") < 2:
                 data += await asyncio.wait_for(reader.read(65535), 2)
             assert b"SIP/2.0 200 OK" in data and b"SIP/2.0 400 Bad Request" in data
-            writer.write(b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\n"
-                         b"Content-Length: zz\r\n\r\n")  # framing error: connection closes
+            writer.write(
+                b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\n"
+                b"Content-Length: zz\r\n\r\n"
+            )  # framing error: connection closes
             rest = await asyncio.wait_for(reader.read(), 2)
             assert rest == b"" or b"400" in rest
             writer.close()
@@ -280,7 +288,8 @@ def test_received_and_rport_added_to_top_via() -> None:
         peer = UdpPeer()
         try:
             req = raw_request("OPTIONS", ep.port, peer.port).replace(
-                f"127.0.0.1:{peer.port};branch".encode(), b"192.0.2.1:5099;rport;branch")
+                f"127.0.0.1:{peer.port};branch".encode(), b"192.0.2.1:5099;rport;branch"
+            )
             peer.send(req, ep.port)
             resp = await peer.recv()
             via = parse_message(resp.encode()).top_via
