@@ -348,6 +348,7 @@ class Peer(FramedProtocol):
     # --- application requests ---------------------------------------------------------------
 
     def _dispatch(self, request: Message, wire: bytes) -> None:
+        started = time.perf_counter()
         node = self.node
         app, cmd = request.application_id, request.command_code
         if app not in node.identity.application_ids:
@@ -360,15 +361,15 @@ class Peer(FramedProtocol):
         try:
             error = check_request(request, route, wire)
         except DecodeError as err:  # a malformed nested AVP
-            self._reply_error(request, err.result_code, err.failed_avp, err.message)
+            self._reply_error(request, err.result_code, err.failed_avp, err.message, started)
             return
         if error is not None:
-            self._reply_error(request, error.result_code, error.failed_avp, error.error_message)
+            code, failed, text = error.result_code, error.failed_avp, error.error_message
+            self._reply_error(request, code, failed, text, started)
             return
         if self._in_flight >= node.max_in_flight:
-            self._reply_error(request, ResultCode.TOO_BUSY, None, "too many requests in flight")
+            self._reply_error(request, ResultCode.TOO_BUSY, None, "too many in flight", started)
             return
-        started = time.perf_counter()
         try:
             answer, task = run_handler(route.handler, request, self)
         except Exception as exc:
@@ -427,11 +428,16 @@ class Peer(FramedProtocol):
         self._write_answer(answer, request.application_id, request.command_code, started, request)
 
     def _reply_error(
-        self, request: Message, code: int, failed_avp: object | None, text: str | None
+        self,
+        request: Message,
+        code: int,
+        failed_avp: object | None,
+        text: str | None,
+        started: float | None = None,
     ) -> None:
         answer = error_answer(request, code)
         add_error_details(answer, failed_avp, text)
-        self._write_answer(answer, request.application_id, request.command_code, None, request)
+        self._write_answer(answer, request.application_id, request.command_code, started, request)
 
     def _write_answer(
         self,
