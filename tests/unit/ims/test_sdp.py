@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ims.media import (
     RxFlowStatus,
@@ -163,3 +165,23 @@ def test_signalling_component() -> None:
         comp.sub_components[0].flow_descriptions[1]
         == "permit in 17 from 127.0.0.1 5070 to 127.0.0.9 5060"
     )
+
+
+_SDP_LINES = OFFER.splitlines()
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(
+    st.lists(st.sampled_from(_SDP_LINES), max_size=25),
+    st.text(max_size=30),
+    st.integers(min_value=0, max_value=len(OFFER)),
+)
+def test_fuzz_sdp_only_sdp_error(lines: list[str], junk: str, cut: int) -> None:
+    for text in ("\n".join(["v=0", *lines]), OFFER[:cut] + junk + OFFER[cut:]):
+        try:
+            sdp = parse_sdp(text)
+            parse_sdp(sdp.encode())
+            if len(sdp.media) == len(parse_sdp(OFFER).media):
+                media_components(parse_sdp(OFFER), sdp, ue_is_offerer=True)
+        except SdpError:
+            pass
