@@ -252,6 +252,12 @@ class GxApp:
         answer = request.answer(ResultCode.SUCCESS)
         if used:
             answer.add(*await self._rearm(state, used, now))
+        if state.stale_rules:
+            # Removals a lost RAR never delivered ride on this answer (a CCA may carry
+            # Charging-Rule-Remove like a RAR).
+            answer.add(rule_remove(state.stale_rules))
+            state.stale_rules = frozenset()
+            await self.store.save_gx(state)
         reports = rule_reports(request)
         failed = frozenset(n for r in reports if r.status != PCC_RULE_ACTIVE for n in r.names)
         active = frozenset(n for r in reports if r.status == PCC_RULE_ACTIVE for n in r.names)
@@ -351,10 +357,13 @@ class GxApp:
                 ("Re-Auth-Request-Type", AUTHORIZE_ONLY),
             ],
         )
+        install = list(install)
+        installing = {r.name for r in install}
+        stale = state.stale_rules - installing
         install_avp = rule_install(install)
         if install_avp is not None:
             request.add(install_avp)
-        remove_avp = rule_remove(remove)
+        remove_avp = rule_remove(set(remove) | stale)
         if remove_avp is not None:
             request.add(remove_avp)
         request.add(*extra)
@@ -370,6 +379,9 @@ class GxApp:
             for name in report.names
         )
         code = result_of(answer)
+        if stale and code == ResultCode.SUCCESS:
+            state.stale_rules = state.stale_rules - stale
+            await self.store.save_gx(state)
         if code == ResultCode.UNKNOWN_SESSION_ID:
             # 5002 (RFC 6733 §7.1.5): the PCEF no longer has the IP-CAN session (e.g. it
             # restarted). Treat it as terminated: forget it, end the AF sessions bound to it.

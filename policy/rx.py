@@ -162,8 +162,11 @@ class RxApp:
             async with gx.lock:
                 if rx.rules:
                     result = await self.gx.push(gx, remove=rx.rules)
-                    if not result.ok:
+                    if result.code is None and self.store.gx(gx.session_id) is gx:
+                        # No RAA: remove them at the next RAR or CCA of this IP-CAN session.
                         log.warning("rx str rules not confirmed removed session=%s", session_id)
+                        gx.stale_rules = gx.stale_rules | set(rx.rules)
+                        await self.store.save_gx(gx)
                 await self.store.delete_rx(gx, rx)
         else:
             await self.store.delete_rx(None, rx)

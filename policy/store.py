@@ -53,6 +53,9 @@ class GxState:
     rat_type: int | None = None
     ip_can_type: int | None = None
     origin_state_id: int | None = None  # the PCEF's, at CCR-I (RFC 6733 §8.16)
+    # Rules whose removal the PCEF never confirmed (RAR unanswered): removed again at the next
+    # RAR or CCA, so an unreachable PGW does not keep a dead call's bearer.
+    stale_rules: frozenset[str] = frozenset()
     rx_sessions: set[str] = field(default_factory=set)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False, compare=False)
 
@@ -66,6 +69,7 @@ class GxState:
             "rat_type": self.rat_type,
             "ip_can_type": self.ip_can_type,
             "origin_state_id": self.origin_state_id,
+            "stale_rules": sorted(self.stale_rules),
         }
         return {
             "session_id": self.session_id,
@@ -99,6 +103,7 @@ class GxState:
             rat_type=state.get("rat_type"),
             ip_can_type=state.get("ip_can_type"),
             origin_state_id=state.get("origin_state_id"),
+            stale_rules=frozenset(state.get("stale_rules", ())),
             rx_sessions=rx_sessions,
         )
 

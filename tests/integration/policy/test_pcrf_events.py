@@ -139,6 +139,36 @@ def test_pcef_restart_releases_its_old_sessions(harness: Any, audio: Any) -> Non
     run(harness, body)
 
 
+def test_removal_lost_with_an_unanswered_rar_is_retried(harness: Any, audio: Any) -> None:
+    async def body(h: Any) -> None:
+        await h.pgw.attach(GX)
+        aaa = asyncio.create_task(h.pcscf.aar(CALL, audio()))
+        await h.pgw.next_rar()
+        assert (await aaa).result_code == 2001
+        h.pgw.delay = 1.5  # the PCRF waits 1 s: the removal RAR goes unanswered
+        assert (await h.pcscf.str_(CALL)).result_code == 2001  # the AF session ends anyway
+        await h.pgw.next_rar()
+        h.pgw.delay = 0.0
+        # The next RAR (a new call) carries the lost removal along with its own install.
+        aaa = asyncio.create_task(h.pcscf.aar(CALL + "2", audio(port=49500)))
+        rar = await h.pgw.next_rar()
+        assert (await aaa).result_code == 2001
+        removed = rar.first("Charging-Rule-Remove")["Charging-Rule-Name"]
+        assert [a.value for a in removed] == [rule_name(CALL, 1).encode()]
+        # Lost again for the second call: this time the next CCA carries it, once.
+        h.pgw.delay = 1.5
+        assert (await h.pcscf.str_(CALL + "2")).result_code == 2001
+        await h.pgw.next_rar()
+        h.pgw.delay = 0.0
+        cca = await h.pgw.ccr(GX, 2)
+        removed = cca.first("Charging-Rule-Remove")["Charging-Rule-Name"]
+        assert [a.value for a in removed] == [rule_name(CALL + "2", 1).encode()]
+        cca = await h.pgw.ccr(GX, 2)
+        assert not cca["Charging-Rule-Remove"]
+
+    run(harness, body)
+
+
 def test_failed_rule_report_sends_rx_rar_with_specific_action(harness: Any, audio: Any) -> None:
     async def body(h: Any) -> None:
         await h.pgw.attach(GX)
