@@ -285,7 +285,8 @@ class ImsCore:
                 self._reject(tx, rejection)
                 await self._end(call, f"rejected {rejection.status}")
                 return
-        if call.cancelled:
+        if call.cancelled:  # CANCEL (or a release) while a hook worked: the 487 is sent
+            await self._end(call, "cancelled")
             return
         fwd = self._prepare(request, callee.contact, callee_target)
         self._record_route(fwd, source.transport, callee_target.transport)
@@ -423,9 +424,8 @@ class ImsCore:
         if call is None or call.state in (CallState.CONFIRMED, CallState.ENDED):
             return
         call.cancelled = True
-        if call.client_tx is None:  # not forwarded yet (a hook is still working)
+        if call.client_tx is None:  # not forwarded yet: _initial_invite ends it after its hooks
             self._reject(invite_tx, Rejection(487))
-            self._spawn(self._end(call, "cancelled"))
         else:
             self._send_cancel(call)
 

@@ -31,7 +31,7 @@ from diam.errors import DiameterError
 from diam.message import Message
 from diam.node import Node
 from diam.peer import Peer
-from ims.call import Call, CallHooks, Rejection
+from ims.call import Call, CallHooks, CallState, Rejection
 from ims.links import PeerLink
 from ims.pcscf import result_code
 
@@ -219,6 +219,11 @@ class ScscfRo(CallHooks):
             return Rejection(
                 status, f'SIP;cause={status};text="credit control {failure}"', f"Ro CCA {failure}"
             )
+        if call.state == CallState.ENDED:  # released while the CCR-I was out: give it back
+            await self._send(
+                call, ro, TERMINATION, 0, (("Termination-Cause", SERVICE_NOT_PROVIDED),)
+            )
+            return None
         call.data["ro"] = ro
         self.sessions[ro.session_id] = (call, ro)
         return None

@@ -208,3 +208,33 @@ def test_hook_rejections_and_network_release() -> None:
             assert (await alice.bye(leg)).status == 481
 
     asyncio.run(main())
+
+
+class SlowInvite(Recording):
+    async def on_invite(self, call: Call) -> Rejection | None:
+        await asyncio.sleep(0.3)  # e.g. a CCR-I in flight
+        return await super().on_invite(call)
+
+
+def test_cancel_while_a_hook_works_ends_the_call_once() -> None:
+    async def main() -> None:
+        hooks = SlowInvite()
+        async with (
+            core_running([hooks]) as core,
+            ua_running(core, "alice") as alice,
+            ua_running(core, "bob", ip="127.0.0.2") as bob,
+        ):
+            task = asyncio.ensure_future(alice.call(f"sip:bob@{DOMAIN}"))
+            while not alice.legs:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)
+            assert (await alice.cancel(next(iter(alice.legs.values())))).status == 200
+            final = (await asyncio.wait_for(task, 3)).final
+            assert final is not None and final.status == 487
+            await asyncio.wait_for(hooks.ended.wait(), 2)
+            await asyncio.sleep(0.1)
+            assert [e[0] for e in hooks.events] == ["invite", "end"]
+            assert hooks.events[-1] == ("end", "cancelled")
+            assert bob.legs == {} and core.calls == {}
+
+    asyncio.run(main())
