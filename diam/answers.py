@@ -6,11 +6,12 @@ from diam.constants import FLAG_ERROR, FLAG_PROXIABLE
 from diam.message import Avp, DecodeError, Header, Message
 
 
-def error_answer(request: Message, code: int) -> Message:
+def error_answer(request: Message, code: int, vendor_id: int = 0) -> Message:
     """An answer carrying ``code``, with the request's Session-Id copied byte for byte (it may be
-    the malformed AVP being reported); E bit for 3xxx (RFC 6733 §7.1.3)."""
+    the malformed AVP being reported); E bit for 3xxx (RFC 6733 §7.1.3). With ``vendor_id`` the
+    code goes in Experimental-Result (RFC 6733 §7.7)."""
     flags = request.flags & FLAG_PROXIABLE
-    if 3000 <= code < 4000:
+    if 3000 <= code < 4000 and not vendor_id:
         flags |= FLAG_ERROR
     answer = Message(
         request.command_code,
@@ -22,6 +23,13 @@ def error_answer(request: Message, code: int) -> Message:
     session = request.first("Session-Id")
     if session is not None:
         answer.avps.append(Avp.from_wire(session.wire()))
+    if vendor_id:
+        return answer.add(
+            Avp.new(
+                "Experimental-Result",
+                [("Vendor-Id", vendor_id), ("Experimental-Result-Code", code)],
+            )
+        )
     return answer.add(Avp.new("Result-Code", code))
 
 

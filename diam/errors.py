@@ -34,7 +34,9 @@ class AnswerError(DiameterError):
     """Raised by a handler to answer with ``result_code`` (and optionally Failed-AVP).
 
     ``failed_avp`` is the offending AVP (a ``diam.message.Avp`` or its wire bytes), placed inside
-    Failed-AVP as RFC 6733 §7.5 asks; ``error_message`` becomes the Error-Message AVP.
+    Failed-AVP as RFC 6733 §7.5 asks; ``error_message`` becomes the Error-Message AVP. With a
+    ``vendor_id`` (e.g. 10415 for TS 29.212/29.214 codes such as 5065) the code travels in
+    Experimental-Result{Vendor-Id, Experimental-Result-Code} instead of Result-Code.
     """
 
     def __init__(
@@ -42,8 +44,11 @@ class AnswerError(DiameterError):
         result_code: int,
         failed_avp: object | None = None,
         error_message: str | None = None,
+        *,
+        vendor_id: int = 0,
     ) -> None:
         super().__init__(f"{result_code}: {error_message or ''}".rstrip(": "))
         self.result_code = int(result_code)
         self.failed_avp = failed_avp
         self.error_message = error_message
+        self.vendor_id = vendor_id

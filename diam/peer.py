@@ -403,8 +403,10 @@ class Peer(FramedProtocol):
         started: float,
     ) -> None:
         if exc is not None:
+            vendor = 0
             if isinstance(exc, AnswerError):
                 code, failed, text = exc.result_code, exc.failed_avp, exc.error_message
+                vendor = exc.vendor_id
             elif isinstance(exc, DecodeError):  # a malformed AVP met on lazy access
                 code, failed, text = exc.result_code, exc.failed_avp, exc.message
             else:
@@ -418,7 +420,7 @@ class Peer(FramedProtocol):
                     application=request.application_id,
                     error=repr(exc),
                 )
-            answer = error_answer(request, code)
+            answer = error_answer(request, code, vendor)
             add_error_details(answer, failed, text)
         elif not isinstance(answer, Message) or answer.is_request:
             log(logging.ERROR, "handler_no_answer", peer=self.origin_host, result=repr(answer))

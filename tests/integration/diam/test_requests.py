@@ -176,6 +176,8 @@ def test_handler_exception_is_5012_and_logged_and_answer_error_is_its_code(dk, c
             if kind == "s;later":
                 await asyncio.sleep(0)
                 raise KeyError("late boom")
+            if kind == "s;3gpp":
+                raise AnswerError(5065, vendor_id=VENDOR_3GPP)  # IP-CAN session not available
             if kind == "s;unknown-user":
                 raise AnswerError(ResultCode.USER_UNKNOWN, request.first("CC-Request-Type"),
                                   "no such subscriber")  # fmt: skip
@@ -189,6 +191,12 @@ def test_handler_exception_is_5012_and_logged_and_answer_error_is_its_code(dk, c
             assert answer.get("Result-Code") == ResultCode.UNABLE_TO_COMPLY
             assert not answer.flags & FLAG_ERROR
             assert answer.get("Session-Id") == session
+        answer = await peer.request(dk.ccr("s;3gpp"))
+        assert answer.get("Result-Code") is None and not answer.flags & FLAG_ERROR
+        experimental = answer.first("Experimental-Result")
+        assert experimental.get("Vendor-Id") == VENDOR_3GPP
+        assert experimental.get("Experimental-Result-Code") == 5065
+        assert node.metrics.count("in", APP_CREDIT_CONTROL, CMD_CREDIT_CONTROL, 5065) == 1
         answer = await peer.request(dk.ccr("s;unknown-user"))
         assert answer.get("Result-Code") == ResultCode.USER_UNKNOWN
         assert answer.get("Error-Message") == "no such subscriber"
