@@ -12,7 +12,7 @@ with dynamic Charging-Rule-Definition) of bench/_diameter_samples.py. Operations
 - "+ read all": the same, but every value of the tree converted in between (both libraries), the
   worst case for a lazy codec. python-diameter's typed classes drop AVPs they do not model (in
   the Gx CCA most of each Charging-Rule-Definition), so there it reads fewer AVPs than we do.
-Best of 7 interleaved repeats; ratio = python-diameter's time / ours.
+Best of 15 short interleaved repeats; ratio = python-diameter's time / ours.
 """
 
 from __future__ import annotations
@@ -39,19 +39,22 @@ def read_all(avps: list[Any]) -> int:
     return n
 
 
+REPEATS = 15  # short interleaved repeats: the best one of each side is its unloaded time
+
+
 def _loops(fn: Callable[[], object], seconds: float) -> int:
     start = time.perf_counter()
     for _ in range(20):
         fn()
-    return max(1, int(seconds / 7 / ((time.perf_counter() - start) / 20)))
+    return max(1, int(seconds / REPEATS / ((time.perf_counter() - start) / 20)))
 
 
 def pair_us(ours: Callable[[], object], theirs: Callable[[], object],
             seconds: float) -> tuple[float, float]:
-    """µs per call of each, best of 7 interleaved repeats (both meet the same machine load)."""
+    """µs per call of each, best of REPEATS interleaved repeats (both meet the same load)."""
     n_ours, n_theirs = _loops(ours, seconds), _loops(theirs, seconds)
     best_ours = best_theirs = float("inf")
-    for _ in range(7):
+    for _ in range(REPEATS):
         for fn, n, is_ours in ((ours, n_ours, True), (theirs, n_theirs, False)):
             start = time.perf_counter()
             for _ in range(n):
