@@ -16,6 +16,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 from kafka.partitioner.default import murmur2
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from charging.cdr.exporter import Exporter
@@ -35,6 +36,10 @@ def unsent(engine) -> int:
         return connection.execute(
             select(func.count()).where(CdrOutbox.sent_at.is_(None))
         ).scalar_one()
+
+
+def metric(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0
 
 
 def wait_for(condition, timeout: float, what: str) -> None:
@@ -159,6 +164,9 @@ def test_broker_outage_under_load_loses_nothing(
                 local_kafka.stop()  # SIGTERM via scripts/kafka-local.sh
             if i == 2000:
                 lag_in_outage = unsent(pg_engine)
+                # What an operator sees meanwhile: the lag metrics of the exporter.
+                wait_for(lambda: metric("openpcc_cdr_outbox_lag") >= 1000, 30, "lag metric")
+                assert metric("openpcc_cdr_outbox_oldest_unsent_age_seconds") >= 1.0
                 local_kafka.start()
         wait_for(lambda: unsent(pg_engine) == 0, 90, "the outbox to drain after the outage")
     finally:
