@@ -38,10 +38,12 @@ def _vsai(cea):
 
 
 def _private_state(tmp_path: Path) -> dict[str, str]:
-    """The process's files (database, CDRs) in the test's own directory."""
+    """The process's files (database, CDRs) in the test's own directory, and its HTTP API on a
+    free port, so that it can run beside anything else."""
     return {
         "OPENPCC_DATABASE_URL": f"sqlite:///{tmp_path}/openpcc.db",
         "OPENPCC_CDR_DIR": str(tmp_path / "cdr"),
+        "OPENPCC_API_PORT": str(_free_port()),
     }
 
 
