@@ -94,7 +94,10 @@ def _encode_float(s: struct.Struct) -> Callable[[Any], bytes]:
     def encode(value: Any) -> bytes:
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise TypeError(f"expected float, got {type(value).__name__}")
-        return pack(value)
+        try:
+            return pack(value)
+        except OverflowError as exc:  # beyond Float32's range
+            raise ValueError(str(exc)) from None
 
     return encode
 

@@ -101,6 +101,9 @@ def test_float_nan_and_int_bounds() -> None:
         Avp.new("Rating-Group", "7")
     with pytest.raises(TypeError):
         Avp.new("Rating-Group", True)
+    with pytest.raises(ValueError):
+        Avp.new(f32, 1e39)  # beyond Float32
+    assert Avp.new(f32, 0.1).value == struct.unpack(">f", struct.pack(">f", 0.1))[0]
 
 
 def test_address_wire_format_rfc6733() -> None:
