@@ -162,12 +162,14 @@ class GxApp:
         msisdn = ids.get(SubscriptionIdType.END_USER_E164)
         subscriber = await self.catalog.subscriber(imsi, msisdn)
         if subscriber is None:
-            log.info("gx ccr-i unknown user session=%s imsi=%s msisdn=%s", session_id, imsi, msisdn)
+            log.info(
+                "event=gx_user_unknown session_id=%s imsi=%s msisdn=%s", session_id, imsi, msisdn
+            )
             return request.answer(ResultCode.USER_UNKNOWN)
         apn = request.get("Called-Station-Id") or ""
         policy = self.catalog.apn_policy(subscriber.profile, apn)
         if policy is None:
-            log.info("gx ccr-i no policy session=%s apn=%s", session_id, apn)
+            log.info("event=gx_no_apn_policy session_id=%s apn=%s", session_id, apn)
             return request.answer(None, experimental_result(ResultCode.ERROR_INITIAL_PARAMETERS))
         ipv4, ipv6 = ue_addresses(request)
         now = self.clock()
@@ -206,7 +208,7 @@ class GxApp:
         await self.store.save_gx(state)
         self._schedule(state, decision)
         log.info(
-            "gx session up session=%s imsi=%s apn=%s ipv4=%s reasons=%s",
+            "event=gx_session_up session_id=%s imsi=%s apn=%s ipv4=%s reasons=%s",
             session_id, ref.imsi, apn, ipv4, ",".join(decision.reasons) or "-",
         )  # fmt: skip
         return self._cca_initial(request, state, decision)
@@ -307,7 +309,7 @@ class GxApp:
     async def _release(self, state: GxState) -> None:
         self.scheduler.cancel(state.session_id)
         bound = await self.store.delete_gx(state)
-        log.info("gx session down session=%s rx_bound=%d", state.session_id, len(bound))
+        log.info("event=gx_session_down session_id=%s rx_bound=%d", state.session_id, len(bound))
         if bound and self.af is not None:
             self.af.ip_can_ended(state, bound)
 
@@ -321,7 +323,7 @@ class GxApp:
         for state in self.store.all_gx():
             older = state.origin_state_id is not None and state.origin_state_id < origin_state
             if older and state.pcef_host.lower() == host.lower():
-                log.info("gx pcef restarted host=%s session=%s", host, state.session_id)
+                log.info("event=gx_pcef_restarted pcef=%s session_id=%s", host, state.session_id)
                 await self._release(state)
 
     def _note_epoch(self, host: str, origin_state: int | None) -> None:
@@ -370,7 +372,7 @@ class GxApp:
         try:
             answer = await self.node.request(request, timeout=self.rar_timeout)
         except (DiameterError, TimeoutError, ConnectionError) as exc:
-            log.warning("gx rar failed session=%s error=%r", state.session_id, exc)
+            log.warning("event=gx_rar_unanswered session_id=%s error=%r", state.session_id, exc)
             return PushResult(None)
         failed = frozenset(
             name
@@ -388,7 +390,7 @@ class GxApp:
             await self._release(state)
         if code != ResultCode.SUCCESS or failed:
             log.warning(
-                "gx raa refused session=%s code=%s failed=%s",
+                "event=gx_raa_refused session_id=%s result_code=%s failed=%s",
                 state.session_id, code, ",".join(sorted(failed)) or "-",
             )  # fmt: skip
         return PushResult(code, failed)
@@ -425,7 +427,7 @@ class GxApp:
                 if not result.ok:
                     return  # keep the old state: the next trigger or boundary retries
                 log.info(
-                    "gx policy pushed session=%s reason=%s now=%s",
+                    "event=gx_policy_pushed session_id=%s reason=%s state=%s",
                     state.session_id, reason, ",".join(new.reasons) or "normal",
                 )  # fmt: skip
             if changed or new.monitoring != (old.monitoring if old else ()):

@@ -85,7 +85,9 @@ class RxApp:
         if rx is None:
             gx = await self.store.find_gx(ipv4, ipv6, apn)
             if gx is None:
-                log.info("rx aar no gx session=%s ipv4=%s ipv6=%s", session_id, ipv4, ipv6)
+                log.info(
+                    "event=rx_no_gx_session session_id=%s ipv4=%s ipv6=%s", session_id, ipv4, ipv6
+                )
                 return self._aaa(request, RC.IP_CAN_SESSION_NOT_AVAILABLE)
             rx = RxState(session_id, gx.session_id, request.get("Origin-Host"),
                          request.get("Origin-Realm"))  # fmt: skip
@@ -98,7 +100,12 @@ class RxApp:
         try:
             rules = derive_rules(session_id, components.values(), self.qos, icid)
         except ServiceInformationError as exc:
-            log.info("rx aar refused session=%s code=%d %s", session_id, exc.result_code, exc)
+            log.info(
+                "event=rx_aar_refused session_id=%s result_code=%d reason=%r",
+                session_id,
+                exc.result_code,
+                exc,
+            )
             return self._aaa(request, exc.result_code)
         names = tuple(r.name for r in rules)
         # A modification re-installs only the rules that changed (TS 29.212: installing
@@ -130,8 +137,8 @@ class RxApp:
             rx.specific_actions = actions
             rx.icid = icid
             await self.store.save_rx(gx, rx)
-        log.info("rx session authorised session=%s gx=%s rules=%s", session_id, gx.session_id,
-                 ",".join(names))  # fmt: skip
+        log.info("event=rx_session_authorised session_id=%s gx_session_id=%s rules=%s",
+                 session_id, gx.session_id, ",".join(names))  # fmt: skip
         return self._aaa(request, RC.SUCCESS)
 
     def _aaa(self, request: Message, code: int) -> Message:
@@ -164,13 +171,15 @@ class RxApp:
                     result = await self.gx.push(gx, remove=rx.rules)
                     if result.code is None and self.store.gx(gx.session_id) is gx:
                         # No RAA: remove them at the next RAR or CCA of this IP-CAN session.
-                        log.warning("rx str rules not confirmed removed session=%s", session_id)
+                        log.warning("event=rx_removal_unconfirmed session_id=%s", session_id)
                         gx.stale_rules = gx.stale_rules | set(rx.rules)
                         await self.store.save_gx(gx)
                 await self.store.delete_rx(gx, rx)
         else:
             await self.store.delete_rx(None, rx)
-        log.info("rx session terminated session=%s rules=%s", session_id, ",".join(rx.rules))
+        log.info(
+            "event=rx_session_terminated session_id=%s rules=%s", session_id, ",".join(rx.rules)
+        )
         return request.answer(RC.SUCCESS)
 
     # --- Gx → AF (AfNotifier) ----------------------------------------------------------------
@@ -223,7 +232,7 @@ class RxApp:
         request.add(("Specific-Action", action))
         request.add(*(Avp.new("Flows", [("Media-Component-Number", n)]) for n in components))
         request.add(*(extra or []))
-        log.info("rx rar session=%s action=%s", rx.session_id, action.name)
+        log.info("event=rx_rar session_id=%s action=%s", rx.session_id, action.name)
         await self._send(request, rx)
 
     async def _abort(self, gx: GxState, rx: RxState) -> None:
@@ -235,7 +244,7 @@ class RxApp:
 
     async def _send_asr(self, rx: RxState) -> None:
         request = self._to_af(CMD_ABORT_SESSION, rx, ("Abort-Cause", BEARER_RELEASED))
-        log.info("rx asr session=%s", rx.session_id)
+        log.info("event=rx_asr session_id=%s", rx.session_id)
         await self._send(request, rx)
 
     def _to_af(self, command: int, rx: RxState, *avps: tuple[str, Any]) -> Message:
@@ -256,7 +265,7 @@ class RxApp:
             await self.node.request(request, timeout=self.af_timeout)
         except (DiameterError, TimeoutError, ConnectionError) as exc:
             # Kamailio never answers an Rx RAR: a timeout here is expected, not an error.
-            log.debug("rx request to af unanswered session=%s error=%r", rx.session_id, exc)
+            log.debug("event=rx_af_unanswered session_id=%s error=%r", rx.session_id, exc)
 
     def _remember_aborted(self, session_id: str) -> None:
         self._aborted[session_id] = None

@@ -48,7 +48,7 @@ class Scheduler:
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.error("scheduled policy job failed", exc_info=task.exception())
+            log.error("event=policy_job_failed", exc_info=task.exception())
 
     async def close(self) -> None:
         for timer in self._timers.values():

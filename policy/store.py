@@ -179,7 +179,7 @@ class SessionStore:
             rx_by_gx.setdefault(row.gx_session_id, set()).add(row.session_id)
         for row in gx_rows:
             self._index(GxState.from_row(row, rx_by_gx.get(row.session_id, set())))
-        log.info("policy sessions loaded gx=%d rx=%d", len(self._gx), len(self._rx))
+        log.info("event=policy_sessions_loaded gx=%d rx=%d", len(self._gx), len(self._rx))
 
     def _read(self, fn: Callable[[Connection], Any]) -> Any:
         with self.engine.connect() as conn:
