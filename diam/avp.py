@@ -216,7 +216,10 @@ class Avp:
         if encode is None:
             avp._value = _children(name, value)
         else:
-            avp._data = encode(value)
+            try:
+                avp._data = encode(value)
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"{name}: {exc}") from None
         return avp
 
     @classmethod

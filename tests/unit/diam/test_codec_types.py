@@ -97,7 +97,7 @@ def test_float_nan_and_int_bounds() -> None:
         Avp.new("Rating-Group", 2**32)
     with pytest.raises(ValueError):
         Avp.new("Rating-Group", -1)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="Rating-Group"):
         Avp.new("Rating-Group", "7")
     with pytest.raises(TypeError):
         Avp.new("Rating-Group", True)
