@@ -95,3 +95,46 @@ def live_sessions(conn: Connection, account_id: int) -> tuple[LiveSession, ...]:
         ).where(sessions_t.c.account_id == account_id, sessions_t.c.state == "open")
     )
     return tuple(LiveSession(*row) for row in rows)
+
+
+def credit_exhausted(
+    engine: Engine,
+    *,
+    imsi: str | None = None,
+    msisdn: str | None = None,
+    now: datetime | None = None,
+) -> bool | None:
+    """Whether the subscriber's spendable money is used up (no valid monetary balance has
+    credit left), for the PCRF's credit-state policy (TS 29.212 usage of the OCS state);
+    None when no subscriber has these identities."""
+    from charging import identities, store
+
+    ids = tuple(
+        (id_type, value)
+        for id_type, value in (
+            (identities.SubscriptionIdType.END_USER_IMSI, imsi),
+            (identities.SubscriptionIdType.END_USER_E164, msisdn),
+        )
+        if value
+    )
+    now = now or utcnow()
+    with engine.connect() as conn:
+        sub = store.find_subscription(conn, ids)
+        if sub is None:
+            return None
+        available = conn.execute(
+            sa.select(
+                sa.func.coalesce(
+                    sa.func.max(
+                        balances_t.c.amount - balances_t.c.reserved + balances_t.c.credit_limit
+                    ),
+                    0,
+                )
+            ).where(
+                balances_t.c.account_id == sub.account_id,
+                balances_t.c.kind == "monetary",
+                sa.or_(balances_t.c.valid_from.is_(None), balances_t.c.valid_from <= now),
+                sa.or_(balances_t.c.valid_until.is_(None), balances_t.c.valid_until > now),
+            )
+        ).scalar_one()
+    return int(available) <= 0

@@ -180,6 +180,7 @@ class OcsApplication:
                 return store.expired_sessions(conn, moment, self.sweep_batch)
 
         due = await asyncio.to_thread(expired)
+        await asyncio.to_thread(self.expire_balances, moment)
         results = await asyncio.gather(
             *(self.committer.submit(_SweepWork(self.processor, sid, acct)) for sid, acct in due)
         )
@@ -187,6 +188,15 @@ class OcsApplication:
         if closed:
             log.info("event=sweep closed=%d", closed)
         return closed
+
+    def expire_balances(self, now: datetime) -> int:
+        """Remove the unreserved remainder of buckets past their validity (journalled
+        ``expire``); returns how many buckets were touched."""
+        with self.engine.begin() as conn:
+            ledger = Ledger(conn, now)
+            touched = ledger.expire_due()
+            ledger.flush()
+        return touched
 
     # -- top-up and re-authorisation -----------------------------------------------------------
     async def top_up(

@@ -140,6 +140,10 @@ class SubscriberSpec(_Model):
 
 
 class ProvisioningFile(_Model):
+    """The charging sections of the file; other domains' sections (``policy:``) are theirs."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
     plans: list[PlanSpec] = Field(default_factory=list)
     accounts: list[AccountSpec] = Field(default_factory=list)
     subscribers: list[SubscriberSpec] = Field(default_factory=list)

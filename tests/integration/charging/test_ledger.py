@@ -219,3 +219,25 @@ def test_tracked_balances_are_written_by_compare_and_swap(engine: sa.Engine) -> 
         ledger.flush()
     assert amounts(engine, "main") == (1000, 400)  # rolled back
     assert verify(engine) != []  # the reservation row was never written: flagged
+
+
+def test_provisioning_file_may_carry_other_domains_sections() -> None:
+    spec = ProvisioningFile.model_validate(
+        {"plans": [], "policy": {"profiles": [{"name": "gold"}]}}
+    )
+    assert spec.plans == [] and not hasattr(spec, "policy")
+
+
+def test_credit_exhausted_for_the_pcrf(engine: sa.Engine) -> None:
+    from charging.accounts import credit_exhausted
+
+    assert credit_exhausted(engine, msisdn="491700000001") is False
+    assert credit_exhausted(engine, imsi="001010000000001") is False
+    assert credit_exhausted(engine, msisdn="4999") is None
+    main, overdraft = balance_id(engine, "main"), balance_id(engine, "overdraft")
+    with engine.begin() as conn:
+        ledger = Ledger(conn, utcnow())
+        assert ledger.debit(main, 1000, Cause("debit"))
+        assert ledger.debit(overdraft, 500, Cause("debit"))
+        ledger.flush()
+    assert credit_exhausted(engine, msisdn="491700000001") is True

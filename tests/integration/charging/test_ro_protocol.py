@@ -205,3 +205,22 @@ def test_top_up_sends_rar_to_live_sessions(sqlite_url: str) -> None:
             assert rar.get("Destination-Host") == "cscf.test"
 
     asyncio.run(scenario())
+
+
+def test_sweep_expires_buckets_past_their_validity(sqlite_url: str) -> None:
+    now = [datetime(2026, 6, 1, 12, 0, tzinfo=UTC)]
+    bucket = {"name": "data", "kind": "unit", "unit": "octets", "bundle": "data_1g",
+              "amount": 5000, "valid_until": "2026-06-01T13:00:00Z"}  # fmt: skip
+    spec = provisioning(subscriber("bob", "491700000002"), accounts=[account("bob", 100, bucket)])
+
+    async def scenario() -> None:
+        async with ocs_server(sqlite_url, spec, clock=lambda: now[0], sweep_interval=0) as server:
+            await server.app.sweep()
+            assert balance(server.engine, "bob", "data") == (5000, 0)
+            now[0] += timedelta(hours=2)
+            await server.app.sweep()
+            assert balance(server.engine, "bob", "data") == (0, 0)
+            assert balance(server.engine, "bob") == (100, 0)
+            assert verify(server.engine) == []
+
+    asyncio.run(scenario())
