@@ -218,8 +218,10 @@ class Avp:
         else:
             try:
                 avp._data = encode(value)
-            except (TypeError, ValueError) as exc:
-                raise type(exc)(f"{name}: {exc}") from None
+            except TypeError as exc:
+                raise TypeError(f"{name}: {exc}") from None
+            except ValueError as exc:  # UnicodeEncodeError included
+                raise ValueError(f"{name}: {exc}") from None
         return avp
 
     @classmethod

@@ -99,6 +99,8 @@ def test_float_nan_and_int_bounds() -> None:
         Avp.new("Rating-Group", -1)
     with pytest.raises(TypeError, match="Rating-Group"):
         Avp.new("Rating-Group", "7")
+    with pytest.raises(ValueError, match="Session-Id"):
+        Avp.new("Session-Id", "lone \udc80 surrogate")
     with pytest.raises(TypeError):
         Avp.new("Rating-Group", True)
     with pytest.raises(ValueError):
