@@ -8,11 +8,12 @@ that entropy; the comparison is constant-time. Verified keys are cached briefly
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -80,21 +81,26 @@ class KeyStore:
         self.configured = [(k.sha256, Principal(k.name, Role(k.role))) for k in settings.api_keys]
         self._cache: dict[str, tuple[float, Principal | None]] = {}
 
-    def authenticate(self, key: str) -> Principal | None:
+    def cached(self, key: str) -> tuple[bool, Principal | None]:
+        """(hit, principal) from the configured keys and the cache, without I/O."""
         digest = hash_key(key)
-        cached = self._cache.get(digest)
-        now = time.monotonic()
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        found = None
         for stored, principal in self.configured:
             if hmac.compare_digest(stored, digest):
-                found = principal
-        if found is None:
-            found = self._from_database(digest)
+                return True, principal
+        entry = self._cache.get(digest)
+        if entry is not None and entry[0] > time.monotonic():
+            return True, entry[1]
+        return False, None
+
+    def authenticate(self, key: str) -> Principal | None:
+        hit, found = self.cached(key)
+        if hit:
+            return found
+        digest = hash_key(key)
+        found = self._from_database(digest)
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[digest] = (now + self.ttl, found)
+        self._cache[digest] = (time.monotonic() + self.ttl, found)
         return found
 
     def _from_database(self, digest: str) -> Principal | None:
@@ -109,13 +115,15 @@ class KeyStore:
         return Principal(row.name, Role(row.role))
 
 
-def _principal(request: Request) -> Principal:
+async def _principal(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise HTTPException(401, "missing bearer API key", headers={"WWW-Authenticate": "Bearer"})
     store: KeyStore = request.app.state.keys
-    principal = store.authenticate(token.strip())
+    hit, principal = store.cached(token.strip())
+    if not hit:
+        principal = await asyncio.to_thread(store.authenticate, token.strip())
     if principal is None:
         raise HTTPException(
             401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"}
@@ -123,11 +131,11 @@ def _principal(request: Request) -> Principal:
     return principal
 
 
-def require(role: Role) -> Callable[[Request], Principal]:
+def require(role: Role) -> Callable[[Request], Awaitable[Principal]]:
     """A dependency: the caller's Principal, 401 without a valid key, 403 below ``role``."""
 
-    def dependency(request: Request) -> Principal:
-        principal = _principal(request)
+    async def dependency(request: Request) -> Principal:
+        principal = await _principal(request)
         if RANK[principal.role] < RANK[role]:
             raise HTTPException(403, f"the {principal.role} role cannot do this; needs {role}")
         return principal

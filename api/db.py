@@ -15,7 +15,8 @@ T = TypeVar("T")
 MAX_PAGE = 500
 
 
-def context(request: Request) -> ApiContext:
+async def context(request: Request) -> ApiContext:
+    # Dependencies are async so FastAPI does not hop to a worker thread for them.
     return request.app.state.ctx  # type: ignore[no-any-return]
 
 
@@ -23,11 +24,7 @@ Ctx = Annotated[ApiContext, Depends(context)]
 
 
 class Paging:
-    def __init__(
-        self,
-        limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="items per page")] = 50,
-        offset: Annotated[int, Query(ge=0, le=10**9, description="items to skip")] = 0,
-    ) -> None:
+    def __init__(self, limit: int, offset: int) -> None:
         self.limit = limit
         self.offset = offset
 
@@ -42,7 +39,14 @@ class Paging:
         }
 
 
-PageQuery = Annotated[Paging, Depends()]
+async def paging(
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="items per page")] = 50,
+    offset: Annotated[int, Query(ge=0, le=10**9, description="items to skip")] = 0,
+) -> Paging:
+    return Paging(limit, offset)
+
+
+PageQuery = Annotated[Paging, Depends(paging)]
 
 
 def read(ctx: ApiContext, fn: Callable[[Connection], T]) -> T:

@@ -23,26 +23,25 @@ DOWNLOAD_MAX = 100_000
 
 
 class Filters:
-    def __init__(
-        self,
-        subscriber: Annotated[
-            str | None,
-            Query(
-                min_length=1,
-                max_length=128,
-                description="served subscription id (e.g. MSISDN digits)",
-            ),
-        ] = None,
-        icid: Annotated[str | None, Query(min_length=1, max_length=255)] = None,
-        since: Annotated[AwareDatetime | None, Query(description="outbox time, inclusive")] = None,
-        until: Annotated[AwareDatetime | None, Query(description="outbox time, exclusive")] = None,
-    ) -> None:
-        if since is not None and until is not None and until <= since:
-            raise HTTPException(422, "until must be after since")
-        self.values = {"subscriber": subscriber, "icid": icid, "since": since, "until": until}
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.values = values
 
 
-FilterQuery = Annotated[Filters, Depends()]
+async def filters(
+    subscriber: Annotated[
+        str | None,
+        Query(min_length=1, max_length=128, description="served subscription id (e.g. MSISDN)"),
+    ] = None,
+    icid: Annotated[str | None, Query(min_length=1, max_length=255)] = None,
+    since: Annotated[AwareDatetime | None, Query(description="outbox time, inclusive")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="outbox time, exclusive")] = None,
+) -> Filters:
+    if since is not None and until is not None and until <= since:
+        raise HTTPException(422, "until must be after since")
+    return Filters({"subscriber": subscriber, "icid": icid, "since": since, "until": until})
+
+
+FilterQuery = Annotated[Filters, Depends(filters)]
 
 
 @router.get("", response_model=Page[CdrOut])
