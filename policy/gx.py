@@ -43,9 +43,11 @@ from policy.scheduler import Clock, Scheduler
 from policy.store import GxState, RxState, SessionStore
 from policy.wire import (
     PCC_RULE_ACTIVE,
+    ChargingId,
     EventTrigger,
     SubscriptionIdType,
     apn_ambr,
+    charging_ids,
     default_bearer_qos,
     experimental_result,
     monitoring_avps,
@@ -75,6 +77,10 @@ class AfNotifier(Protocol):
     def rules_failed(self, gx: GxState, names: frozenset[str]) -> None: ...
 
     def rules_active(self, gx: GxState, names: frozenset[str]) -> None: ...
+
+    def charging_correlation(
+        self, gx: GxState, ids: list[ChargingId], address: object | None
+    ) -> None: ...
 
     def ip_can_changed(self, gx: GxState) -> None: ...
 
@@ -267,6 +273,9 @@ class GxApp:
             self.af.rules_failed(state, failed)
         if active and EventTrigger.SUCCESSFUL_RESOURCE_ALLOCATION in triggers and self.af:
             self.af.rules_active(state, active)
+        ids = charging_ids(request)
+        if ids and EventTrigger.CHARGING_CORRELATION_EXCHANGE in triggers and self.af:
+            self.af.charging_correlation(state, ids, request.get("Access-Network-Charging-Address"))
         if triggers & {EventTrigger.RAT_CHANGE, EventTrigger.IP_CAN_CHANGE}:
             state.rat_type = request.get("RAT-Type", state.rat_type)
             state.ip_can_type = request.get("IP-CAN-Type", state.ip_can_type)

@@ -32,6 +32,7 @@ from policy.qos import QosConfig, ServiceInformationError, derive_rules, merge_c
 from policy.scheduler import Scheduler
 from policy.store import GxState, RxState, SessionStore
 from policy.wire import (
+    ChargingId,
     EventTrigger,
     SpecificAction,
     experimental_result,
@@ -42,6 +43,12 @@ from policy.wire import (
 log = logging.getLogger("openpcc.policy")
 
 UPDATE_REQUEST = 1  # Rx-Request-Type, TS 29.214 §5.3.31
+# Specific-Action the AF subscribes → Event-Trigger the PCEF must then report.
+AF_TRIGGERS = {
+    SpecificAction.INDICATION_OF_SUCCESSFUL_RESOURCES_ALLOCATION:
+        EventTrigger.SUCCESSFUL_RESOURCE_ALLOCATION,
+    SpecificAction.CHARGING_CORRELATION_EXCHANGE: EventTrigger.CHARGING_CORRELATION_EXCHANGE,
+}  # fmt: skip
 BEARER_RELEASED = 0  # Abort-Cause, TS 29.214 §5.3.1
 RECENTLY_ABORTED = 65_536
 
@@ -115,12 +122,9 @@ class RxApp:
         remove = [n for n in rx.rules if n not in names]
         actions = frozenset(a.value for a in request["Specific-Action"]) or rx.specific_actions
         async with gx.lock:
-            triggers = gx.event_triggers
-            if SpecificAction.INDICATION_OF_SUCCESSFUL_RESOURCES_ALLOCATION in actions:
-                # The AF wants to hear when the bearer is up, so the PCEF must report it
-                # (SUCCESSFUL_RESOURCE_ALLOCATION, TS 29.212 §5.3.7); a RAR's Event-Triggers
-                # replace the whole set.
-                triggers = triggers | {EventTrigger.SUCCESSFUL_RESOURCE_ALLOCATION}
+            # What the AF wants to hear about, the PCEF must report (TS 29.212 §5.3.7); a RAR's
+            # Event-Triggers replace the whole set.
+            triggers = gx.event_triggers | {AF_TRIGGERS[a] for a in actions if a in AF_TRIGGERS}
             extra = [] if triggers == gx.event_triggers else _triggers(triggers)
             if install or remove or extra:  # a re-INVITE with the same SDP changes nothing
                 result = await self.gx.push(gx, install=install, remove=remove, extra=extra)
@@ -208,6 +212,30 @@ class RxApp:
             if active and action in rx.specific_actions:
                 self.scheduler.spawn(self._rar(rx, action, [_component_of(n) for n in active]))
 
+    def charging_correlation(
+        self, gx: GxState, ids: list[ChargingId], address: object | None
+    ) -> None:
+        """Hand the PCEF's charging identifiers to the subscribed AFs (TS 29.214
+        Access-Network-Charging-Identifier, with the Flows each one covers)."""
+        action = SpecificAction.CHARGING_CORRELATION_EXCHANGE
+        for rx in self.store.rx_of(gx):
+            if action not in rx.specific_actions:
+                continue
+            extra: list[Any] = []
+            for cid in ids:
+                covered = [n for n in rx.rules if n in cid.rules]
+                if not (covered or cid.session_scope or not cid.rules):
+                    continue
+                flows = [Avp.new("Flows", [("Media-Component-Number", _component_of(n))])
+                         for n in covered]  # fmt: skip
+                extra.append(Avp.new("Access-Network-Charging-Identifier", [
+                    ("Access-Network-Charging-Identifier-Value", cid.value), *flows,
+                ]))  # fmt: skip
+            if extra:
+                if address is not None:
+                    extra.append(("Access-Network-Charging-Address", address))
+                self.scheduler.spawn(self._rar(rx, action, [], extra))
+
     def ip_can_changed(self, gx: GxState) -> None:
         for rx in self.store.rx_of(gx):
             if SpecificAction.IP_CAN_CHANGE in rx.specific_actions:
@@ -226,7 +254,7 @@ class RxApp:
         rx: RxState,
         action: SpecificAction,
         components: list[int],
-        extra: list[tuple[str, Any]] | None = None,
+        extra: list[Any] | None = None,
     ) -> None:
         request = self._to_af(CMD_RE_AUTH, rx, ("Re-Auth-Request-Type", AUTHORIZE_ONLY))
         request.add(("Specific-Action", action))

@@ -238,6 +238,27 @@ def rule_reports(message: Message) -> list[RuleReport]:
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class ChargingId:
+    """One Access-Network-Charging-Identifier-Gx (TS 29.212): the PCEF's charging id
+    and the rules it applies to (none, or IP-CAN-Session-Charging-Scope: the whole session)."""
+
+    value: bytes
+    rules: tuple[str, ...]
+    session_scope: bool
+
+
+def charging_ids(message: Message) -> list[ChargingId]:
+    return [
+        ChargingId(
+            value=group.get("Access-Network-Charging-Identifier-Value", b""),
+            rules=tuple(_text(a.value) for a in group["Charging-Rule-Name"]),
+            session_scope=group.first("IP-CAN-Session-Charging-Scope") is not None,
+        )
+        for group in message["Access-Network-Charging-Identifier-Gx"]
+    ]
+
+
 def usage_reports(message: Message) -> dict[str, int]:
     """Octets used per monitoring key (Used-Service-Unit total, else input + output)."""
     used: dict[str, int] = {}

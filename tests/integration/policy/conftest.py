@@ -295,6 +295,7 @@ class Pcscf:
         *components: PyAvp,
         ue_ip: str = UE_IP,
         request_type: int | None = None,
+        actions: tuple[int, ...] = (2, 3, 4, 6, 8, 9, 12),
     ) -> PyMessage:
         """An AAR as Kamailio ims_qos builds it (shared notes ims-peers.md); ``request_type``
         adds the Rx-Request-Type other P-CSCFs send."""
@@ -320,7 +321,7 @@ class Pcscf:
             aar.append_avp(PyAvp.new(AVP_FRAMED_IP_ADDRESS, value=ip.packed))
         else:  # Kamailio: the SDP c= address as a /128 prefix
             aar.append_avp(PyAvp.new(AVP_FRAMED_IPV6_PREFIX, value=b"\x00\x80" + ip.packed))
-        for action in (2, 3, 4, 6, 8, 9, 12):
+        for action in actions:
             aar.append_avp(PyAvp.new(AVP_TGPP_SPECIFIC_ACTION, VENDOR_TGPP, action))
         aar.append_avp(PyAvp.new(AVP_AUTH_GRACE_PERIOD, value=0))
         aar.append_avp(PyAvp.new(AVP_SESSION_TIMEOUT, value=3600))

@@ -4,6 +4,7 @@ state and restart — all over real sockets against a SQLite-backed PCRF."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -241,6 +242,29 @@ def test_bearer_up_is_reported_to_the_af(harness: Any, audio: Any) -> None:
         rar = await h.pgw.next_rar()
         assert (await aaa).result_code == 2001
         assert not rar["Event-Trigger"]
+
+    run(harness, body)
+
+
+def test_charging_correlation_reaches_the_af(harness: Any, audio: Any) -> None:
+    async def body(h: Any) -> None:
+        await h.pgw.attach(GX)
+        aaa = asyncio.create_task(h.pcscf.aar(CALL, audio(), actions=(1, 2)))
+        rar = await h.pgw.next_rar()
+        assert (await aaa).result_code == 2001
+        assert [a.value for a in rar["Event-Trigger"]] == [2, 7, 28]
+        await h.pgw.ccr(GX, 2, ("Event-Trigger", 28), ("Access-Network-Charging-Identifier-Gx", [
+            ("Access-Network-Charging-Identifier-Value", b"\x00\x00\x12\x34"),
+            ("Charging-Rule-Name", rule_name(CALL, 1).encode()),
+        ]), ("Access-Network-Charging-Address", ipaddress.IPv4Address("192.0.2.99")))  # fmt: skip
+        rx_rar = await h.pcscf.next_request()
+        assert rx_rar.session_id == CALL and avp_values(rx_rar, 513) == [1]
+        (anci,) = rx_rar.find_avps((502, 10415))
+        children = {(a.code, a.vendor_id): a for a in anci.value}
+        assert children[(503, 10415)].value == b"\x00\x00\x12\x34"
+        flows = children[(510, 10415)]
+        assert [a.value for a in flows.value if a.code == 518] == [1]
+        assert avp_values(rx_rar, 501) == [(1, "192.0.2.99")]  # (IPv4 family, address)
 
     run(harness, body)
 
