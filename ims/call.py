@@ -80,7 +80,7 @@ class CallHooks:
 
     ``on_invite`` runs before an initial INVITE is forwarded, ``on_answer`` before a response
     with an SDP answer is relayed (either may reject the call), ``on_confirmed`` after the 2xx,
-    ``on_end`` once per call with its cause."""
+    ``on_end`` once per call with its cause; ``on_registration`` after each successful REGISTER."""
 
     async def on_invite(self, call: Call) -> Rejection | None:
         return None
@@ -92,6 +92,10 @@ class CallHooks:
         return None
 
     async def on_end(self, call: Call, cause: str) -> None:
+        return None
+
+    async def on_registration(self, aor: str, source: Target, registered: bool) -> None:
+        """After a successful REGISTER: ``registered`` is False once no binding is left."""
         return None
 
 

@@ -236,6 +236,8 @@ class PcefSimulator:
                 session.rules.discard(rule)
                 if session.bearers.pop(rule, None) is not None:
                     self._event(session, f"bearer removed rule={rule}")
+                else:
+                    self._event(session, f"rule removed rule={rule}")
         for install in installs:
             self._install(session, install)
         if request.first("Session-Release-Cause") is not None:
@@ -272,6 +274,8 @@ class PcefSimulator:
                     f"bearer created rule={rule} qci={bearer.qci} "
                     f"gbr={bearer.gbr_ul}/{bearer.gbr_dl}",
                 )
+            else:  # non-GBR: carried on the default bearer (or a non-GBR dedicated one)
+                self._event(session, f"rule installed rule={rule} qci={bearer.qci}")
 
 
 def _name(value: bytes | str | None) -> str:

@@ -30,8 +30,9 @@ from diam.node import Node
 from diam.peer import Peer
 from ims.call import Call, CallHooks, Rejection
 from ims.links import PeerLink
-from ims.media import MediaComponentInput, media_components, ue_address
+from ims.media import MediaComponentInput, media_components, signalling_component, ue_address
 from ims.sip.message import Response
+from ims.sip.transaction import Target
 
 log = logging.getLogger("openpcc.ims")
 
@@ -93,6 +94,8 @@ class PcscfRx(CallHooks):
         *,
         mandatory: bool = True,
         timeout: float = 3.0,
+        register_aar: bool = False,
+        signalling: tuple[str, int] | None = None,
     ) -> None:
         self.node = node
         self.link = link
@@ -100,6 +103,11 @@ class PcscfRx(CallHooks):
         self.mandatory = mandatory
         self.timeout = timeout
         self.sessions: dict[str, tuple[Call, str]] = {}  # Rx Session-Id → (call, side)
+        # TS 29.214 §4.4.5a: AF signalling path per registered AOR (when register_aar is on)
+        self.register_aar = register_aar
+        self.signalling = signalling  # the P-CSCF's own SIP address (ip, port)
+        self.registrations: dict[str, str] = {}  # AOR → Rx Session-Id
+        self._registration_locks: dict[str, asyncio.Lock] = {}
         self._counter = 0
         node.add_route(APP_RX, CMD_ABORT_SESSION, self.on_asr)
         node.add_route(APP_RX, CMD_RE_AUTH, self.on_rar)
@@ -134,6 +142,22 @@ class PcscfRx(CallHooks):
         ip = ue_address(call.offer, call.answer, ue_is_offerer)
         if ip is None:
             return None
+        components = media_components(call.offer, call.answer, ue_is_offerer)
+        code = await self._send_aar(session_id, party.aor, ip, components, call.icid)
+        if code is not None and 2000 <= code < 3000:
+            sides[side] = session_id
+            self.sessions[session_id] = (call, side)
+        return code
+
+    async def _send_aar(
+        self,
+        session_id: str,
+        aor: str,
+        ip: str,
+        components: list[MediaComponentInput],
+        icid: str | None,
+    ) -> int | None:
+        """One AAR as ims_qos builds it; the result code, None when the PCRF is unreachable."""
         request = Message.request(
             CMD_AA,
             APP_RX,
@@ -146,36 +170,53 @@ class PcscfRx(CallHooks):
                 ),
                 ("Destination-Realm", self.link.realm),
                 ("AF-Application-Identifier", b"IMS Services"),
-                ("AF-Charging-Identifier", call.icid.encode()),
             ],
         )
-        for comp in media_components(call.offer, call.answer, ue_is_offerer):
-            request.add(component_avp(comp))
+        if icid is not None:
+            request.add(("AF-Charging-Identifier", icid.encode()))
+        request.add(*(component_avp(comp) for comp in components))
         request.add(
             (
                 "Subscription-Id",
-                [
-                    ("Subscription-Id-Type", 2),  # END_USER_SIP_URI
-                    ("Subscription-Id-Data", party.aor),
-                ],
+                [("Subscription-Id-Type", 2), ("Subscription-Id-Data", aor)],  # SIP URI
             )
         )
         address = ipaddress.ip_address(ip)
         if address.version == 4:
             request.add(("Framed-IP-Address", address.packed))
-        else:  # TS 29.214 §5.3.x: /128 prefix, as ims_qos sends it
+        else:  # RFC 3162 prefix /128, as ims_qos sends it
             request.add(("Framed-IPv6-Prefix", bytes([0, 128]) + address.packed))
         request.add(*(("Specific-Action", a) for a in KAMAILIO_ACTIONS))
         try:
             answer = await self.link.request(request, self.timeout)
         except (DiameterError, TimeoutError, ConnectionError, OSError) as exc:
-            log.warning("event=rx_aar_failed call=%s error=%r", call.call_id, exc)
+            log.warning("event=rx_aar_failed session=%s error=%r", session_id, exc)
             return None
-        code = result_code(answer)
-        if code is not None and 2000 <= code < 3000:
-            sides[side] = session_id
-            self.sessions[session_id] = (call, side)
-        return code
+        return result_code(answer)
+
+    async def on_registration(self, aor: str, source: Target, registered: bool) -> None:
+        """TS 29.214 §4.4.5a: AF signalling flows between the UE's SIP address and ours for
+        as long as the AOR is registered (failures are logged; the REGISTER stands)."""
+        if not self.register_aar or self.signalling is None:
+            return
+        lock = self._registration_locks.setdefault(aor, asyncio.Lock())
+        async with lock:  # a quick re-/de-REGISTER waits for the AAR in flight
+            session_id = self.registrations.get(aor)
+            if not registered:
+                if session_id is not None:
+                    del self.registrations[aor]
+                    await self._str(session_id)
+                self._registration_locks.pop(aor, None)
+                return
+            if session_id is not None:
+                return
+            session_id = self._session_id()
+            component = signalling_component(source.host, source.port, *self.signalling)
+            code = await self._send_aar(session_id, aor, source.host, [component], None)
+            if code is not None and 2000 <= code < 3000:
+                self.registrations[aor] = session_id
+            else:
+                log.info("event=rx_register_refused aor=%s code=%s", aor, code)
 
     async def on_end(self, call: Call, cause: str) -> None:
         sides: dict[str, str] = call.data.get("rx", {})
@@ -204,7 +245,11 @@ class PcscfRx(CallHooks):
         session_id = request.get("Session-Id")
         entry = self.sessions.get(session_id)
         if entry is None:
-            return request.answer(5002, ("Auth-Application-Id", APP_RX))
+            aor = next((a for a, sid in self.registrations.items() if sid == session_id), None)
+            if aor is None:
+                return request.answer(5002, ("Auth-Application-Id", APP_RX))
+            del self.registrations[aor]  # the signalling path is gone; the PCRF ends it
+            return request.answer(2001, ("Auth-Application-Id", APP_RX))
         call, _ = entry
         self.release(call, 'SIP;cause=503;text="bearer lost (Rx ASR)"', "Rx abort")
         return request.answer(2001, ("Auth-Application-Id", APP_RX))

@@ -147,7 +147,13 @@ class ImsCore:
             self._is_us(request.uri) or request.uri.user is None
         ):
             assert self.registrar is not None
-            tx.respond(self.registrar.handle(request, source))
+            response = self.registrar.handle(request, source)
+            tx.respond(response)
+            if response.status == 200 and self.hooks:
+                aor = self.registrar.aor_of(request)
+                registered = bool(self.location.bindings(aor))
+                for hook in self.hooks:
+                    self._spawn(hook.on_registration(aor, source, registered))
         elif request.to.tag is not None:
             self._in_dialog(request, tx, source)
         elif request.method == "INVITE":

@@ -42,6 +42,7 @@ class ImsConfig:
     pcrf: DiameterPeer | None = None  # None: no Rx
     ocs: DiameterPeer | None = None  # None: no Ro
     rx_mandatory: bool = True
+    rx_register_aar: bool = False  # AAR for the SIP signalling path at REGISTER
     ro_service_context: str = "32260@3gpp.org"
     ro_requested_seconds: int = 60
     ro_buffer_seconds: float = 5.0
@@ -66,6 +67,7 @@ def config_from_settings(s: Settings) -> ImsConfig:
         pcrf=peer(s.ims_pcrf_host, s.ims_pcrf_port, s.ims_pcrf_realm),
         ocs=peer(s.ims_ocs_host, s.ims_ocs_port, s.ims_ocs_realm),
         rx_mandatory=s.ims_rx_mandatory,
+        rx_register_aar=s.ims_rx_register_aar,
         ro_service_context=s.ims_ro_service_context,
         ro_requested_seconds=s.ims_ro_requested_seconds,
         ro_buffer_seconds=s.ims_ro_buffer_seconds,
@@ -116,12 +118,15 @@ class ImsService:
                 self.core.release,
                 mandatory=config.rx_mandatory,
                 timeout=config.diameter_timeout,
+                register_aar=config.rx_register_aar,
             )
             hooks.append(self.rx)
         self.links = list(links.values())
 
     async def start(self) -> None:
         await self.core.start()
+        if self.rx is not None:
+            self.rx.signalling = (self.config.core.host, self.core.port)
         log.info(
             "event=ims_ready sip=%s:%d domain=%s rx=%s ro=%s",
             self.config.core.host,

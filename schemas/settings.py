@@ -134,6 +134,7 @@ class Settings(BaseSettings):
     ims_ocs_port: int = Field(3868, ge=1, le=65535)
     ims_ocs_realm: str = "localdomain"
     ims_rx_mandatory: bool = True  # a refused AAR rejects the call (else best effort)
+    ims_rx_register_aar: bool = False  # Rx AAR for the SIP signalling path at REGISTER
     ims_ro_service_context: str = "32260@3gpp.org"
     ims_ro_requested_seconds: int = Field(60, ge=1)  # Requested-Service-Unit CC-Time
     ims_ro_buffer_seconds: float = Field(5.0, ge=0)  # CCR-U this long before the grant ends

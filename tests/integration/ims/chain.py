@@ -77,6 +77,7 @@ async def chain_running(
     ro_buffer: float = 5.0,
     requested: int = 60,
     rx_mandatory: bool = True,
+    register_aar: bool = False,
 ) -> AsyncIterator[Chain]:
     engine = create_engine(database_url)
     upgrade(engine)
@@ -103,6 +104,7 @@ async def chain_running(
             pcrf=DiameterPeer("127.0.0.1", pcrf_port, "test"),
             ocs=DiameterPeer("127.0.0.1", ocs_port, "test"),
             rx_mandatory=rx_mandatory,
+            rx_register_aar=register_aar,
             ro_buffer_seconds=ro_buffer,
             ro_requested_seconds=requested,
             timers=FAST,

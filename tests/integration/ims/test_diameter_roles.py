@@ -105,3 +105,32 @@ def test_ro_rar_forces_ccr_u_and_ro_asr_releases_the_call(database_url: str) -> 
                 assert final.get("Termination-Cause") == 4  # DIAMETER_ADMINISTRATIVE
 
     asyncio.run(main())
+
+
+def test_register_aar_authorizes_the_signalling_path_until_deregistration(
+    database_url: str,
+) -> None:
+    async def main() -> None:
+        async with chain_running(database_url, register_aar=True) as chain:
+            session = await chain.pcef.attach(*CALLER)
+            before = set(session.rules)
+            sent: list[Message] = []
+            for link in chain.ims.links:
+                link.observers.append(lambda kind, m: sent.append(m) if kind == "request" else None)
+            async with ua_running(chain.ims.core, f"+{CALLER[1]}", CALLER[2]) as alice:
+                await chain.pcef.wait_for(lambda: len(session.rules) == len(before) + 1)
+                (aar,) = [m for m in sent if m.command_code == 265]
+                (mcd,) = aar["Media-Component-Description"]
+                assert mcd.get("Media-Type") == 4  # CONTROL
+                (sub,) = mcd["Media-Sub-Component"]
+                assert sub.get("Flow-Usage") == 2  # AF_SIGNALLING
+                port = chain.ims.core.port
+                assert [a.value for a in sub["Flow-Description"]][1] == (
+                    f"permit in 17 from 127.0.0.1 {alice.endpoint.port} to 127.0.0.1 {port}"
+                )
+                assert aar.get("Framed-IP-Address") == bytes([127, 0, 0, 1])
+                assert (await alice.register(expires=0)).status == 200  # de-register
+                await chain.pcef.wait_for(lambda: set(session.rules) == before)
+                assert [m.command_code for m in sent].count(275) == 1  # STR
+
+    asyncio.run(main())
