@@ -141,6 +141,12 @@ class ImsCore:
             tx.respond(make_response(request, 483, to_tag=new_tag()))  # §16.3 step 3
             return
         self._pop_own_routes(request)
+        unsupported = request.headers.get_all("Proxy-Require")
+        if unsupported and request.method not in ("CANCEL", "ACK"):
+            response = make_response(request, 420, to_tag=new_tag())  # §16.3 step 5
+            response.headers.add("Unsupported", ", ".join(unsupported))
+            tx.respond(response)
+            return
         if request.method == "CANCEL":
             self._cancel(request, tx)
         elif request.method == "REGISTER" and (

@@ -124,6 +124,14 @@ def test_unknown_callee_unregistered_caller_and_too_many_hops() -> None:
             req = Request("OPTIONS", parse_uri(f"sip:alice@{DOMAIN}"), leg_request)
             response = await alice.endpoint.request(req, alice.core).final
             assert response.status == 483
+            headers = alice._headers("OPTIONS", f"<sip:alice@{DOMAIN}>", "pr-1", 1)
+            headers.add("Proxy-Require", "foo, bar")
+            req = Request("OPTIONS", parse_uri(f"sip:alice@{DOMAIN}"), headers)
+            response = await alice.endpoint.request(req, alice.core).final
+            assert response.status == 420 and response.headers.get_all("Unsupported") == [
+                "foo",
+                "bar",
+            ]
             ping = Request(
                 "OPTIONS",
                 parse_uri(f"sip:127.0.0.1:{core.port}"),
