@@ -488,9 +488,12 @@ class Harness:
 
 
 @pytest.fixture
-def harness(sqlite_url: str, tmp_path: Path) -> Callable[..., Harness]:
+def harness(tmp_path: Path) -> Callable[..., Harness]:
+    """A PCRF harness on SQLite; each one made gets a database of its own."""
+    count = iter(range(1_000))
+
     def make(**kwargs: Any) -> Harness:
-        return Harness(sqlite_url, tmp_path, **kwargs)
+        return Harness(f"sqlite:///{tmp_path / f'openpcc-{next(count)}.db'}", tmp_path, **kwargs)
 
     return make
 
