@@ -10,7 +10,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from api.auth import KeyStore
 from api.context import ApiContext
@@ -66,6 +66,15 @@ def create_app(ctx: ApiContext) -> FastAPI:
         # e.g. a NUL character in a text value (PostgreSQL refuses it) or an id beyond 64 bits.
         reason = str(exc.orig).splitlines()[0]
         return JSONResponse({"detail": f"value not storable: {reason}"}, status_code=422)
+
+    @app.exception_handler(DBAPIError)
+    async def database_down(_: Request, exc: DBAPIError) -> JSONResponse:
+        log.warning("event=api_database_error error=%s", str(exc.orig).splitlines()[0])
+        return JSONResponse(
+            {"detail": "database unavailable, retry"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
 
     if ctx.settings.api_console:
         app.mount("/console", StaticFiles(directory=CONSOLE_DIR, html=True), name="console")

@@ -13,6 +13,7 @@ import uvicorn
 
 from api.app import create_app
 from api.context import ApiContext, Endpoint
+from openpcc.database import create_engine
 
 log = logging.getLogger("openpcc.api")
 
@@ -79,9 +80,15 @@ def install(app: Any) -> ApiServer | None:
             for lst in app.listeners
         ]
 
+    app.database()  # migrated to head once, by the process's shared engine
+    # The API's own pool: more connections for concurrent requests and no pre-ping round trip
+    # per checkout (a dropped connection fails one request with 503 and the pool is refreshed).
+    engine = create_engine(
+        settings.database_url, pool_pre_ping=False, pool_size=10, max_overflow=20
+    )
     ctx = ApiContext(
         settings,
-        app.database(),
+        engine,
         app.metrics,
         nodes=endpoints,
         ocs=app.services.get("charging.service"),
@@ -101,6 +108,10 @@ def install(app: Any) -> ApiServer | None:
                 exc,
             )
 
+    async def stop() -> None:
+        await server.stop()
+        engine.dispose()
+
     app.startup.append(start)
-    app.shutdown.append(server.stop)
+    app.shutdown.append(stop)
     return server

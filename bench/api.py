@@ -30,7 +30,8 @@ import sqlalchemy as sa
 from api.auth import generate_key, hash_key
 from bench._loadgen import cer_bytes
 from bench.charging import STEPS, provisioning_file, template
-from diam.constants import CMD_CAPABILITIES_EXCHANGE, CMD_CREDIT_CONTROL
+from diam.constants import CMD_CAPABILITIES_EXCHANGE, CMD_CREDIT_CONTROL, CMD_RE_AUTH
+from diam.message import Message
 
 ROOT = Path(__file__).resolve().parent.parent
 TICK = 0.005
@@ -195,6 +196,10 @@ class PacedRo(asyncio.Protocol):
             cmd = int.from_bytes(buf[pos + 5 : pos + 8], "big")
             if cmd == CMD_CAPABILITIES_EXCHANGE:
                 self.open.set_result(None)
+            elif cmd == CMD_RE_AUTH and buf[pos + 4] & 0x80:  # after a top-up: RAA as a CSCF
+                rar = Message.decode(buf[pos : pos + length])
+                raa = rar.answer(2001, ("Origin-Host", self.origin), ("Origin-Realm", "bench.test"))
+                self.transport.write(raa.encode())
             elif cmd == CMD_CREDIT_CONTROL:
                 h2h = int.from_bytes(buf[pos + 12 : pos + 16], "big")
                 session, step, sent = self.pending.pop(h2h)
