@@ -88,8 +88,9 @@ fetch_jars() {
     command -v java >/dev/null || { log "Java 17+ is required to run the broker"; exit 2; }
     log "resolving org.apache.kafka:kafka_2.13 from Maven Central into $LIBS"
     rm -rf "$LIBS"
-    mvn -B -q -f "$ROOT/scripts/kafka/pom.xml" dependency:copy-dependencies \
-        -DincludeScope=runtime -DoutputDirectory="$LIBS"
+    # stdout carries only the bootstrap address: Maven's output (and its ANSI resets) go to stderr.
+    mvn -B -q -Dstyle.color=never -f "$ROOT/scripts/kafka/pom.xml" dependency:copy-dependencies \
+        -DincludeScope=runtime -DoutputDirectory="$LIBS" >&2
     touch "$LIBS/.complete"
 }
 
