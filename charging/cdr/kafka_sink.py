@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,13 +112,8 @@ class KafkaSink:
 
     name = "kafka"
 
-    def __init__(
-        self,
-        config: KafkaConfig,
-        producer_factory: Callable[..., KafkaProducer] = KafkaProducer,
-    ) -> None:
+    def __init__(self, config: KafkaConfig) -> None:
         self.config = config
-        self._factory = producer_factory
         self._producer: KafkaProducer | None = None
         self._hashes: dict[bytes, int] = {}
         self.rebuilds = 0
@@ -126,7 +121,7 @@ class KafkaSink:
     def _ensure_producer(self) -> KafkaProducer:
         if self._producer is None:
             try:
-                self._producer = self._factory(**self.config.producer_options())
+                self._producer = KafkaProducer(**self.config.producer_options())
             except KafkaError as exc:
                 reason = f"cannot connect to Kafka {self.config.bootstrap}: {exc!r}"
                 raise SinkError(reason) from exc
