@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from charging.cdr.partial import PartialRecordPolicy
 from rating.plan import Plan
 
 
@@ -32,3 +33,5 @@ class OcsConfig:
     failure_handling: str = "TERMINATE"
     #: Look-ahead for Tariff-Time-Change of volume/event grants, seconds.
     tariff_horizon: int = 86400
+    #: When a long session's intermediate CDR is closed (TS 32.298 partial records); off.
+    partial: PartialRecordPolicy = field(default_factory=PartialRecordPolicy)

@@ -31,12 +31,11 @@ from charging.grants import (
     used_parts,
 )
 from charging.ledger import Cause, Ledger
-from charging.records import build_record, closing_cause
+from charging.records import build_record, closing_cause, maybe_partial, queue_record, version
 from charging.unit_of_work import BatchContext, SessionState
 from diam.constants import ResultCode
 from diam.message import Avp, Message
 from rating.plan import Plan
-from rating.timebands import epoch_seconds
 from schemas.cdr import CauseForRecordClosing
 from schemas.provisioning import FinalUnitAction, RedirectAddressType
 
@@ -172,6 +171,7 @@ class Processor:
         if plan is None:
             return Outcome(ResultCode.RATING_FAILED, error_message="tariff not loaded"), 2
         outcome = self._serve(conn, ledger, ctx, ccr, state, plan, terminating=False)
+        maybe_partial(ctx, state, plan, self.config.node_id, self.config.partial)
         ctx.update_session(
             state,
             last_request_number=ccr.request_number,
@@ -364,31 +364,20 @@ class Processor:
         cause: CauseForRecordClosing, close_cause: str, journal_cause: Cause,
         last_request_number: int | None = None,
     ) -> None:  # fmt: skip
-        """Release what the session still holds, close it and queue its CDR."""
+        """Release what the session still holds, close it and queue its (last) CDR."""
         now = ctx.now
         self._release(ledger, ctx, state, None, journal_cause)
+        partials = int(state.row["cdr_sequence"] or 0)
         values: dict[str, Any] = {
             "state": "closed", "closed_at": now, "close_cause": close_cause, "updated_at": now,
-            "cdr_sequence": 1,
+            "cdr_sequence": partials + 1,
         }  # fmt: skip
         if last_request_number is not None:
             values["last_request_number"] = last_request_number
-        ctx.update_session(state, **values)
-        ctx.outbox.append(
-            outbox.row(
-                build_record(
-                    node_id=self.config.node_id,
-                    sequence=state.pk,
-                    session=state.row,
-                    usage=list(state.usage.values()),
-                    closed_at=now,
-                    cause=cause,
-                    currency=state.subscription.currency,
-                    tariff=plan.name if plan else None,
-                    tariff_version=_version(plan, state.row["opened_at"]),
-                )
-            )
+        queue_record(
+            ctx, state, plan, self.config.node_id, cause, partials + 1 if partials else None
         )
+        ctx.update_session(state, **values)
 
     def _event_record(
         self, conn: Connection, ctx: BatchContext, ccr: CreditControlRequest,
@@ -417,7 +406,7 @@ class Processor:
                     node_id=self.config.node_id, sequence=state.pk, session=state.row,
                     usage=list(state.usage.values()), closed_at=now,
                     cause=CauseForRecordClosing.NORMAL_RELEASE, currency=sub.currency,
-                    tariff=plan.name, tariff_version=_version(plan, now),
+                    tariff=plan.name, tariff_version=version(plan, now),
                 )
             )
         )  # fmt: skip
@@ -539,9 +528,3 @@ def _service_information(ccr: CreditControlRequest) -> dict[str, Any]:
         "subscription_ids": [list(s) for s in ccr.subscription_ids],
         "ims": ccr.info.to_json() or None,
     }
-
-
-def _version(plan: Plan | None, at: datetime) -> str | None:
-    if plan is None:
-        return None
-    return plan.version_at(epoch_seconds(at)).effective_from.isoformat()

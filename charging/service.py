@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from charging.cdr.partial import PartialRecordPolicy
 from charging.config import OcsConfig
 from charging.provisioning import apply_file
 from charging.ro import OcsApplication
@@ -49,6 +50,7 @@ def config_from_settings(settings: Settings, node_id: str) -> OcsConfig:
         default_seconds=s.charging_default_seconds,
         default_octets=s.charging_default_octets,
         failure_handling=s.charging_failure_handling,
+        partial=PartialRecordPolicy.from_settings(s),
     )
 
 

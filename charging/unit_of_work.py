@@ -29,7 +29,7 @@ outbox_t = CdrOutbox.__table__
 
 _SESSION_FIELDS = (
     "state", "charging_type", "last_request_number", "updated_at", "expires_at", "closed_at",
-    "close_cause", "cdr_sequence",
+    "close_cause", "cdr_sequence", "service_information",
 )  # fmt: skip
 _USAGE_FIELDS = (
     "time_usage", "volume_uplink", "volume_downlink", "service_units", "charge", "priced_units",

@@ -182,3 +182,44 @@ def test_tariff_time_change_prices_each_side_at_its_rate(sqlite_url: str) -> Non
             assert balance(server.engine, "bob") == (500 - 1 - 2, 0)
 
     asyncio.run(scenario())
+
+
+def test_partial_records_split_a_long_session(database_url: str) -> None:
+    """With a 1 MB volume limit per record (TS 32.298 partial records), the CDRs of a session
+    carry recordSequenceNumber 1, 2 ... and together report its whole usage and charge."""
+    from charging.cdr.partial import PartialRecordPolicy
+    from charging.config import OcsConfig
+    from tests.fixtures.ocs import test_plan
+
+    config = OcsConfig(tariffs={"Test": test_plan()}, node_id="ocs.test",
+                       partial=PartialRecordPolicy(volume_octets=1_000_000))  # fmt: skip
+
+    async def scenario() -> None:
+        async with (
+            ocs_server(database_url, SPEC, config=config, clock=lambda: NOON) as server,
+            ro_client(server.port, "pgw.test") as client,
+        ):
+            sid, carol = "pgw.test;partial", subscription("491700000003")
+            used = [1_500_000, 500_000, 200_000]
+            await client.send(
+                ccr(sid, INITIAL, 0, mscc(rg=30, rsu=units(octets=2_000_000)), subscription=carol)
+            )
+            for n, octets in enumerate(used[:2], start=1):
+                await client.send(
+                    ccr(sid, UPDATE, n, mscc(rg=30, rsu=units(octets=2_000_000),
+                                             usu=units(octets=octets)), subscription=carol)
+                )  # fmt: skip
+            await client.send(
+                ccr(sid, TERMINATION, 3, mscc(rg=30, usu=units(octets=used[2])), subscription=carol)
+            )
+            cdrs = outbox(server.engine)
+            assert [c["recordSequenceNumber"] for c in cdrs] == [1, 2]
+            assert [c["causeForRecordClosing"] for c in cdrs] == ["volumeLimit", "normalRelease"]
+            volumes = [c["listOfServiceData"][0]["dataVolumeDownlink"] for c in cdrs]
+            assert volumes == [1_500_000, 700_000]
+            assert len({c["cdrId"] for c in cdrs}) == 2
+            # RG 30 by day: 0.02/MB → 0.03 then 0.01 + 0.00 (half_up per report): all of it.
+            assert sum(c["charge"] for c in cdrs) == 10 - balance(server.engine, "carol")[0]
+            assert verify(server.engine) == []
+
+    asyncio.run(scenario())
