@@ -28,22 +28,22 @@ class OpenPcc:
     log: Path
 
 
-async def _wait_port(
-    port: int, process: asyncio.subprocess.Process, log: Path, timeout: float = 30.0
-) -> None:
+async def _ready(process: asyncio.subprocess.Process, log: Path, timeout: float = 30.0) -> bool:
+    """True once the process logged readiness; False when it exited on a port already taken
+    (free_port() races with other test runs); raises on any other failure."""
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
     while True:
+        text = log.read_text(errors="replace")
         if process.returncode is not None:
-            raise RuntimeError(f"openpcc exited: {log.read_text()[-3000:]}")
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return
-        except OSError:
-            if loop.time() > end:
-                raise TimeoutError(f"openpcc not listening: {log.read_text()[-3000:]}") from None
-            await asyncio.sleep(0.2)
+            if "already in use" in text:
+                return False
+            raise RuntimeError(f"openpcc exited: {text[-3000:]}")
+        if "event=ready" in text:
+            return True
+        if loop.time() > end:
+            raise TimeoutError(f"openpcc not ready: {text[-3000:]}")
+        await asyncio.sleep(0.1)
 
 
 @asynccontextmanager
@@ -53,37 +53,41 @@ async def openpcc_running(
     (workdir / "tariff.yaml").write_text(TEST_TARIFF)
     (workdir / "provisioning.yaml").write_text(yaml.safe_dump(charging))
     (workdir / "policy.yaml").write_text(yaml.safe_dump({"policy": policy}))
-    diameter_port, sip_port = free_port("127.0.0.1"), free_port("127.0.0.1")
     database_url = f"sqlite:///{workdir / 'openpcc.db'}"
-    settings = {
-        "OPENPCC_DATABASE_URL": database_url,
-        "OPENPCC_DIAMETER_HOST": "127.0.0.1",
-        "OPENPCC_DIAMETER_PORT": str(diameter_port),
-        "OPENPCC_PROVISIONING": str(workdir / "provisioning.yaml"),
-        "OPENPCC_POLICY_PROVISIONING": str(workdir / "policy.yaml"),
-        "OPENPCC_CHARGING_TARIFFS": str(workdir / "tariff.yaml"),
-        "OPENPCC_CDR_DIR": str(workdir / "cdr"),
-        "OPENPCC_IMS_ENABLED": "true",
-        "OPENPCC_IMS_SIP_PORT": str(sip_port),
-        "OPENPCC_IMS_DOMAIN": "ims.test",
-        "OPENPCC_IMS_PCRF_PORT": str(diameter_port),
-        "OPENPCC_IMS_OCS_PORT": str(diameter_port),
-        **env,
-    }
     log = workdir / "openpcc.log"
-    with log.open("wb") as out:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "openpcc.cli",
-            "run",
-            cwd=ROOT,
-            env={**os.environ, **settings},
-            stdout=out,
-            stderr=out,
-        )
+    for _attempt in range(5):
+        diameter_port, sip_port = free_port("127.0.0.1"), free_port("127.0.0.1")
+        settings = {
+            "OPENPCC_DATABASE_URL": database_url,
+            "OPENPCC_DIAMETER_HOST": "127.0.0.1",
+            "OPENPCC_DIAMETER_PORT": str(diameter_port),
+            "OPENPCC_PROVISIONING": str(workdir / "provisioning.yaml"),
+            "OPENPCC_POLICY_PROVISIONING": str(workdir / "policy.yaml"),
+            "OPENPCC_CHARGING_TARIFFS": str(workdir / "tariff.yaml"),
+            "OPENPCC_CDR_DIR": str(workdir / "cdr"),
+            "OPENPCC_IMS_ENABLED": "true",
+            "OPENPCC_IMS_SIP_PORT": str(sip_port),
+            "OPENPCC_IMS_DOMAIN": "ims.test",
+            "OPENPCC_IMS_PCRF_PORT": str(diameter_port),
+            "OPENPCC_IMS_OCS_PORT": str(diameter_port),
+            **env,
+        }
+        with log.open("wb") as out:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "openpcc.cli",
+                "run",
+                cwd=ROOT,
+                env={**os.environ, **settings},
+                stdout=out,
+                stderr=out,
+            )
+        if await _ready(process, log):
+            break
+    else:
+        raise RuntimeError("no free ports for openpcc after 5 attempts")
     try:
-        await _wait_port(diameter_port, process, log)
         yield OpenPcc(diameter_port, sip_port, database_url, process, log)
     finally:
         if process.returncode is None:
