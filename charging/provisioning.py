@@ -21,6 +21,9 @@ from charging.ledger import Cause, Ledger
 from charging.models import Account, Balance, Plan, Subscriber, SubscriberIdentity, utcnow
 from schemas.provisioning import AccountSpec, PlanSpec, ProvisioningFile, SubscriberSpec
 
+#: pg_advisory_xact_lock key serialising provisioning runs ("OPCCPROV").
+PROVISIONING_LOCK = 0x4F50434350524F56
+
 plans_t = Plan.__table__
 accounts_t = Account.__table__
 balances_t = Balance.__table__
@@ -54,6 +57,10 @@ def apply(
     now = now or utcnow()
     report = ProvisioningReport()
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Nodes starting together apply the same file one after the other (transaction-
+            # scoped advisory lock), so none fails on a row another has just inserted.
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(PROVISIONING_LOCK)))
         ledger = Ledger(conn, now)
         plan_ids = {p.name: _upsert_plan(conn, p, report) for p in spec.plans}
         account_ids = {a.name: _upsert_account(conn, ledger, a, report) for a in spec.accounts}

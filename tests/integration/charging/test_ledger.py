@@ -241,3 +241,27 @@ def test_credit_exhausted_for_the_pcrf(engine: sa.Engine) -> None:
         assert ledger.debit(overdraft, 500, Cause("debit"))
         ledger.flush()
     assert credit_exhausted(engine, msisdn="491700000001") is True
+
+
+def test_nodes_provisioning_at_once_do_not_collide(database_url: str) -> None:
+    engine = create_engine(database_url)
+    upgrade(engine)
+    errors: list[BaseException] = []
+
+    def provision() -> None:
+        try:
+            apply(engine, SPEC)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=provision) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert errors == []
+        assert amounts(engine, "main") == (1000, 0)
+        assert verify(engine) == []
+    finally:
+        engine.dispose()
