@@ -13,6 +13,7 @@ import uvicorn
 
 from api.app import create_app
 from api.context import ApiContext, Endpoint
+from api.tariff_activation import Activator
 from openpcc.database import create_engine
 
 log = logging.getLogger("openpcc.api")
@@ -95,8 +96,10 @@ def install(app: Any) -> ApiServer | None:
         pcrf=app.services.get("policy.service"),
     )
     server = ApiServer(ctx, settings.api_host, settings.api_port)
+    activator = ctx.extra["tariff_activator"] = Activator(ctx)
 
     async def start() -> None:
+        activator.start()
         # The data plane (Diameter) keeps running without its management plane: log loudly.
         try:
             await server.start()
@@ -110,6 +113,7 @@ def install(app: Any) -> ApiServer | None:
 
     async def stop() -> None:
         await server.stop()
+        await activator.stop()
         engine.dispose()
 
     app.startup.append(start)

@@ -1,6 +1,6 @@
 """The PCRF's view of a subscriber's credit, read from the OCS ledger (what TS 29.219 Sy would
 carry): exhausted when the account has no spendable money left. The PCRF asks at each decision;
-after a top-up the API (or CLI) calls ``Pcrf.subscriber_changed`` so it re-decides at once."""
+after a top-up the API calls ``Pcrf.subscriber_changed`` so it re-decides at once."""
 
 from __future__ import annotations
 
@@ -8,29 +8,19 @@ import asyncio
 
 from sqlalchemy.engine import Engine
 
-from charging import admin, identities
+from charging.accounts import credit_exhausted
 from policy.decision import ChargingState, SubscriberRef
 
 
 class LedgerCredit:
-    """A ``policy.decision.ChargingStateSource`` over ``charging.admin``."""
+    """A ``policy.decision.ChargingStateSource`` over ``charging.accounts.credit_exhausted``."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def _state(self, subscriber: SubscriberRef) -> ChargingState:
-        keys = [(identities.IMSI, subscriber.imsi), (identities.MSISDN, subscriber.msisdn)]
-        with self.engine.connect() as conn:
-            for kind, value in keys:
-                if not value:
-                    continue
-                try:
-                    found = admin.lookup(conn, kind, value)
-                except admin.NotFound:
-                    continue
-                account = admin.account_id(conn, found["account"])
-                return ChargingState(exhausted=admin.money_available(conn, account) <= 0)
-        return ChargingState()  # not an OCS subscriber: credit is not ours to limit
-
     async def charging_state(self, subscriber: SubscriberRef) -> ChargingState:
-        return await asyncio.to_thread(self._state, subscriber)
+        exhausted = await asyncio.to_thread(
+            credit_exhausted, self.engine, imsi=subscriber.imsi, msisdn=subscriber.msisdn
+        )
+        # None: not an OCS subscriber, so its credit is not ours to limit.
+        return ChargingState(exhausted=bool(exhausted))

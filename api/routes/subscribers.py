@@ -40,6 +40,13 @@ def _set_profile(conn: Connection, sub: dict[str, Any], profile: str | None) -> 
             raise ledger.NotFound(str(exc)) from None
 
 
+def _live_gx(ctx: Ctx, sub: dict[str, Any]) -> bool:
+    if ctx.pcrf is None:
+        return False
+    imsis, msisdns = set(sub["imsi"]), set(sub["msisdn"])
+    return any(g.imsi in imsis or g.msisdn in msisdns for g in ctx.pcrf.store.all_gx())
+
+
 async def _reload_policy(ctx: Ctx) -> None:
     if ctx.pcrf is not None:
         await ctx.pcrf.reload_policies()
@@ -135,6 +142,8 @@ async def delete_subscriber(
 ) -> Response:
     def run(conn: Connection) -> None:
         before = _full(conn, ledger.get_subscriber(conn, name))
+        if _live_gx(ctx, before):
+            raise ledger.Conflict(f"subscriber {name!r} has a live data session; end it first")
         ledger.delete_subscriber(conn, name)
         if before["policy_profile"] is not None:
             _set_profile(conn, before, None)

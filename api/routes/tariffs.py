@@ -7,7 +7,6 @@ the past or now also hands the plan to this process's OCS for new grants.
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -116,11 +115,11 @@ def activate(
         )
         return out, row["source"]
 
-    out, source = write(ctx, run)
-    if out["active"] and ctx.ocs is not None:
-        tariffs = ctx.ocs.config.tariffs
-        if isinstance(tariffs, MutableMapping):
-            tariffs[out["name"]] = load_plan_text(source, "upload.yaml")
+    out, _ = write(ctx, run)
+    if out["active"]:
+        activator = ctx.extra.get("tariff_activator")
+        if activator is not None:
+            activator.apply_due()
     return out
 
 

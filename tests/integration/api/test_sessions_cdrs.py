@@ -44,6 +44,9 @@ def test_top_up_of_throttled_subscriber_restores_default_bearer_qos(stack: Any) 
     [gx] = [g for g in api.get("/api/v1/sessions").json()["gx"] if g["session_id"] == sid]
     assert gx["ambr_dl"] == 100_000_000 and gx["reasons"] == []
 
+    busy = stack.http(Role.ADMIN).delete("/api/v1/subscribers/frank")
+    assert busy.status_code == 409 and "live data session" in busy.json()["detail"]
+
     # Terminate: RAR with Session-Release-Cause; the PCEF then detaches (CCR-T).
     before = len(stack.pgw.rars)
     r = api.delete(f"/api/v1/sessions/{quote(sid, safe='')}")
@@ -59,6 +62,7 @@ def test_top_up_of_throttled_subscriber_restores_default_bearer_qos(stack: Any) 
     assert stack.run(stack.pgw.ccr(sid, 3, 1)).get("Result-Code") == 2001
     assert all(g["session_id"] != sid for g in api.get("/api/v1/sessions").json()["gx"])
     assert api.delete(f"/api/v1/sessions/{quote(sid, safe='')}").status_code == 404
+    assert stack.http(Role.ADMIN).delete("/api/v1/subscribers/frank").status_code == 204
     ro = stack.http(Role.READ_ONLY).delete("/api/v1/sessions/whatever")
     assert ro.status_code == 403
 
@@ -187,12 +191,19 @@ def test_tariff_upload_validate_activate_and_price(stack: Any) -> None:
     upload_id = up.json()["id"]
     query = {"destination": "+4915112345678", "units": 60}
     assert operator.post("/api/v1/tariffs/Promo/price", json=query).status_code == 404
-    later = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    later = tomorrow.isoformat()
     r = admin.post(f"/api/v1/tariffs/{upload_id}/activate", json={"at": later})
     assert r.status_code == 200 and r.json()["active"] is False
+    assert stack.activator.apply_due() == [] and "Promo" not in stack.ocs.config.tariffs
+    assert stack.activator.apply_due(now=tomorrow) == ["Promo"]  # the scheduled time came
+    del stack.ocs.config.tariffs["Promo"]
+    stack.activator.applied.clear()
     assert operator.post("/api/v1/tariffs/Promo/price", json=query).status_code == 404
+    assert "Promo" not in stack.ocs.config.tariffs
     r = admin.post(f"/api/v1/tariffs/{upload_id}/activate", json={})
     assert r.json()["active"] is True
+    assert stack.ocs.config.tariffs["Promo"].name == "Promo"  # new grants are rated with it
     listed = operator.get("/api/v1/tariffs").json()["items"]
     assert [(t["name"], t["active"]) for t in listed if t["id"] == upload_id] == [("Promo", True)]
     price = operator.post("/api/v1/tariffs/Promo/price", json=query).json()
