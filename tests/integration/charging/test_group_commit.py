@@ -1,0 +1,75 @@
+"""Group commit: concurrent work shares one transaction; a failing item is answered by its own
+``fail`` and the rest still commit; nothing is released before its commit."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from charging.batcher import GroupCommitter
+from charging.ledger import Ledger
+from charging.models import Account
+from openpcc.database import create_engine, upgrade
+
+accounts_t = Account.__table__
+
+
+class Handler:
+    def __init__(self) -> None:
+        self.flushed = 0
+
+    def context(self, now: datetime) -> dict[str, Any]:
+        return {}
+
+    def lock_keys(self, conn: sa.Connection, ctx: Any, works: list[Any]) -> list[int]:
+        return []
+
+    def load(self, conn: sa.Connection, ledger: Ledger, ctx: Any, accounts: list[int],
+             works: list[Any]) -> None:  # fmt: skip
+        pass
+
+    def flush(self, conn: sa.Connection, ledger: Ledger, ctx: Any) -> None:
+        self.flushed += 1
+
+
+class Insert:
+    def __init__(self, name: str, engine: sa.Engine) -> None:
+        self.name, self.engine = name, engine
+
+    def run(self, conn: sa.Connection, ledger: Ledger, ctx: Any) -> str:
+        if self.name == "bad":
+            raise ValueError("a bug in one request")
+        conn.execute(accounts_t.insert().values(name=self.name, currency="EUR"))
+        return f"ok {self.name}"
+
+    def fail(self, exc: BaseException) -> str:
+        return f"failed {self.name}: {exc}"
+
+
+def test_a_failing_item_does_not_sink_its_batch(sqlite_url: str) -> None:
+    engine = create_engine(sqlite_url)
+    upgrade(engine)
+    handler = Handler()
+
+    async def scenario() -> list[str]:
+        committer = GroupCommitter(engine, handler, window=0.05, max_batch=16)
+        committer.start()
+        try:
+            names = ["a", "b", "bad", "c"]
+            return await asyncio.gather(*(committer.submit(Insert(n, engine)) for n in names))
+        finally:
+            assert committer.batches == 1 and committer.items == 4
+            await committer.close()
+
+    try:
+        results = asyncio.run(scenario())
+        assert results == ["ok a", "ok b", "failed bad: a bug in one request", "ok c"]
+        with engine.connect() as conn:
+            names = conn.execute(sa.select(accounts_t.c.name).order_by(accounts_t.c.id))
+            assert names.scalars().all() == ["a", "b", "c"]
+        assert handler.flushed == 1  # the first attempt rolled back before its flush
+    finally:
+        engine.dispose()
