@@ -232,6 +232,21 @@ class SessionUsage(Base):
     last_usage_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class PeriodUsage(Base):
+    """Units a subscriber was charged for per service and billing period (calendar month in
+    the tariff's time zone): the ``already_used`` of tiered data and event rates."""
+
+    __tablename__ = "period_usage"
+    __table_args__ = (UniqueConstraint("subscriber_id", "service", "period"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
+    #: "data:<rating group>" or "events:<service id>".
+    service: Mapped[str] = mapped_column(String(64))
+    #: "YYYY-MM".
+    period: Mapped[str] = mapped_column(String(16))
+    units: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class Reservation(Base):
     """Credit held on one balance for one granted quota of a session's service."""
 
