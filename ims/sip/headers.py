@@ -238,11 +238,12 @@ class Headers:
         self._items.insert(0, (name, value))
 
     def set(self, name: str, value: str) -> None:
-        """Replace every line of ``name`` with one line, keeping the first one's position."""
+        """Replace every line of ``name`` with one line, keeping the first one's position and
+        spelling."""
         key = canonical(name).lower()
         for i, (n, _) in enumerate(self._items):
             if canonical(n).lower() == key:
-                self._items[i] = (canonical(name), value)
+                self._items[i] = (n, value)
                 self._items[i + 1 :] = [
                     item for item in self._items[i + 1 :] if canonical(item[0]).lower() != key
                 ]
