@@ -183,14 +183,17 @@ class UserAgent:
         leg.ended.set()
         return response
 
-    async def reinvite(self, leg: Leg, offer: SessionDescription) -> Response:
+    async def reinvite(
+        self, leg: Leg, offer: SessionDescription, method: str = "INVITE"
+    ) -> Response:
+        """A new offer in the dialog: re-INVITE (ACKed) or UPDATE (RFC 3311)."""
         assert leg.dialog is not None
         request = leg.dialog.create_request(
-            "INVITE", self.endpoint.via(self.transport), offer.encode()
+            method, self.endpoint.via(self.transport), offer.encode()
         )
         request.headers.add("Contact", f"<{self.contact}>")
         response = await self.endpoint.request(request, self.core).final
-        if 200 <= response.status < 300:
+        if method == "INVITE" and 200 <= response.status < 300:
             ack = leg.dialog.create_request(
                 "ACK", self.endpoint.via(self.transport), cseq=request.cseq[0]
             )

@@ -100,6 +100,12 @@ def test_call_over_tcp_callee_hangs_up_and_reinvite() -> None:
             re = await alice.reinvite(leg, audio_offer("127.0.0.1", 40010, codec="AMR"))
             assert re.status == 200 and parse_sdp(re.body).media[0].codecs[0].name == "AMR"
             assert [e for e in hooks.events if e[0] == "answer"] == [("answer", "200")] * 2
+            up = await bob.reinvite(
+                bob_leg, audio_offer("127.0.0.2", 40020, codec="PCMU"), method="UPDATE"
+            )  # the callee offers this time
+            assert up.status == 200 and parse_sdp(up.body).media[0].codecs[0].name == "PCMU"
+            assert [e for e in hooks.events if e[0] == "answer"] == [("answer", "200")] * 3
+            assert core.calls[leg.final.call_id].offerer == "callee"
             assert (await bob.bye(bob_leg)).status == 200
             await asyncio.wait_for(leg.ended.wait(), 2)
             await asyncio.wait_for(hooks.ended.wait(), 2)
