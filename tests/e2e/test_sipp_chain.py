@@ -23,10 +23,7 @@ from tests.e2e.sipp_harness import SCENARIOS, SIPP, free_port, register_binding,
 from tests.fixtures.kafka import KafkaTopic
 from tests.fixtures.ocs import account, balance, provisioning, subscriber
 
-pytestmark = [
-    pytest.mark.kafka,
-    pytest.mark.skipif(SIPP is None, reason="sipp (sip-tester) not installed"),
-]
+pytestmark = pytest.mark.skipif(SIPP is None, reason="sipp (sip-tester) not installed")
 CALLER = ("001010000000001", "491700000001", "127.0.0.1")
 CALLEE = ("001010000000002", "4915112345678", "127.0.0.2")  # DE_MOBILE: 17 cents ≤ 60 s
 ABROAD = ("001010000000003", "15551234567", "127.0.0.3")  # WORLD: rated per second
@@ -76,6 +73,7 @@ def open_sessions(url: str) -> tuple[int, int, int]:
         engine.dispose()
 
 
+@pytest.mark.kafka
 @pytest.mark.parametrize("calls", [1, 50])
 def test_sipp_calls_through_openpcc_process(
     tmp_path: Path, kafka_topic: KafkaTopic, calls: int
