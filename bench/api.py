@@ -297,17 +297,52 @@ def _print(title: str, results: dict[str, dict[str, float]]) -> None:
         )
 
 
+def _start(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "openpcc.cli", "run", "--log-level", "ERROR"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=out,
+        )
+
+
+def _loaded_phase(
+    args: argparse.Namespace, key: str, api_port: int, diameter_port: int
+) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """HTTP load on ``api_port`` while the Ro load runs against ``diameter_port``."""
+    rates = {"lookup": args.lookups, "topup": args.topups}
+    queue: Any = mp.get_context("fork").Queue()
+    ccr = mp.get_context("fork").Process(
+        target=_ccr_process,
+        args=(diameter_port, args.ccr, args.duration + 2.0, args.subscribers, queue),
+    )
+    ccr.start()
+    time.sleep(1.5)  # the charging load ramps up first
+    loaded = asyncio.run(http_load(api_port, key, rates, args.duration, args.subscribers))
+    result = queue.get(timeout=60)
+    ccr.join(30)
+    return loaded, result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--lookups", type=float, default=500, help="balance lookups/s")
     parser.add_argument("--topups", type=float, default=50, help="top-ups/s")
     parser.add_argument("--ccr", type=float, default=1000, help="CCR/s of the charging load")
-    parser.add_argument("--duration", type=float, default=8.0, help="seconds per phase")
-    parser.add_argument("--subscribers", type=int, default=2000)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per phase")
+    parser.add_argument("--subscribers", type=int, default=1000)
+    parser.add_argument(
+        "--topology",
+        choices=["embedded", "separate", "both"],
+        default="both",
+        help="API in the charging node's process, on a second node sharing PostgreSQL, or both",
+    )
     args = parser.parse_args()
 
     key = generate_key()
-    api_port, diameter_port = _free_port(), _free_port()
+    api_port, diameter_port, mgmt_api, mgmt_diameter = (_free_port() for _ in range(4))
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         work = Path(tmp)
         provisioning = work / "provisioning.yaml"
@@ -326,46 +361,46 @@ def main() -> int:
                 [{"name": "bench", "role": "operator", "sha256": hash_key(key)}]
             ),
         )
-        log = work / "server.log"
-        with log.open("wb") as out:
-            server = subprocess.Popen(
-                [sys.executable, "-m", "openpcc.cli", "run", "--log-level", "ERROR"],
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=out,
-            )
-            try:
-                _wait(api_port, server, log)
-                _wait(diameter_port, server, log)
-                rates = {"lookup": args.lookups, "topup": args.topups}
-                asyncio.run(http_load(api_port, key, rates, 1.0, args.subscribers))  # warm-up
-                alone = asyncio.run(
-                    http_load(api_port, key, rates, args.duration, args.subscribers)
+        servers = [_start(env, work / "charging.log")]
+        try:
+            _wait(api_port, servers[0], work / "charging.log")
+            _wait(diameter_port, servers[0], work / "charging.log")
+            rates = {"lookup": args.lookups, "topup": args.topups}
+            asyncio.run(http_load(api_port, key, rates, 1.0, args.subscribers))  # warm-up
+            alone = asyncio.run(http_load(api_port, key, rates, args.duration, args.subscribers))
+            _print("API alone (PostgreSQL)", alone)
+            offered = f"{args.ccr:.0f} CCR/s offered"
+            results = []
+            if args.topology in ("embedded", "both"):
+                loaded, ccr = _loaded_phase(args, key, api_port, diameter_port)
+                _print(f"API in the charging node's process, {offered}", {**loaded, "ccr": ccr})
+                results.append(("embedded", loaded, ccr))
+            if args.topology in ("separate", "both"):
+                # A management node: same database, its Diameter listener serves no charging.
+                mgmt = dict(
+                    env,
+                    OPENPCC_API_PORT=str(mgmt_api),
+                    OPENPCC_PROVISIONING="",
+                    OPENPCC_DIAMETER_PORT=str(mgmt_diameter),
+                    OPENPCC_DIAMETER_APPLICATIONS="rx",
                 )
-                _print("API alone (PostgreSQL)", alone)
-                queue: Any = mp.get_context("fork").Queue()
-                ccr = mp.get_context("fork").Process(
-                    target=_ccr_process,
-                    args=(diameter_port, args.ccr, args.duration + 2.0, args.subscribers, queue),
-                )
-                ccr.start()
-                time.sleep(1.5)  # charging load ramps up first
-                loaded = asyncio.run(
-                    http_load(api_port, key, rates, args.duration, args.subscribers)
-                )
-                ccr_result = queue.get(timeout=60)
-                ccr.join(30)
+                servers.append(_start(mgmt, work / "management.log"))
+                _wait(mgmt_api, servers[-1], work / "management.log")
+                asyncio.run(http_load(mgmt_api, key, rates, 1.0, args.subscribers))
+                loaded, ccr = _loaded_phase(args, key, mgmt_api, diameter_port)
                 _print(
-                    f"API with a charging load of {args.ccr:.0f} CCR/s offered",
-                    {**loaded, "ccr (Ro)": ccr_result},
+                    f"API on a second node (shared PostgreSQL), {offered}", {**loaded, "ccr": ccr}
                 )
-                goal = loaded["lookup"]["p99_ms"] <= 20 and ccr_result["per_s"] >= 0.95 * args.ccr
+                results.append(("separate", loaded, ccr))
+            for name, loaded, ccr in results:
+                met = loaded["lookup"]["p99_ms"] <= 20 and ccr["per_s"] >= 0.95 * args.ccr
                 print(
-                    f"\ngoal (lookup p99 <= 20 ms at {args.lookups:.0f}/s alongside "
-                    f"{args.ccr:.0f} CCR/s): {'met' if goal else 'NOT met'}"
+                    f"goal ({name}: lookup p99 <= 20 ms at {args.lookups:.0f}/s alongside "
+                    f"{args.ccr:.0f} CCR/s): {'met' if met else 'NOT met'}"
                 )
-            finally:
+            print(f"load average during the run: {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)")
+        finally:
+            for server in servers:
                 server.terminate()
                 server.wait(30)
     return 0
