@@ -174,6 +174,7 @@ async def run(rate: int, calls: int, hold_ms: int, workdir: Path) -> dict[str, A
         )
         await asyncio.sleep(0.3)
         started = time.monotonic()
+        cpu_started = time.process_time()
         uac = await asyncio.create_subprocess_exec(
             "sipp",
             core,
@@ -205,6 +206,7 @@ async def run(rate: int, calls: int, hold_ms: int, workdir: Path) -> dict[str, A
         )
         await uac.wait()
         elapsed = time.monotonic() - started
+        cpu = time.process_time() - cpu_started
         await asyncio.wait_for(uas.wait(), 30)
         delays = _rtts(workdir)
         bearers_left = sum(len(s.bearers) for s in pcef.sessions.values())
@@ -219,6 +221,7 @@ async def run(rate: int, calls: int, hold_ms: int, workdir: Path) -> dict[str, A
             "bearers_left": float(bearers_left),
             "causes": dict(causes),
             "diameter": latency.summary(),
+            "cpu_ms_per_call": cpu * 1000 / calls,
         }
     finally:
         await ims.close()
@@ -305,6 +308,10 @@ def main() -> None:
         f"{result['setup_p99_ms']:.1f} ms  (INVITE → 200, UAS answers at once)"
     )
     print(f"dedicated bearers left  {result['bearers_left']:.0f}")
+    print(
+        f"CPU per call            {result['cpu_ms_per_call']:.1f} ms (IMS core + PCRF + OCS + "
+        "PGW simulator, one process, all threads)"
+    )
     print(f"call end causes         {result['causes']}")
     for name, (p50, p99) in result["diameter"].items():
         print(f"  {name:<22}p50 {p50:6.1f} ms  p99 {p99:6.1f} ms")

@@ -7,6 +7,7 @@ compact forms (RFC 3261 §7.3.3, RFC 3515, RFC 4028 ...) are expanded to the ful
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import lru_cache
 
 from ims.sip.errors import SipError
 
@@ -144,6 +145,7 @@ LIST_HEADERS = frozenset(
 _TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
 
 
+@lru_cache(maxsize=4096)
 def canonical(name: str) -> str:
     """Full, conventionally spelled name for ``name`` (compact forms expanded); unknown names
     keep their spelling."""
@@ -151,6 +153,12 @@ def canonical(name: str) -> str:
     if len(low) == 1 and low in COMPACT:
         return COMPACT[low]
     return _CANONICAL.get(low, name)
+
+
+@lru_cache(maxsize=4096)
+def _key(name: str) -> str:
+    """The case-insensitive identity of a header name (compact and full forms equal)."""
+    return canonical(name).lower()
 
 
 def is_token(text: str) -> bool:
@@ -204,8 +212,8 @@ class Headers:
         return len(self._items)
 
     def __contains__(self, name: str) -> bool:
-        key = canonical(name).lower()
-        return any(canonical(n).lower() == key for n, _ in self._items)
+        key = _key(name)
+        return any(_key(n) == key for n, _ in self._items)
 
     def copy(self) -> Headers:
         return Headers(self._items)
@@ -217,10 +225,10 @@ class Headers:
 
     def get_all(self, name: str) -> list[str]:
         """Every value of ``name`` in order; list headers are split at their commas."""
-        key = canonical(name).lower()
+        key = _key(name)
         out: list[str] = []
         for n, v in self._items:
-            if canonical(n).lower() == key:
+            if _key(n) == key:
                 out.extend(split_list(v) if key in LIST_HEADERS else [v])
         return out
 
@@ -230,9 +238,9 @@ class Headers:
 
     def prepend(self, name: str, value: str) -> None:
         """Insert a header line before the first header of that name (or at the top)."""
-        key = canonical(name).lower()
+        key = _key(name)
         for i, (n, _) in enumerate(self._items):
-            if canonical(n).lower() == key:
+            if _key(n) == key:
                 self._items.insert(i, (name, value))
                 return
         self._items.insert(0, (name, value))
@@ -240,25 +248,25 @@ class Headers:
     def set(self, name: str, value: str) -> None:
         """Replace every line of ``name`` with one line, keeping the first one's position and
         spelling."""
-        key = canonical(name).lower()
+        key = _key(name)
         for i, (n, _) in enumerate(self._items):
-            if canonical(n).lower() == key:
+            if _key(n) == key:
                 self._items[i] = (n, value)
                 self._items[i + 1 :] = [
-                    item for item in self._items[i + 1 :] if canonical(item[0]).lower() != key
+                    item for item in self._items[i + 1 :] if _key(item[0]) != key
                 ]
                 return
         self._items.append((canonical(name), value))
 
     def remove(self, name: str) -> None:
-        key = canonical(name).lower()
-        self._items = [item for item in self._items if canonical(item[0]).lower() != key]
+        key = _key(name)
+        self._items = [item for item in self._items if _key(item[0]) != key]
 
     def pop_first(self, name: str) -> str | None:
         """Remove and return the first value of a list header (e.g. the top Via or Route)."""
-        key = canonical(name).lower()
+        key = _key(name)
         for i, (n, v) in enumerate(self._items):
-            if canonical(n).lower() == key:
+            if _key(n) == key:
                 values = split_list(v) if key in LIST_HEADERS else [v]
                 if len(values) > 1:
                     self._items[i] = (n, ", ".join(values[1:]))
