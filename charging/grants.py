@@ -56,6 +56,9 @@ class RatedService:
     kind: UnitKind
     usage: Callable[[int], rating.Usage]
     bundles: frozenset[str]
+    #: Period counter of tiered data/event rates ("data:10", "events:2000"); None for voice,
+    #: whose increments and connect fee are per call.
+    counter: str | None = None
 
     @staticmethod
     def classify(
@@ -105,7 +108,7 @@ class RatedService:
                 for b in plan.bundles.values()
                 if b.unit == "octets" and rg in b.applies_to.rating_groups
             )
-            return RatedService(kind, lambda n: rating.Data(rg, n), covered)
+            return RatedService(kind, lambda n: rating.Data(rg, n), covered, f"data:{rg}")
         sid = service.service_id
         if sid is None:
             raise NotRated(5031, "an event-based service needs a Service-Identifier")
@@ -114,7 +117,7 @@ class RatedService:
             for b in plan.bundles.values()
             if b.unit == "events" and sid in b.applies_to.service_ids
         )
-        return RatedService(kind, lambda n: rating.Events(sid, n), covered)
+        return RatedService(kind, lambda n: rating.Events(sid, n), covered, f"events:{sid}")
 
     def amount(self, units: Units | None) -> int | None:
         """The amount of this service's kind in RSU/USU contents (None = not given)."""
@@ -412,9 +415,10 @@ def debit_now(
     units: int,
     now: datetime,
     cause: Cause,
-) -> int | None:
+    already_used: int = 0,
+) -> tuple[int, int] | None:
     """Immediate event charging (IEC): debit ``units`` at once; None (nothing changed) when the
-    wallet cannot pay. Returns the money charged."""
+    wallet cannot pay. Returns (money charged, units priced in money)."""
     remaining = units
     plan_buckets: list[tuple[Pocket, int]] = []
     for pocket in wallet.buckets_for(rated):
@@ -425,7 +429,9 @@ def debit_now(
     charge = 0
     if remaining:
         try:
-            charge = rating.price(plan, rated.usage(remaining), now).total
+            charge = rating.price(
+                plan, rated.usage(remaining), now, already_used=already_used
+            ).total
         except (RatingError, ValueError) as exc:
             raise NotRated(5031, str(exc)) from None
         if charge > wallet.money_available:
@@ -441,12 +447,12 @@ def debit_now(
         if not ledger.debit(pocket.balance_id, take, cause):
             raise RuntimeError(f"balance {pocket.balance_id} changed under the account lock")
         due -= take
-    return charge
+    return charge, remaining
 
 
-def quote(plan: Plan, rated: RatedService, units: int, now: datetime) -> int:
+def quote(plan: Plan, rated: RatedService, units: int, now: datetime, already_used: int = 0) -> int:
     """Price of ``units`` starting now (CHECK_BALANCE, PRICE_ENQUIRY, REFUND_ACCOUNT)."""
     try:
-        return rating.price(plan, rated.usage(units), now).total
+        return rating.price(plan, rated.usage(units), now, already_used=already_used).total
     except (RatingError, ValueError) as exc:
         raise NotRated(5031, str(exc)) from None

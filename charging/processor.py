@@ -101,6 +101,10 @@ class Processor:
         for row, (_, sub) in zip(rows, opening.values(), strict=True):
             ctx.opened(row, sub)
             ctx.fresh.add(row["session_id"])
+        subscribers = [s.subscription.subscriber_id for s in ctx.states.values()]
+        subscribers += [s.subscriber_id for s in ctx.subscriptions.values() if s is not None]
+        periods = {_period_name(p, ctx.now) for p in self.config.tariffs.values()}
+        ctx.load_periods(conn, subscribers, periods)
 
     def flush(self, conn: Connection, ledger: Ledger, ctx: BatchContext) -> None:
         ctx.flush(conn, ledger)
@@ -224,26 +228,34 @@ class Processor:
             try:
                 rated = RatedService.classify(plan, service, ccr.info, now)
                 units = self._event_units(rated, service)
+                period = _counter(ctx, plan, sub, rated)
+                used = int(period["units"]) if period else 0
                 if action is RequestedAction.DIRECT_DEBITING:
-                    cost = debit_now(ledger, wallet, plan, rated, units, now, _cause("debit", ccr))
-                    if cost is None:
+                    debited = debit_now(
+                        ledger, wallet, plan, rated, units, now, _cause("debit", ccr), used
+                    )
+                    if debited is None:
                         answer.result_code = ResultCode.CREDIT_LIMIT_REACHED
                         continue
+                    cost, priced = debited
+                    if period is not None and priced:
+                        period["units"] += priced
+                        period["dirty"] = True
                     answer.kind, answer.granted = rated.kind, units
                     charged.append((service, rated, units, cost))
                 elif action is RequestedAction.REFUND_ACCOUNT:
-                    cost = quote(plan, rated, units, now)
+                    cost = quote(plan, rated, units, now, used)
                     if not wallet.money:
                         answer.result_code = ResultCode.CREDIT_CONTROL_NOT_APPLICABLE
                         continue
                     ledger.credit(wallet.money[0].balance_id, cost, _cause("refund", ccr))
                 elif action is RequestedAction.CHECK_BALANCE:
-                    cost = quote(plan, rated, units, now)
+                    cost = quote(plan, rated, units, now, used)
                     covered = sum(p.available for p in wallet.buckets_for(rated))
                     enough = covered >= units or wallet.money_available >= cost
                     outcome.check_balance = ENOUGH_CREDIT if enough else NO_CREDIT
                 else:
-                    cost = quote(plan, rated, units, now)
+                    cost = quote(plan, rated, units, now, used)
                 total += cost
             except NotRated as exc:
                 answer.result_code = exc.result_code
@@ -300,10 +312,14 @@ class Processor:
             rows[0]["granted_at"] if rows else ctx.now,
             datetime.fromisoformat(change) if change else None,
         )
+        period = _counter(ctx, plan, state.subscription, rated)
         result = settle(
             ledger, wallet, plan, rated, store.as_held(rows), parts,
-            int(usage["priced_units"]), _cause("debit", ccr),
+            int(period["units"] if period else usage["priced_units"]), _cause("debit", ccr),
         )  # fmt: skip
+        if period is not None and result.priced_units:
+            period["units"] += result.priced_units
+            period["dirty"] = True
         ctx.drop_holds(state, rows)
         _add_usage(usage, ctx.now, rated.kind, service, result.units, result.charge,
                    result.priced_units)  # fmt: skip
@@ -316,9 +332,10 @@ class Processor:
         now = ctx.now
         requested = rated.amount(service.requested) or self._default_units(rated.kind)
         usage = state.usage.get(service.key)
+        period = _counter(ctx, plan, state.subscription, rated)
+        used = period["units"] if period else usage["priced_units"] if usage else 0
         result = grant(
-            ledger, wallet, plan, rated, requested, now,
-            int(usage["priced_units"]) if usage else 0, _cause("reserve", ccr),
+            ledger, wallet, plan, rated, requested, now, int(used), _cause("reserve", ccr),
             self.config.tariff_horizon,
         )  # fmt: skip
         if result.free:
@@ -450,6 +467,20 @@ class Processor:
             if amount:
                 return amount
         return self._default_units(rated.kind)
+
+
+def _period_name(plan: Plan, now: datetime) -> str:
+    """The billing period (calendar month in the tariff's time zone) ``now`` falls in."""
+    return now.astimezone(plan.tz).strftime("%Y-%m")
+
+
+def _counter(
+    ctx: BatchContext, plan: Plan, sub: store.Subscription, rated: RatedService
+) -> dict[str, Any] | None:
+    """The period counter tiered rates of this service read (None: per-call voice scope)."""
+    if rated.counter is None:
+        return None
+    return ctx.period_row(sub.subscriber_id, rated.counter, _period_name(plan, ctx.now))
 
 
 def _open_session(

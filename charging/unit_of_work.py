@@ -19,13 +19,21 @@ from sqlalchemy.engine import Connection
 from charging import store
 from charging.grants import Wallet, wallet_query
 from charging.ledger import Ledger
-from charging.models import CcrOutcome, CdrOutbox, Reservation, RoSession, SessionUsage
+from charging.models import (
+    CcrOutcome,
+    CdrOutbox,
+    PeriodUsage,
+    Reservation,
+    RoSession,
+    SessionUsage,
+)
 
 sessions_t = RoSession.__table__
 reservations_t = Reservation.__table__
 usage_t = SessionUsage.__table__
 outcomes_t = CcrOutcome.__table__
 outbox_t = CdrOutbox.__table__
+periods_t = PeriodUsage.__table__
 
 _SESSION_FIELDS = (
     "state", "charging_type", "last_request_number", "updated_at", "expires_at", "closed_at",
@@ -44,6 +52,12 @@ _UPDATE_USAGE = (
     usage_t.update()
     .where(usage_t.c.id == sa.bindparam("pk"))
     .values({name: sa.bindparam(f"v_{name}") for name in _USAGE_FIELDS})
+)
+
+_UPDATE_PERIOD = (
+    periods_t.update()
+    .where(periods_t.c.id == sa.bindparam("pk"))
+    .values(units=sa.bindparam("v_units"))
 )
 
 
@@ -81,6 +95,8 @@ class BatchContext:
     fresh: set[str] = field(default_factory=set)
     wallets: dict[int, Wallet] = field(default_factory=dict)
     outbox: list[dict[str, Any]] = field(default_factory=list)
+    #: period_usage rows by (subscriber id, service, period).
+    periods: dict[tuple[int, str, str], dict[str, Any]] = field(default_factory=dict)
     _dropped: list[int] = field(default_factory=list)
     _added: list[dict[str, Any]] = field(default_factory=list)
     _dirty: dict[int, SessionState] = field(default_factory=dict)
@@ -121,6 +137,27 @@ class BatchContext:
                 rows[int(row.account_id)].append(row)
             for account_id, account_rows in rows.items():
                 self.wallets[account_id] = Wallet.from_rows(account_rows, ledger)
+
+    def load_periods(
+        self, conn: Connection, subscriber_ids: Iterable[int], periods: Iterable[str]
+    ) -> None:
+        """Read the period counters of these subscribers (under their accounts' locks)."""
+        subs, names = sorted(set(subscriber_ids)), sorted(set(periods))
+        if subs and names:
+            for row in conn.execute(
+                sa.select(periods_t).where(
+                    periods_t.c.subscriber_id.in_(subs), periods_t.c.period.in_(names)
+                )
+            ):
+                self.periods[(row.subscriber_id, row.service, row.period)] = dict(row._mapping)
+
+    def period_row(self, subscriber_id: int, service: str, period: str) -> dict[str, Any]:
+        """The counter of a subscriber's service in a period (created at 0 when missing)."""
+        key = (subscriber_id, service, period)
+        if key not in self.periods:
+            self.periods[key] = {"id": None, "subscriber_id": subscriber_id, "service": service,
+                                 "period": period, "units": 0, "dirty": False}  # fmt: skip
+        return self.periods[key]
 
     def wallet(self, conn: Connection, ledger: Ledger, account_id: int) -> Wallet:
         if account_id not in self.wallets:
@@ -197,6 +234,20 @@ class BatchContext:
             conn.execute(usage_t.insert(), new_usage)
         if changed_usage:
             conn.execute(_UPDATE_USAGE, changed_usage)
+        new_periods = [
+            {k: v for k, v in r.items() if k not in ("id", "dirty")}
+            for r in self.periods.values()
+            if r.get("dirty") and r["id"] is None
+        ]
+        changed_periods = [
+            {"pk": r["id"], "v_units": r["units"]}
+            for r in self.periods.values()
+            if r.get("dirty") and r["id"] is not None
+        ]
+        if new_periods:
+            conn.execute(periods_t.insert(), new_periods)
+        if changed_periods:
+            conn.execute(_UPDATE_PERIOD, changed_periods)
         if self.outbox:
             conn.execute(outbox_t.insert(), self.outbox)
         ledger.flush()

@@ -80,3 +80,30 @@ def test_refund_check_balance_and_price_enquiry(database_url: str) -> None:
             assert verify(server.engine) == []
 
     asyncio.run(scenario())
+
+
+TIERED = provisioning(subscriber("hank", "491700000008"), accounts=[account("hank", 105)])
+
+
+def test_event_tiers_count_the_subscribers_month(database_url: str) -> None:
+    """Tiered rates read the billing period's usage: SMS 2003 costs 0.10 for the first two of
+    the month, then 0.05, across sessions and after a restart."""
+
+    def tiered(session_id: str, *extra: tuple[str, int]) -> object:
+        return ccr(session_id, EVENT, 0, mscc(sid=2003, rsu=units(events=1)), subscription=HANK,
+                   extra=list(extra))  # fmt: skip
+
+    async def scenario() -> None:
+        async with ocs_server(database_url, TIERED) as server, ro_client(server.port) as client:
+            for n in range(2):
+                assert (await client.send(tiered(f"t;{n}"))).get("Result-Code") == 2001
+            enquiry = await client.send(tiered("t;pe", ("Requested-Action", 3)))
+            value = enquiry.first("Cost-Information").first("Unit-Value").get("Value-Digits")
+            assert value == 5
+        async with ocs_server(database_url, TIERED) as server, ro_client(server.port) as client:
+            assert (await client.send(tiered("t;2"))).get("Result-Code") == 2001
+            assert [c["charge"] for c in outbox(server.engine)] == [10, 10, 5]
+            assert balance(server.engine, "hank") == (105 - 25, 0)
+            assert verify(server.engine) == []
+
+    asyncio.run(scenario())
