@@ -14,12 +14,19 @@ import pytest
 
 from schemas.api import Role
 from tests.fixtures.api import Stack
-from tests.fixtures.ocs import E164, INITIAL, ccr, ims, mscc, units
+from tests.fixtures.ocs import E164, INITIAL, TERMINATION, ccr, ims, mscc, units
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM), reason="needs Debian chromium")
 
 
@@ -41,9 +48,14 @@ def _live_call(stack: Stack) -> None:
         == 2001
     )
     assert stack.run(stack.pcscf.aar("pcscf.openpcc.test;rx;hanna")).get("Result-Code") == 2001
-    call = ccr("cscf.test;call;hanna", INITIAL, 0, mscc(rg=100, sid=1000, rsu=units(time=60)),
-               ims("tel:+4915112345678", f"sip:+{msisdn}@ims.test", icid="icid-hanna"),
-               subscription=(E164, msisdn))  # fmt: skip
+    call = ccr(
+        "cscf.test;call;hanna",
+        INITIAL,
+        0,
+        mscc(rg=100, sid=1000, rsu=units(time=60)),
+        ims("tel:+4915112345678", f"sip:+{msisdn}@ims.test", icid="icid-hanna"),
+        subscription=(E164, msisdn),
+    )
     assert stack.run(stack.cscf.send(call)).get("Result-Code") == 2001
 
 
@@ -77,8 +89,9 @@ def test_dashboard_shows_live_call_and_chart_and_top_up_changes_balance(stack: S
             )
             # The chart: after a few polls the rate series is drawn (blue pixels on the canvas).
             expect(page.locator("#kpi-rate")).not_to_have_text("–", timeout=10_000)
-            page.wait_for_function("Number(document.getElementById('kpi-rate').textContent) > 1",
-                                   timeout=15_000)  # fmt: skip
+            page.wait_for_function(
+                "Number(document.getElementById('kpi-rate').textContent) > 1", timeout=15_000
+            )
             page.wait_for_timeout(6000)
             blue = page.evaluate(
                 """() => { const c = document.getElementById('chart');
@@ -104,12 +117,28 @@ def test_dashboard_shows_live_call_and_chart_and_top_up_changes_balance(stack: S
             expect(main.locator("td.amount")).to_have_text("17.50 EUR")
             expect(page.locator("#history tbody tr").first).to_contain_text("shop voucher 77")
             page.screenshot(path=str(ARTIFACTS / "console-subscriber.png"), full_page=True)
+
+            hang_up = ccr(
+                "cscf.test;call;hanna",
+                TERMINATION,
+                1,
+                mscc(rg=100, sid=1000, usu=units(time=30)),
+                ims("tel:+4915112345678", "sip:+491706666666@ims.test"),
+                subscription=(E164, "491706666666"),
+            )
+            assert stack.run(stack.cscf.send(hang_up)).get("Result-Code") == 2001
+            page.goto(f"{stack.base_url}/console/#/cdrs")
+            row = page.locator("#cdrs tbody tr", has_text="tel:+4915112345678")
+            expect(row).to_contain_text("0.17 EUR")  # 0.05 connect + 1 min at 0.12 (60/1)
+            expect(row).to_contain_text("waiting")  # no exporter in this process: still unsent
+            expect(page.locator("#ob-unsent")).to_have_text("1")
+            page.screenshot(path=str(ARTIFACTS / "console-cdrs.png"), full_page=True)
             browser.close()
     finally:
         stack.loop.loop.call_soon_threadsafe(stop.set)
         load.result(10)
     api = stack.http(Role.READ_ONLY)
-    assert api.get("/api/v1/accounts/hanna").json()["balances"][0]["amount"] == 1750
+    assert api.get("/api/v1/accounts/hanna").json()["balances"][0]["amount"] == 1750 - 17
     audit = api.get("/api/v1/audit", params={"resource": "account:hanna"})
     assert audit.status_code == 403  # read-only keys do not read the audit log
     entries = (
