@@ -15,9 +15,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
 
-## Start OpenPCC on embedded defaults (Diameter TCP 3868).
+## Start OpenPCC on embedded defaults (Diameter TCP 3868, SIP 5060, HTTP 8080).
 run: $(STAMP)
-	$(BIN)/openpcc run
+	OPENPCC_IMS_ENABLED=$${OPENPCC_IMS_ENABLED:-true} $(BIN)/openpcc run
 
 ## Install everything the tests need, then run the whole suite.
 test: $(STAMP) system-deps
