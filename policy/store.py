@@ -14,20 +14,19 @@ database still finds the Gx session (and its PCEF) bound to the UE's address.
 from __future__ import annotations
 
 import asyncio
-import functools
 import ipaddress
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from policy.decision import Ambr, Decision, MonitoringGrant
-from policy.models import GxSession, RxSession, utcnow
+from policy.models import GxSession, RxSession
 from policy.qos import Arp, FlowStatus, FlowUsage, MediaComponent, MediaSubComponent, MediaType
+from policy.writer import Delete, GroupCommitWriter, Upsert
 
 log = logging.getLogger("openpcc.policy")
 
@@ -121,7 +120,7 @@ class RxState:
 
     def row(self) -> dict[str, Any]:
         state = {
-            "components": [asdict(c) for c in self.components.values()],
+            "components": [_component_json(c) for c in self.components.values()],
             "rules": list(self.rules),
             "specific_actions": sorted(self.specific_actions),
             "icid": self.icid.hex() if self.icid is not None else None,
@@ -260,14 +259,9 @@ class SessionStore:
         cached = {s: self._rx.pop(s) for s in list(state.rx_sessions) if s in self._rx}
         sid = state.session_id
 
-        def delete(conn: Connection) -> list[Any]:
-            # AF sessions another process bound to this IP-CAN session are only in the database:
-            # DELETE … RETURNING hands them back (SQLite ≥ 3.35, PostgreSQL).
-            rows = conn.execute(RX.delete().where(RX.c.gx_session_id == sid).returning(RX)).all()
-            conn.execute(GX.delete().where(GX.c.session_id == sid))
-            return rows
-
-        rows = await self.writer.run(delete)
+        # AF sessions another process bound to this IP-CAN session are only in the database:
+        # DELETE … RETURNING hands them back (SQLite ≥ 3.35, PostgreSQL).
+        rows = await self.writer.run(Delete(GX, GX.c.session_id, sid, RX.c.gx_session_id))
         others = [RxState.from_row(r) for r in rows if r.session_id not in cached]
         return [*cached.values(), *others]
 
@@ -317,100 +311,7 @@ class SessionStore:
         self._rx.pop(rx.session_id, None)
         if gx is not None:
             gx.rx_sessions.discard(rx.session_id)
-        sid = rx.session_id
-        await self.writer.run(lambda conn: conn.execute(RX.delete().where(RX.c.session_id == sid)))
-
-
-@dataclass(frozen=True, slots=True)
-class Upsert:
-    """Insert or replace one row by its key; consecutive upserts of a table in a commit batch go
-    to the database as one executemany (several times cheaper per row than one by one)."""
-
-    table: sa.Table
-    key: sa.Column[Any]
-    row: dict[str, Any]
-
-
-Op = Callable[[Connection], Any] | Upsert
-
-
-class GroupCommitWriter:
-    """Runs queued writes in as few transactions as possible, off the event loop."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self._queue: list[tuple[Op, asyncio.Future[Any]]] = []
-        self._running: asyncio.Task[None] | None = None
-
-    async def run(self, op: Op) -> Any:
-        """Apply ``op`` in a committed transaction; returns a function op's result."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append((op, future))
-        if self._running is None or self._running.done():
-            self._running = asyncio.create_task(self._drain())
-        return await future
-
-    async def _drain(self) -> None:
-        while self._queue:
-            batch, self._queue = self._queue, []
-            try:
-                results = await asyncio.to_thread(self._commit, [op for op, _ in batch])
-            except Exception:
-                # Isolate the failing write: replay each alone so the others still commit.
-                for op, future in batch:
-                    try:
-                        result = (await asyncio.to_thread(self._commit, [op]))[0]
-                    except Exception as exc:
-                        if not future.done():
-                            future.set_exception(exc)
-                    else:
-                        if not future.done():
-                            future.set_result(result)
-                continue
-            for (_, future), result in zip(batch, results, strict=True):
-                if not future.done():
-                    future.set_result(result)
-
-    def _commit(self, ops: list[Op]) -> list[Any]:
-        results: list[Any] = []
-        pending: list[Upsert] = []
-        with self.engine.begin() as conn:
-            for op in ops:
-                if isinstance(op, Upsert):
-                    pending.append(op)
-                    results.append(None)
-                    continue
-                _flush(conn, pending)
-                results.append(op(conn))
-            _flush(conn, pending)
-        return results
-
-
-def _flush(conn: Connection, pending: list[Upsert]) -> None:
-    """Write queued upserts, one executemany per run of the same table; a key written twice in
-    a run keeps its last row (PostgreSQL refuses to upsert one row twice in one statement)."""
-    now = utcnow()
-    start = 0
-    while start < len(pending):
-        table, key = pending[start].table, pending[start].key
-        end = start
-        rows: dict[Any, dict[str, Any]] = {}
-        while end < len(pending) and pending[end].table is table:
-            row = pending[end].row
-            rows.pop(row[key.name], None)
-            rows[row[key.name]] = {**row, "created_at": now, "updated_at": now}
-            end += 1
-        conn.execute(upsert_statement(conn.dialect.name, table, key), list(rows.values()))
-        start = end
-    pending.clear()
-
-
-@functools.cache
-def upsert_statement(dialect: str, table: sa.Table, key: sa.Column[Any]) -> Any:
-    insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect](table)
-    keep = {key.name, "created_at"}
-    changes = {c.name: insert.excluded[c.name] for c in table.columns if c.name not in keep}
-    return insert.on_conflict_do_update(index_elements=[key], set_=changes)
+        await self.writer.run(Delete(RX, RX.c.session_id, rx.session_id))
 
 
 def _slash64(address: str) -> str:
@@ -448,6 +349,38 @@ def _decision_from(data: dict[str, Any] | None) -> Decision | None:
         online=data["online"],
         offline=data["offline"],
     )
+
+
+def _component_json(c: MediaComponent) -> dict[str, Any]:
+    """What ``dataclasses.asdict`` gives, without its deep copies (the AAR hot path)."""
+    subs = [
+        {
+            "flow_number": s.flow_number,
+            "flow_descriptions": list(s.flow_descriptions),
+            "flow_usage": _int(s.flow_usage),
+            "flow_status": _int(s.flow_status),
+            "max_ul": s.max_ul,
+            "max_dl": s.max_dl,
+        }
+        for s in c.sub_components
+    ]
+    return {
+        "number": c.number,
+        "media_type": _int(c.media_type),
+        "max_ul": c.max_ul,
+        "max_dl": c.max_dl,
+        "min_ul": c.min_ul,
+        "min_dl": c.min_dl,
+        "rr": c.rr,
+        "rs": c.rs,
+        "flow_status": _int(c.flow_status),
+        "codec_data": list(c.codec_data),
+        "sub_components": subs,
+    }
+
+
+def _int(value: int | None) -> int | None:
+    return None if value is None else int(value)
 
 
 def _component_from(data: dict[str, Any]) -> MediaComponent:

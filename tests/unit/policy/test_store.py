@@ -12,7 +12,8 @@ from openpcc.database import create_engine, upgrade
 from policy import provisioning
 from policy.decision import Ambr, Decision, MonitoringGrant
 from policy.qos import Arp, FlowStatus, FlowUsage, MediaComponent, MediaSubComponent, MediaType
-from policy.store import GX, GroupCommitWriter, GxState, RxState, SessionStore, Upsert
+from policy.store import GX, RX, GroupCommitWriter, GxState, RxState, SessionStore, Upsert
+from policy.writer import Delete
 
 SPEC = {
     "profiles": [{"name": "p", "apns": [{"apn": "ims", "qci": 5, "arp": {"priority": 1},
@@ -100,5 +101,36 @@ def test_writer_batches_and_isolates_a_failing_write(engine: sa.Engine) -> None:
         with engine.connect() as conn:
             apns = dict(conn.execute(sa.select(GX.c.session_id, GX.c.apn)).all())
         assert (apns["s0"], apns["s1"], apns["s2"]) == ("v3", "v4", "v5")
+
+    asyncio.run(scenario())
+
+
+def test_writer_merges_row_writes_without_reordering_a_row(engine: sa.Engine) -> None:
+    """Upserts and deletes of different rows share one group; a write touching a row (or a row
+    bound to it) already written in the batch is applied after it, as queued."""
+
+    async def scenario() -> None:
+        store = SessionStore(engine, "me")
+        gx = [gx_state(f"g{i}", f"10.0.2.{i}") for i in range(4)]
+        for state in gx:
+            await store.save_gx(state)
+        await store.save_rx(gx[0], RxState("rx0", "g0", "af", "realm"))
+        await store.save_rx(gx[1], RxState("rx1", "g1", "af", "realm"))
+        writer = store.writer
+        ops = [
+            writer.run(Delete(GX, GX.c.session_id, "g0", RX.c.gx_session_id)),
+            writer.run(Upsert(GX, GX.c.session_id, gx_state("g9", "10.0.2.9").row())),
+            writer.run(Delete(RX, RX.c.session_id, "rx1")),  # after g0's cascade: new group
+            writer.run(Delete(GX, GX.c.session_id, "g1", RX.c.gx_session_id)),  # rx1 gone
+            writer.run(Upsert(GX, GX.c.session_id, gx_state("g0", "10.0.2.0").row())),  # again
+            writer.run(Delete(GX, GX.c.session_id, "g2", RX.c.gx_session_id)),
+        ]
+        results = await asyncio.gather(*ops)
+        assert [r.session_id for r in results[0]] == ["rx0"]
+        assert results[3] == [] and results[5] == []
+        with engine.connect() as conn:
+            gx_ids = set(conn.execute(sa.select(GX.c.session_id)).scalars())
+            rx_ids = set(conn.execute(sa.select(RX.c.session_id)).scalars())
+        assert gx_ids == {"g0", "g3", "g9"} and rx_ids == set()
 
     asyncio.run(scenario())
