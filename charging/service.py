@@ -19,15 +19,6 @@ from schemas.settings import Settings
 
 log = logging.getLogger("openpcc.charging")
 
-#: The OCS installed into each App (by id: App is a slotted dataclass), for the API's top-ups.
-_INSTALLED: dict[int, OcsApplication] = {}
-
-
-def ocs_for(app: Any) -> OcsApplication | None:
-    """The OCS :func:`install` added to ``app`` (None when no listener serves Ro/Gy)."""
-    return _INSTALLED.get(id(app))
-
-
 def load_tariffs(paths: str) -> dict[str, Plan]:
     """Tariff plans by name from comma-separated tariff files."""
     plans: dict[str, Plan] = {}
@@ -80,7 +71,6 @@ def install(app: Any) -> OcsApplication | None:
         sweep_interval=settings.charging_sweep_interval_seconds,
     )
     ocs.install(app.router, nodes)
-    _INSTALLED[id(app)] = ocs
     app.startup.append(ocs.start)
     app.shutdown.append(ocs.stop)
     return ocs
