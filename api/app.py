@@ -20,16 +20,17 @@ from openpcc import __version__
 
 log = logging.getLogger("openpcc.api")
 CONSOLE_DIR = Path(__file__).resolve().parent / "console"
+# Matched in this order: the most frequent calls (balance lookups, top-ups) first.
 ROUTES = (
-    "health",
-    "subscribers",
     "accounts",
-    "tariffs",
-    "sessions",
-    "cdrs",
-    "peers",
+    "subscribers",
     "dashboard",
+    "sessions",
+    "peers",
+    "cdrs",
+    "tariffs",
     "audit",
+    "health",
 )
 
 

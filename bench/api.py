@@ -29,7 +29,7 @@ import sqlalchemy as sa
 
 from api.auth import generate_key, hash_key
 from bench._loadgen import cer_bytes
-from bench.charging import STEPS, provisioning_file, template
+from bench.charging import STEPS, cpu_seconds, provisioning_file, template
 from diam.constants import CMD_CAPABILITIES_EXCHANGE, CMD_CREDIT_CONTROL, CMD_RE_AUTH
 from diam.message import Message
 
@@ -367,8 +367,16 @@ def main() -> int:
             _wait(diameter_port, servers[0], work / "charging.log")
             rates = {"lookup": args.lookups, "topup": args.topups}
             asyncio.run(http_load(api_port, key, rates, 1.0, args.subscribers))  # warm-up
+            cpu0 = cpu_seconds(servers[0].pid)
             alone = asyncio.run(http_load(api_port, key, rates, args.duration, args.subscribers))
+            cpu = cpu_seconds(servers[0].pid) - cpu0
             _print("API alone (PostgreSQL)", alone)
+            requests = sum(r["per_s"] for r in alone.values()) * args.duration
+            per_request = cpu / max(requests, 1) * 1e6
+            print(
+                f"  server CPU per request: {per_request:.0f} µs "
+                f"(one core serves ~{1e6 / per_request:.0f} requests/s of this mix)"
+            )
             offered = f"{args.ccr:.0f} CCR/s offered"
             results = []
             if args.topology in ("embedded", "both"):

@@ -94,16 +94,44 @@ def create_account(
     return get_account(conn, name)
 
 
+_BALANCE_COLUMNS = (
+    balances_t.c.name,
+    balances_t.c.kind,
+    balances_t.c.unit,
+    balances_t.c.bundle,
+    balances_t.c.amount,
+    balances_t.c.reserved,
+    balances_t.c.credit_limit,
+    balances_t.c.priority,
+    balances_t.c.valid_from,
+    balances_t.c.valid_until,
+)
+#: One round trip (account and its balances), built once: the balance lookup is the API's
+#: most frequent call.
+_ACCOUNT_WITH_BALANCES = (
+    sa.select(
+        accounts_t.c.name.label("account"),
+        accounts_t.c.currency,
+        accounts_t.c.created_at,
+        *_BALANCE_COLUMNS,
+    )
+    .outerjoin(balances_t, balances_t.c.account_id == accounts_t.c.id)
+    .where(accounts_t.c.name == sa.bindparam("account_name"))
+    .order_by(balances_t.c.priority, balances_t.c.id)
+)
+
+
 def get_account(conn: Connection, name: str, now: datetime | None = None) -> dict[str, Any]:
     """The account with its balances (``available = amount - reserved + credit_limit``)."""
-    row = conn.execute(sa.select(accounts_t).where(accounts_t.c.name == name)).first()
-    if row is None:
+    rows = conn.execute(_ACCOUNT_WITH_BALANCES, {"account_name": name}).mappings().all()
+    if not rows:
         raise NotFound(f"no account {name!r}")
+    now = now or utcnow()
     return {
-        "name": row.name,
-        "currency": row.currency,
-        "created_at": row.created_at,
-        "balances": balances_of(conn, int(row.id), now),
+        "name": rows[0]["account"],
+        "currency": rows[0]["currency"],
+        "created_at": rows[0]["created_at"],
+        "balances": [_balance(r, now) for r in rows if r["name"] is not None],
     }
 
 
@@ -117,32 +145,31 @@ def list_accounts(conn: Connection, limit: int, offset: int) -> list[dict[str, A
 def balances_of(conn: Connection, acct_id: int, now: datetime | None = None) -> list[dict]:
     now = now or utcnow()
     rows = conn.execute(
-        sa.select(balances_t)
+        sa.select(*_BALANCE_COLUMNS)
         .where(balances_t.c.account_id == acct_id)
         .order_by(balances_t.c.priority, balances_t.c.id)
     ).mappings()
-    out = []
-    for r in rows:
-        valid = (r["valid_from"] is None or r["valid_from"] <= now) and (
-            r["valid_until"] is None or r["valid_until"] > now
-        )
-        out.append(
-            {
-                "name": r["name"],
-                "kind": r["kind"],
-                "unit": r["unit"],
-                "bundle": r["bundle"],
-                "amount": int(r["amount"]),
-                "reserved": int(r["reserved"]),
-                "credit_limit": int(r["credit_limit"]),
-                "available": int(r["amount"] - r["reserved"] + r["credit_limit"]),
-                "priority": r["priority"],
-                "valid_from": r["valid_from"],
-                "valid_until": r["valid_until"],
-                "valid_now": valid,
-            }
-        )
-    return out
+    return [_balance(r, now) for r in rows]
+
+
+def _balance(r: sa.RowMapping, now: datetime) -> dict[str, Any]:
+    valid = (r["valid_from"] is None or r["valid_from"] <= now) and (
+        r["valid_until"] is None or r["valid_until"] > now
+    )
+    return {
+        "name": r["name"],
+        "kind": r["kind"],
+        "unit": r["unit"],
+        "bundle": r["bundle"],
+        "amount": int(r["amount"]),
+        "reserved": int(r["reserved"]),
+        "credit_limit": int(r["credit_limit"]),
+        "available": int(r["amount"] - r["reserved"] + r["credit_limit"]),
+        "priority": r["priority"],
+        "valid_from": r["valid_from"],
+        "valid_until": r["valid_until"],
+        "valid_now": valid,
+    }
 
 
 def money_available(conn: Connection, acct_id: int, now: datetime | None = None) -> int:
