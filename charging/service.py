@@ -19,6 +19,7 @@ from schemas.settings import Settings
 
 log = logging.getLogger("openpcc.charging")
 
+
 def load_tariffs(paths: str) -> dict[str, Plan]:
     """Tariff plans by name from comma-separated tariff files."""
     plans: dict[str, Plan] = {}
