@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from api import audit
 from api.auth import Principal, operator, reader
 from api.context import ApiContext
-from api.db import Ctx, PageQuery, awrite, read
+from api.db import Ctx, PageQuery, aread, awrite, read
 from charging import admin as ledger
 from charging.accounts import LiveSession
 from schemas.api import (
@@ -58,8 +58,12 @@ def create_account(
 
 
 @router.get("/{name}", response_model=AccountOut)
-def get_account(name: str, ctx: Ctx, _: Annotated[Principal, Depends(reader)]) -> dict[str, Any]:
-    return read(ctx, lambda c: ledger.get_account(c, name))
+async def get_account(
+    name: str, ctx: Ctx, _: Annotated[Principal, Depends(reader)]
+) -> dict[str, Any]:
+    # async + one worker-thread hop for the query: FastAPI then serialises on the loop instead
+    # of in a second thread hop (the balance lookup is the hottest call).
+    return await aread(ctx, lambda c: ledger.get_account(c, name))
 
 
 @router.get("/{name}/history", response_model=Page[JournalOut])

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from api import audit
 from api.auth import Principal, admin, operator, reader
-from api.db import Ctx, PageQuery, awrite, read
+from api.db import Ctx, PageQuery, aread, awrite, read
 from charging import admin as ledger
 from charging import identities
 from policy import provisioning as policy
@@ -83,8 +83,10 @@ def lookup(
 
 
 @router.get("/{name}", response_model=Subscriber)
-def get_subscriber(name: str, ctx: Ctx, _: Annotated[Principal, Depends(reader)]) -> dict[str, Any]:
-    return read(ctx, lambda c: _full(c, ledger.get_subscriber(c, name)))
+async def get_subscriber(
+    name: str, ctx: Ctx, _: Annotated[Principal, Depends(reader)]
+) -> dict[str, Any]:
+    return await aread(ctx, lambda c: _full(c, ledger.get_subscriber(c, name)))
 
 
 @router.post("", response_model=Subscriber, status_code=201)
