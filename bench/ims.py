@@ -2,25 +2,35 @@
 
 SIPp UAC → IMS core (P-CSCF/S-CSCF) → OCS (Ro CCR-I) → forward → SIPp UAS answers → PCRF (Rx AAR →
 Gx RAR → PGW simulator installs the QCI 1 bearer → AAA) → 200 to the UAC; BYE → STR (bearer
-removed) and CCR-T. Everything but SIPp runs in this process on loopback (PCRF and OCS on their
-own Diameter listeners over one SQLite database, WAL + group commit). The setup delay is SIPp's
-INVITE→200 response time; the UAS answers at once, so it is what the chain adds.
+removed) and CCR-T. The IMS core, PCRF and OCS run in this process on loopback (on their own
+Diameter listeners over one SQLite database, WAL + group commit); the PGW simulator runs in a
+second Python process (``--pcef inproc`` keeps it here), SIPp UAC and UAS in two more. The setup
+delay is SIPp's INVITE→200 response time; the UAS answers at once, so it is what the chain adds.
 
-python -m bench.ims [--rate 50] [--calls 200] [--hold-ms 500]
+CPU per call is measured per process (this one: all threads; the PGW process; both SIPps).
+``--profile`` samples this process with py-spy during the load and charges each sample to a
+component (bench._profile); py-spy costs CPU itself, so take throughput from a run without it.
+
+python -m bench.ims [--rate 50] [--calls 150] [--hold-ms 500] [--pcef process|inproc] [--profile]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
+import resource
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from bench._profile import Sampler
 from charging.config import OcsConfig
 from charging.provisioning import apply as apply_charging
 from charging.ro import OcsApplication
@@ -63,7 +73,56 @@ async def _register(core: ImsService, user: str, contact: str) -> None:
     assert response.status == 200, response
 
 
-async def run(rate: int, calls: int, hold_ms: int, workdir: Path) -> dict[str, Any]:
+class _PcefProcess:
+    """bench._ims_pcef in a child process: attach, answer RARs, report CPU and bearers."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    @classmethod
+    async def start(cls, pcrf_port: int) -> _PcefProcess:
+        ues = [":".join(ue) for ue in (CALLER, CALLEE)]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench._ims_pcef",
+            str(pcrf_port),
+            *ues,
+            cwd=ROOT,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        self = cls(proc)
+        if await self._line() != "ready":
+            raise RuntimeError("PGW simulator process did not start")
+        return self
+
+    async def _line(self) -> str:
+        assert self.proc.stdout is not None
+        return (await asyncio.wait_for(self.proc.stdout.readline(), 30)).decode().strip()
+
+    async def cpu(self) -> float:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(b"cpu\n")
+        return float(await self._line())
+
+    async def finish(self) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        result: dict[str, Any] = json.loads(await self._line())
+        await self.proc.wait()
+        return result
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def run(
+    rate: int, calls: int, hold_ms: int, workdir: Path, *, pcef_process: bool, profile: bool
+) -> dict[str, Any]:
     engine = create_engine(f"sqlite:///{workdir / 'bench.db'}")
     upgrade(engine)
     plan = load_plan(str(ROOT / "examples" / "tariff.yaml"))
@@ -122,7 +181,6 @@ async def run(rate: int, calls: int, hold_ms: int, workdir: Path) -> dict[str, A
     ocs.install(ocs_node.router, [ocs_node])
     await ocs.start()
     _, ocs_port = await ocs_node.listen("127.0.0.1", 0)
-    pcef = PcefSimulator("pgw.bench", "bench", "127.0.0.1", pcrf_port, "bench")
     ims = ImsService(
         ImsConfig(
             core=CoreConfig(domain=DOMAIN, host="127.0.0.1", port=0),
@@ -136,10 +194,17 @@ async def run(rate: int, calls: int, hold_ms: int, workdir: Path) -> dict[str, A
     latency = _DiameterLatency()
     for link in ims.links:
         link.observers.append(latency.observe)
-    pcef.link.observers.append(latency.observe)
+    pcef: PcefSimulator | None = None
+    child: _PcefProcess | None = None
+    sampler = Sampler(workdir / "py-spy.txt") if profile else None
     try:
-        for imsi, msisdn, ip in (CALLER, CALLEE):
-            await pcef.attach(imsi, msisdn, ip)
+        if pcef_process:
+            child = await _PcefProcess.start(pcrf_port)
+        else:
+            pcef = PcefSimulator("pgw.bench", "bench", "127.0.0.1", pcrf_port, "bench")
+            pcef.link.observers.append(latency.observe)
+            for imsi, msisdn, ip in (CALLER, CALLEE):
+                await pcef.attach(imsi, msisdn, ip)
         uas_port = _free_port("127.0.0.2")
         await _register(ims, f"+{CALLEE[1]}", f"sip:+{CALLEE[1]}@127.0.0.2:{uas_port}")
         await _register(ims, f"+{CALLER[1]}", "sip:caller@127.0.0.1:5999")
@@ -173,8 +238,13 @@ async def run(rate: int, calls: int, hold_ms: int, workdir: Path) -> dict[str, A
             stderr=asyncio.subprocess.DEVNULL,
         )
         await asyncio.sleep(0.3)
+        if sampler is not None:
+            await sampler.start()
         started = time.monotonic()
         cpu_started = time.process_time()
+        sipp_started = _children_cpu()
+        pcef_started = await child.cpu() if child is not None else 0.0
+        load_started = os.getloadavg()[0]
         uac = await asyncio.create_subprocess_exec(
             "sipp",
             core,
@@ -207,9 +277,18 @@ async def run(rate: int, calls: int, hold_ms: int, workdir: Path) -> dict[str, A
         await uac.wait()
         elapsed = time.monotonic() - started
         cpu = time.process_time() - cpu_started
+        pcef_cpu = await child.cpu() - pcef_started if child is not None else 0.0
+        load = os.getloadavg()[0]
+        components = await sampler.stop() if sampler is not None else None
         await asyncio.wait_for(uas.wait(), 30)
+        sipp_cpu = _children_cpu() - sipp_started  # both SIPps (the PGW child is not reaped yet)
         delays = _rtts(workdir)
-        bearers_left = sum(len(s.bearers) for s in pcef.sessions.values())
+        if child is not None:
+            bearers_left = (await child.finish())["bearers_left"]
+            child = None
+        else:
+            assert pcef is not None
+            bearers_left = sum(len(s.bearers) for s in pcef.sessions.values())
         causes = Counter(call.end_cause for call in ims.core.ended)
         return {
             "calls": float(calls),
@@ -221,11 +300,21 @@ async def run(rate: int, calls: int, hold_ms: int, workdir: Path) -> dict[str, A
             "bearers_left": float(bearers_left),
             "causes": dict(causes),
             "diameter": latency.summary(),
-            "cpu_ms_per_call": cpu * 1000 / calls,
+            "cpu_us_per_call": {
+                "OpenPCC (IMS core + PCRF + OCS)" + ("" if pcef_process else " + PGW sim"): cpu,
+                **({"PGW simulator process": pcef_cpu} if pcef_process else {}),
+                "SIPp UAC + UAS": sipp_cpu,
+            },
+            "components": components,
+            "load": (load_started, load),
         }
     finally:
         await ims.close()
-        await pcef.close()
+        if pcef is not None:
+            await pcef.close()
+        if child is not None:
+            child.proc.kill()
+            await child.proc.wait()
         await ocs_node.close()
         await ocs.stop()
         await pcrf_node.close()
@@ -291,12 +380,30 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=50, help="call attempts per second")
     parser.add_argument("--calls", type=int, default=150, help="calls in total")
     parser.add_argument("--hold-ms", type=int, default=500, help="call length")
+    parser.add_argument(
+        "--pcef", choices=("process", "inproc"), default="process", help="PGW simulator"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="charge this process's CPU to components (py-spy)"
+    )
     args = parser.parse_args()
     if shutil.which("sipp") is None:
         print("sipp not installed (Debian package sip-tester): skipped")
         return
+    if args.profile and not Sampler.available():
+        print("--profile needs py-spy in the venv (pip install py-spy)")
+        return
     with tempfile.TemporaryDirectory(prefix="bench-ims-") as tmp:
-        result = asyncio.run(run(args.rate, args.calls, args.hold_ms, Path(tmp)))
+        result = asyncio.run(
+            run(
+                args.rate,
+                args.calls,
+                args.hold_ms,
+                Path(tmp),
+                pcef_process=args.pcef == "process",
+                profile=args.profile,
+            )
+        )
     print(f"offered {args.rate} calls/s, {args.calls} calls, hold {args.hold_ms} ms")
     print(
         f"successful calls        {result['successful']:.0f}/{result['calls']:.0f}"
@@ -308,11 +415,22 @@ def main() -> None:
         f"{result['setup_p99_ms']:.1f} ms  (INVITE → 200, UAS answers at once)"
     )
     print(f"dedicated bearers left  {result['bearers_left']:.0f}")
-    print(
-        f"CPU per call            {result['cpu_ms_per_call']:.1f} ms (IMS core + PCRF + OCS + "
-        "PGW simulator, one process, all threads)"
-    )
     print(f"call end causes         {result['causes']}")
+    print(f"load average            {result['load'][0]:.1f} → {result['load'][1]:.1f}"
+          f" ({os.cpu_count()} CPUs)")  # fmt: skip
+    print("CPU per call, by process (all threads):")
+    for name, seconds in result["cpu_us_per_call"].items():
+        print(f"  {name:<40}{seconds * 1e6 / args.calls:8.0f} µs")
+    components = result["components"]
+    if components:
+        total = sum(components.values())
+        own = result["cpu_us_per_call"]
+        first = next(iter(own))
+        print(f"{first}, by component (py-spy, GIL-holding samples):")
+        for name, n in components.most_common():
+            share = n / total
+            print(f"  {name:<40}{share * own[first] * 1e6 / args.calls:8.0f} µs  {share:6.1%}")
+    print("Diameter request → answer as the IMS core (and an in-process PGW) see it:")
     for name, (p50, p99) in result["diameter"].items():
         print(f"  {name:<22}p50 {p50:6.1f} ms  p99 {p99:6.1f} ms")
 
