@@ -25,6 +25,7 @@ from charging.cdr.export import replay, write_csv, write_jsonl
 from charging.cdr.setup import build_exporter, build_sink
 from charging.cdr.sink import SinkError
 from charging.cdr.store import iter_window
+from openpcc import logs
 from openpcc.database import create_engine, upgrade
 from schemas.cdr import cdr_json_schema
 from schemas.settings import Settings
@@ -114,9 +115,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _exporter(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    for noisy in ("kafka", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logs.configure(logging.INFO)
     settings = Settings()
     engine = _engine(args, settings)
     exporter = build_exporter(settings, engine)

@@ -12,6 +12,7 @@ import argparse
 import logging
 from typing import Any
 
+from openpcc import logs
 from openpcc.app import run
 
 
@@ -27,10 +28,7 @@ def register(subparsers: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    logs.configure(args.log_level)
     try:
         return run()
     except OSError as exc:  # e.g. the Diameter port is taken: one clear line, no traceback
