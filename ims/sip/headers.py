@@ -163,12 +163,17 @@ def _key(name: str) -> str:
 
 def is_token(text: str) -> bool:
     """RFC 3261 §25.1 token."""
-    return bool(text) and all(ch in _TOKEN_CHARS for ch in text)
+    return bool(text) and _TOKEN_CHARS.issuperset(text)
 
 
 def split_list(value: str) -> list[str]:
     """Split a comma-separated header value, ignoring commas inside quotes, <...> and
     parentheses (comments); empty elements are dropped."""
+    if '"' not in value and "<" not in value:  # the common case: no quoting, split at C speed
+        if "," not in value:
+            value = value.strip()
+            return [value] if value else []
+        return [p for p in (p.strip() for p in value.split(",")) if p]
     parts: list[str] = []
     start = 0
     in_quotes = False
@@ -220,8 +225,16 @@ class Headers:
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of ``name``: for list headers the first list element."""
-        values = self.get_all(name)
-        return values[0] if values else default
+        key = _key(name)
+        listed = key in LIST_HEADERS
+        for n, v in self._items:
+            if _key(n) == key:
+                if not listed:
+                    return v
+                values = split_list(v)
+                if values:
+                    return values[0]
+        return default
 
     def get_all(self, name: str) -> list[str]:
         """Every value of ``name`` in order; list headers are split at their commas."""

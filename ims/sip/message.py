@@ -10,10 +10,12 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from ims.sip.errors import SipError
 from ims.sip.headers import Headers, canonical, is_token, parse_header_lines
 from ims.sip.uri import (
+    MEMO_MAX_CHARS,
     NameAddr,
     SipUri,
     format_params,
@@ -95,6 +97,14 @@ class Via:
 
 
 def parse_via(text: str) -> Via:
+    """One Via value. A transaction's messages repeat it (validation, matching, relaying), so
+    parses of short values are memoized by text; each caller gets its own copy to change."""
+    via = (_parse_via if len(text) <= MEMO_MAX_CHARS else _parse_via.__wrapped__)(text)
+    return Via(via.transport, via.host, via.port, dict(via.params))
+
+
+@lru_cache(maxsize=4096)
+def _parse_via(text: str) -> Via:
     proto, _, rest = text.strip().partition(" ")
     parts = [p.strip() for p in proto.split("/")]
     if len(parts) != 3 or parts[0].upper() != "SIP" or parts[1] != "2.0" or not is_token(parts[2]):

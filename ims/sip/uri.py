@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from ims.sip.errors import SipError
 
@@ -15,6 +16,7 @@ _HOSTNAME = re.compile(
 _USER_CHARS = re.compile(r"^[A-Za-z0-9\-_.!~*'()&=+$,;?/%]+$")
 _PARAM_CHARS = re.compile(r"^[A-Za-z0-9\-_.!~*'()%\[\]/:&+$]+$")
 _TEL_NUMBER = re.compile(r"^\+?[0-9A-Fa-f*#\-.()]+$")
+MEMO_MAX_CHARS = 512  # longer header values are parsed every time (bounds the memo's memory)
 
 
 def parse_params(text: str, what: str) -> dict[str, str | None]:
@@ -93,6 +95,18 @@ class SipUri:
         user = f"{self.user}@" if self.user else ""
         return f"{self.scheme}:{user}{self.host.lower()}"
 
+    def copy(self) -> SipUri:
+        """An independent copy (its params dict is not shared)."""
+        return SipUri(
+            self.scheme,
+            self.user,
+            self.host,
+            self.port,
+            dict(self.params),
+            self.headers,
+            self.password,
+        )
+
     def __str__(self) -> str:
         if self.scheme == "tel":
             return f"tel:{self.user}{format_params(self.params)}"
@@ -146,6 +160,10 @@ class NameAddr:
     def tag(self) -> str | None:
         return self.params.get("tag")
 
+    def copy(self) -> NameAddr:
+        """An independent copy (URI and params not shared)."""
+        return NameAddr(self.uri.copy(), self.display, dict(self.params), self.wildcard)
+
     def __str__(self) -> str:
         if self.wildcard:
             return "*"
@@ -155,7 +173,16 @@ class NameAddr:
 
 def parse_name_addr(text: str, allow_wildcard: bool = False) -> NameAddr:
     """Parse name-addr or addr-spec with header parameters. In the addr-spec form every ``;param``
-    belongs to the header, not the URI (RFC 3261 §20.10)."""
+    belongs to the header, not the URI (RFC 3261 §20.10).
+
+    A call's messages repeat their From/To/Contact values, so parses of short values are memoized
+    by text; each caller gets its own copy to change."""
+    parse = _parse_name_addr if len(text) <= MEMO_MAX_CHARS else _parse_name_addr.__wrapped__
+    return parse(text, allow_wildcard).copy()
+
+
+@lru_cache(maxsize=4096)
+def _parse_name_addr(text: str, allow_wildcard: bool) -> NameAddr:
     text = text.strip()
     if allow_wildcard and text == "*":
         return NameAddr(SipUri("sip", None, "*"), wildcard=True)

@@ -27,6 +27,14 @@ def test_header_operations_keep_order_and_split_lists() -> None:
     assert "Via" not in h and len(h) == 1
 
 
+def test_list_header_first_value_skips_empty_elements_and_lines() -> None:
+    h = Headers([("Route", " , "), ("Route", "<sip:p1;lr> ,, <sip:p2;lr>"), ("Supported", "")])
+    assert h.get("Route") == "<sip:p1;lr>"
+    assert h.get_all("Route") == ["<sip:p1;lr>", "<sip:p2;lr>"]
+    assert h.get("Supported") is None and h.get_all("Supported") == []
+    assert Headers([("Allow", "INVITE , ACK,BYE")]).get_all("Allow") == ["INVITE", "ACK", "BYE"]
+
+
 def test_dialog_route_sets_and_in_dialog_requests() -> None:
     invite = parse_message(
         b"INVITE sip:bob@b.example SIP/2.0\r\nVia: SIP/2.0/UDP a.example;branch=z9hG4bKi\r\n"
