@@ -9,6 +9,7 @@ every IP-CAN session of the subscriber (the allowance is per subscriber, not per
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from diam.node import Node
 from diam.peer import Peer
 from policy.catalog import PolicyCatalog
 from policy.decision import (
+    Ambr,
     ChargingState,
     ChargingStateSource,
     Decision,
@@ -38,7 +40,7 @@ from policy.decision import (
     next_boundary,
     rule_changes,
 )
-from policy.qos import PccRule
+from policy.qos import Arp, PccRule
 from policy.scheduler import Clock, Scheduler
 from policy.store import GxState, RxState, SessionStore
 from policy.wire import (
@@ -69,6 +71,45 @@ NETWORK_REQUEST_SUPPORTED = 1  # Network-Request-Support, TS 29.212 §5.3.24
 ENABLE, DISABLE = 1, 0  # Online / Offline, TS 29.212 §5.3.9-10
 # Supported-Features (TS 29.212 §5.4.1): Feature-List-ID 1, Rel8 | Rel9 | Rel10.
 GX_FEATURES = 0b111
+
+
+# The parts of a CCA-I that depend only on the APN policy's decision are encoded once and then
+# appended as wire bytes (Avp.from_wire): never modified, so one object serves every answer.
+_GX_APPLICATION = Avp.from_wire(Avp.new("Auth-Application-Id", APP_GX).wire())
+_REQUEST_TYPE = {k: Avp.from_wire(Avp.new("CC-Request-Type", k).wire()) for k in CcRequestType}
+_BEARER_CONTROL = {m: Avp.from_wire(Avp.new("Bearer-Control-Mode", m).wire()) for m in (0, 1, 2)}
+
+
+@functools.lru_cache(maxsize=64)
+def _features(feature_list: int) -> Avp:
+    """Supported-Features we answer with (TS 29.212 §5.4.1)."""
+    avp = Avp.new(
+        "Supported-Features",
+        [("Vendor-Id", VENDOR_3GPP), ("Feature-List-ID", 1), ("Feature-List", feature_list)],
+    )
+    return Avp.from_wire(avp.wire())
+
+
+@functools.lru_cache(maxsize=4096)
+def _bearer_avps(triggers: frozenset[int], qci: int, arp: Arp, ambr: Ambr) -> tuple[Avp, ...]:
+    """Event-Trigger subscriptions, Default-EPS-Bearer-QoS and APN-AMBR."""
+    avps = [Avp.new("Event-Trigger", t) for t in sorted(triggers)]
+    avps += [default_bearer_qos(qci, arp), apn_ambr(ambr)]
+    return tuple(Avp.from_wire(a.wire()) for a in avps)
+
+
+@functools.lru_cache(maxsize=4096)
+def _rule_avps(
+    rules: frozenset[str], bases: frozenset[str], online: bool, offline: bool
+) -> tuple[Avp, ...]:
+    """Charging-Rule-Install of the predefined rules and rule bases, Online, Offline."""
+    install = rule_install((), rules, bases)
+    avps = [] if install is None else [install]
+    avps += [
+        Avp.new("Online", ENABLE if online else DISABLE),
+        Avp.new("Offline", ENABLE if offline else DISABLE),
+    ]
+    return tuple(Avp.from_wire(a.wire()) for a in avps)
 
 
 class AfNotifier(Protocol):
@@ -149,11 +190,8 @@ class GxApp:
             answer = await self._terminate(request)
         else:
             raise AnswerError(ResultCode.INVALID_AVP_VALUE, request.first("CC-Request-Type"))
-        return answer.add(
-            ("Auth-Application-Id", APP_GX),
-            ("CC-Request-Type", kind),
-            ("CC-Request-Number", request.get("CC-Request-Number", 0)),
-        )
+        answer.avps += (_GX_APPLICATION, _REQUEST_TYPE[kind])
+        return answer.add(("CC-Request-Number", request.get("CC-Request-Number", 0)))
 
     async def _initial(self, request: Message) -> Message:
         session_id = request.get("Session-Id")
@@ -223,31 +261,17 @@ class GxApp:
         answer = request.answer(ResultCode.SUCCESS)
         features = request.first("Supported-Features")
         if features is not None and features.get("Feature-List-ID") == 1:
-            answer.add(
-                (
-                    "Supported-Features",
-                    [
-                        ("Vendor-Id", VENDOR_3GPP),
-                        ("Feature-List-ID", 1),
-                        ("Feature-List", features.get("Feature-List", 0) & GX_FEATURES),
-                    ],
-                )
-            )
+            answer.avps.append(_features(features.get("Feature-List", 0) & GX_FEATURES))
         if request.first("Network-Request-Support") is not None:
             nw = request.get("Network-Request-Support") == NETWORK_REQUEST_SUPPORTED
-            answer.add(("Bearer-Control-Mode", UE_NW if nw else UE_ONLY))
-        answer.add(*(("Event-Trigger", t) for t in sorted(state.event_triggers)))
-        answer.add(default_bearer_qos(decision.qci, decision.arp), apn_ambr(decision.ambr))
-        if decision.next_change is not None:
-            answer.add(("Revalidation-Time", decision.next_change))
-        install = rule_install((), decision.predefined_rules, decision.rule_bases)
-        if install is not None:
-            answer.add(install)
-        answer.add(
-            ("Online", ENABLE if decision.online else DISABLE),
-            ("Offline", ENABLE if decision.offline else DISABLE),
-        )
-        answer.add(*monitoring_avps(decision.monitoring))
+            answer.avps.append(_BEARER_CONTROL[UE_NW if nw else UE_ONLY])
+        d = decision
+        answer.avps += _bearer_avps(state.event_triggers, d.qci, d.arp, d.ambr)
+        if d.next_change is not None:
+            answer.add(("Revalidation-Time", d.next_change))
+        answer.avps += _rule_avps(d.predefined_rules, d.rule_bases, d.online, d.offline)
+        if d.monitoring:
+            answer.add(*monitoring_avps(d.monitoring))
         return answer
 
     async def _update(self, request: Message) -> Message:
