@@ -14,6 +14,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from api.auth import KeyStore
 from api.context import ApiContext
+from api.idempotency import KeyReused
 from api.telemetry import HttpMetricsMiddleware, build_registry
 from charging.admin import Conflict, NotFound
 from openpcc import __version__
@@ -56,6 +57,10 @@ def create_app(ctx: ApiContext) -> FastAPI:
     @app.exception_handler(Conflict)
     async def conflict(_: Request, exc: Conflict) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(KeyReused)
+    async def key_reused(_: Request, exc: KeyReused) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
 
     @app.exception_handler(IntegrityError)
     async def integrity(_: Request, exc: IntegrityError) -> JSONResponse:

@@ -1,6 +1,7 @@
-"""Tables of the management API: API keys (hashed), the audit log and uploaded tariffs.
+"""Tables of the management API: API keys (hashed), the audit log, uploaded tariffs and the
+outcomes of idempotent money writes.
 
-Its own ``MetaData`` (DESIGN.md §2); ``migrations/versions/api_0001_*.py`` creates the tables.
+Its own ``MetaData`` (DESIGN.md §2); ``migrations/versions/api_000*.py`` create the tables.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Index, MetaData, String, Text
+from sqlalchemy import JSON, Index, MetaData, SmallInteger, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from charging.models import BigId, UTCDateTime, utcnow
@@ -72,3 +73,25 @@ class TariffUpload(Base):
     uploaded_by: Mapped[str] = mapped_column(String(64))
     uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     activate_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class IdempotentRequest(Base):
+    """A money write made with an ``Idempotency-Key``: its outcome, stored in the write's own
+    transaction so a retry is answered from here instead of crediting again.
+
+    The key is scoped to the API key (``principal``) that sent it; the unique constraint makes
+    one of two racing duplicates lose (draft-ietf-httpapi-idempotency-key-header §2).
+    """
+
+    __tablename__ = "api_idempotency"
+    __table_args__ = (UniqueConstraint("principal", "key"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    #: The API key's name.
+    principal: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(255))
+    #: SHA-256 of the operation, the resource and the canonical JSON body.
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    #: The answer; NULL only inside the claiming transaction, before the write completes.
+    status: Mapped[int | None] = mapped_column(SmallInteger)
+    body: Mapped[Any] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

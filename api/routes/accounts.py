@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Header, Response
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
-from api import audit
+from api import audit, idempotency
 from api.auth import Principal, operator, reader
 from api.context import ApiContext
 from api.db import Ctx, PageQuery, aread, awrite, read
@@ -75,62 +76,123 @@ def history(
     )
 
 
+def _stored(status: int, body: Any, response: Response) -> dict[str, Any]:
+    response.status_code = status
+    response.headers[idempotency.REPLAYED] = "true"
+    return body  # type: ignore[no-any-return]
+
+
 async def _change(
     ctx: ApiContext,
     who: Principal,
     name: str,
-    amount: int,
+    body: TopUp | Adjustment,
     kind: str,
-    reason: str,
-    balance: str | None,
+    response: Response,
+    key: str | None,
 ) -> dict[str, Any]:
+    claim = None
+    if key is not None:
+        claim = idempotency.claim_for(
+            who.name, key, kind, f"account:{name}", body.model_dump(mode="json")
+        )
+        replay = await aread(ctx, lambda c: idempotency.stored(c, claim))
+        if replay is not None:
+            return _stored(*replay, response)
+
     def run(conn: Connection) -> tuple[dict[str, Any], tuple[LiveSession, ...], list[dict]]:
+        if claim is not None:
+            idempotency.claim(conn, claim)
         before = ledger.get_account(conn, name)
         changed, live = ledger.credit(
-            conn, name, amount, kind=kind, reference=reason, balance=balance
+            conn, name, body.amount, kind=kind, reference=body.reason, balance=body.balance
         )
         audit.record(
             conn,
             who,
             f"balance.{kind}",
             f"account:{name}",
-            reason=reason,
+            reason=body.reason,
             before=before["balances"],
-            after={"amount": amount, "balance": changed},
+            after={"amount": body.amount, "balance": changed},
         )
-        return changed, live, ledger.subscribers_of_account(conn, name)
+        outcome = _outcome(name, changed, [], [])
+        if claim is not None:
+            idempotency.complete(conn, claim, 200, outcome)
+        return outcome, live, ledger.subscribers_of_account(conn, name)
 
-    changed, live, subscribers = await awrite(ctx, run)
-    reauthorized: list[str] = []
+    try:
+        outcome, live, subscribers = await awrite(ctx, run)
+    except IntegrityError as exc:
+        if claim is None or not idempotency.lost_race(exc):
+            raise
+        # A concurrent duplicate committed first: our credit rolled back, answer its outcome.
+        replay = await aread(ctx, lambda c: idempotency.stored(c, claim))
+        if replay is None:
+            raise
+        return _stored(*replay, response)
     if ctx.ocs is not None and live:
         answers = await ctx.ocs.reauthorize(live)
-        reauthorized = sorted(answers)
-    reevaluated: list[str] = []
+        outcome["reauthorized_ro_sessions"] = sorted(answers)
     if ctx.pcrf is not None:
         for sub in subscribers:
             imsi = sub["imsi"][0] if sub["imsi"] else None
             msisdn = sub["msisdn"][0] if sub["msisdn"] else None
             await ctx.pcrf.subscriber_changed(imsi=imsi, msisdn=msisdn)
-            reevaluated.append(sub["name"])
-    return {
-        "account": name,
-        "balance": changed,
-        "reauthorized_ro_sessions": reauthorized,
-        "reevaluated_subscribers": reevaluated,
-    }
+            outcome["reevaluated_subscribers"].append(sub["name"])
+    if claim is not None and (live or subscribers):
+        # The stored answer then names the follow-ups too (a crash before this leaves them empty).
+        await awrite(ctx, lambda c: idempotency.complete(c, claim, 200, outcome))
+    return outcome
+
+
+def _outcome(
+    name: str, changed: dict[str, Any], reauthorized: list[str], reevaluated: list[str]
+) -> dict[str, Any]:
+    """The answer body as JSON (as stored for replays)."""
+    return BalanceChange(
+        account=name,
+        balance=changed,  # type: ignore[arg-type]
+        reauthorized_ro_sessions=reauthorized,
+        reevaluated_subscribers=reevaluated,
+    ).model_dump(mode="json")
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias=idempotency.HEADER,
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x20-\x7e]+$",
+        description="client-chosen unique key (e.g. a UUID): a retry with the same key and body "
+        "is answered from the first request's stored outcome without crediting again; the same "
+        "key with another body is 422. Scoped to the API key.",
+    ),
+]
 
 
 @router.post("/{name}/topups", response_model=BalanceChange)
 async def top_up(
-    name: str, body: TopUp, ctx: Ctx, who: Annotated[Principal, Depends(operator)]
+    name: str,
+    body: TopUp,
+    ctx: Ctx,
+    who: Annotated[Principal, Depends(operator)],
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """Credit money (journal cause ``topup``); the reason is kept in the journal and audit log."""
-    return await _change(ctx, who, name, body.amount, "topup", body.reason, body.balance)
+    return await _change(ctx, who, name, body, "topup", response, idempotency_key)
 
 
 @router.post("/{name}/adjustments", response_model=BalanceChange)
 async def adjust(
-    name: str, body: Adjustment, ctx: Ctx, who: Annotated[Principal, Depends(operator)]
+    name: str,
+    body: Adjustment,
+    ctx: Ctx,
+    who: Annotated[Principal, Depends(operator)],
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """Signed correction (journal cause ``adjust``); a debit the balance cannot cover is 409."""
-    return await _change(ctx, who, name, body.amount, "adjust", body.reason, body.balance)
+    return await _change(ctx, who, name, body, "adjust", response, idempotency_key)
