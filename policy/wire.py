@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from diam.message import Avp, Message
 from policy.decision import Ambr, MonitoringGrant
 from policy.qos import (
     Arp,
+    BearerQos,
     FlowStatus,
     FlowUsage,
     MediaComponent,
@@ -115,16 +117,6 @@ def apn_ambr(ambr: Ambr) -> Avp:
 
 def rule_definition(rule: PccRule) -> Avp:
     """Charging-Rule-Definition (TS 29.212 §5.3.4) of a dynamic rule."""
-    qos: list[Any] = [("QoS-Class-Identifier", rule.qos.qci)]
-    for name, value in (
-        ("Max-Requested-Bandwidth-UL", rule.qos.mbr_ul),
-        ("Max-Requested-Bandwidth-DL", rule.qos.mbr_dl),
-        ("Guaranteed-Bitrate-UL", rule.qos.gbr_ul),
-        ("Guaranteed-Bitrate-DL", rule.qos.gbr_dl),
-    ):
-        if value is not None:
-            qos.append((name, value))
-    qos.append(arp_avp(rule.qos.arp))
     children: list[Any] = [("Charging-Rule-Name", rule.name.encode())]
     children += [
         ("Flow-Information", [("Flow-Description", f.description), ("Flow-Direction", f.direction)])
@@ -132,7 +124,7 @@ def rule_definition(rule: PccRule) -> Avp:
     ]
     children += [
         ("Flow-Status", rule.flow_status),
-        ("QoS-Information", qos),
+        _rule_qos(rule.qos),
         ("Precedence", rule.precedence),
     ]
     if rule.af_charging_identifier is not None:
@@ -143,6 +135,23 @@ def rule_definition(rule: PccRule) -> Avp:
     if rule.af_signalling:
         children.append(("AF-Signalling-Protocol", 1))  # SIP (TS 29.212 §5.3.58)
     return Avp.new("Charging-Rule-Definition", children)
+
+
+@functools.lru_cache(maxsize=1024)
+def _rule_qos(qos: BearerQos) -> Avp:
+    """A rule's QoS-Information: the same for every call with the same codec and bandwidth, so
+    encoded once and shared as wire bytes (never modified)."""
+    children: list[Any] = [("QoS-Class-Identifier", qos.qci)]
+    for name, value in (
+        ("Max-Requested-Bandwidth-UL", qos.mbr_ul),
+        ("Max-Requested-Bandwidth-DL", qos.mbr_dl),
+        ("Guaranteed-Bitrate-UL", qos.gbr_ul),
+        ("Guaranteed-Bitrate-DL", qos.gbr_dl),
+    ):
+        if value is not None:
+            children.append((name, value))
+    children.append(arp_avp(qos.arp))
+    return Avp.from_wire(Avp.new("QoS-Information", children).wire())
 
 
 def rule_install(
