@@ -21,7 +21,8 @@ import random
 import time
 from collections.abc import Callable, Iterable
 
-from diam.base import DISCONNECT_REBOOTING
+from diam.base import DISCONNECT_REBOOTING, CerVerdict, evaluate_cer
+from diam.constants import ResultCode
 from diam.errors import CapabilitiesExchangeFailed, PeerUnavailable
 from diam.identity import LocalIdentity, PeerPolicy
 from diam.logfmt import log
@@ -29,6 +30,7 @@ from diam.message import Avp, Message
 from diam.metrics import Metrics
 from diam.peer import Peer, PeerState
 from diam.router import SESSION_REQUIRED, Handler, Router
+from diam.tls import TlsConfig, TlsServer, identity_mismatch
 
 
 class EndToEndIds:
@@ -62,6 +64,7 @@ class Node:
         request_timeout: float = 5.0,
         write_buffer_high: int = 4 << 20,
         dpr_grace: float = 2.0,
+        tls: TlsConfig | None = None,
     ) -> None:
         if watchdog <= 0 or max_in_flight < 1:
             raise ValueError("watchdog must be > 0 and max_in_flight >= 1")
@@ -77,6 +80,10 @@ class Node:
         self.write_buffer_high = write_buffer_high
         # On DPR, how long handlers still running may take before the DPA (and the close).
         self.dpr_grace = dpr_grace
+        # Diameter over TLS from connection start (RFC 6733 §2.1, §13) on listener and connectors.
+        self.tls = tls
+        self._server_ssl = tls.server_context() if tls is not None else None
+        self._client_ssl = tls.client_context() if tls is not None else None
         # RFC 6733 §8.16: a value that grows at each restart; seconds since the epoch do.
         self.origin_state_id = int(time.time()) & 0xFFFFFFFF
         # Shared by every message this node stamps; never mutated after this point.
@@ -114,9 +121,13 @@ class Node:
     async def listen(self, host: str = "0.0.0.0", port: int = 3868) -> tuple[str, int]:
         """Accept peers on ``host:port`` (port 0 = ephemeral); returns the bound address."""
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(
-            lambda: Peer(self, initiator=False), host, port, reuse_address=True
-        )
+        server: asyncio.AbstractServer
+        if self._server_ssl is None:
+            server = await loop.create_server(
+                lambda: Peer(self, initiator=False), host, port, reuse_address=True
+            )
+        else:
+            server = await TlsServer.start(self, host, port, self._server_ssl, self.cer_timeout)
         self._servers.append(server)
         bound = server.sockets[0].getsockname()
         log(
@@ -125,6 +136,7 @@ class Node:
             origin_host=self.identity.origin_host,
             origin_realm=self.identity.origin_realm,
             address=f"{bound[0]}:{bound[1]}",
+            tls=self.tls is not None,
             applications=",".join(str(a) for a in sorted(self.identity.application_ids)),
         )
         return bound[0], bound[1]
@@ -137,7 +149,14 @@ class Node:
         """
         loop = asyncio.get_running_loop()
         _, peer = await asyncio.wait_for(
-            loop.create_connection(lambda: Peer(self, initiator=True), host, port), timeout
+            loop.create_connection(
+                lambda: Peer(self, initiator=True),
+                host,
+                port,
+                ssl=self._client_ssl,
+                ssl_handshake_timeout=timeout if self._client_ssl else None,
+            ),
+            timeout,
         )
         try:
             return await asyncio.wait_for(asyncio.shield(peer.opened), timeout)
@@ -265,6 +284,22 @@ class Node:
         """Tw jittered per RFC 3539 §3.4.1 (Twinit ± 2 s; ± Twinit/10 for short test values)."""
         jitter = min(2.0, self.watchdog / 10)
         return self.watchdog + random.uniform(-jitter, jitter)
+
+    def tls_mismatch(self, transport: asyncio.BaseTransport | None, origin_host: str) -> str | None:
+        """Why ``origin_host`` may not use the connection's TLS certificate (diam.tls), or None."""
+        if self.tls is None or not self.tls.verify_origin_host:
+            return None
+        return identity_mismatch(transport, origin_host)
+
+    def evaluate_cer(
+        self, cer: Message, remote_ip: str | None, transport: asyncio.BaseTransport | None
+    ) -> CerVerdict:
+        """RFC 6733 §5.3 CER checks (diam.base), the TLS certificate bound to Origin-Host first."""
+        host, realm = cer.get("Origin-Host"), cer.get("Origin-Realm")
+        mismatch = self.tls_mismatch(transport, host) if host else None
+        if mismatch is not None:
+            return CerVerdict(ResultCode.UNKNOWN_PEER, mismatch, host, realm)
+        return evaluate_cer(cer, self.identity, self.policy, remote_ip)
 
     def next_end_to_end(self) -> int:
         return self._end_to_end.next()

@@ -35,7 +35,6 @@ from diam.base import (
     build_dwa,
     build_dwr,
     common_applications,
-    evaluate_cer,
 )
 from diam.constants import (
     APP_BASE,
@@ -261,7 +260,7 @@ class Peer(FramedProtocol):
     def _on_cer(self, cer: Message) -> None:
         node = self.node
         remote_ip = self.remote_address[0] if self.remote_address else None
-        verdict = evaluate_cer(cer, node.identity, node.policy, remote_ip)
+        verdict = node.evaluate_cer(cer, remote_ip, self._transport)
         cea = build_cea(
             cer,
             verdict.result_code,
@@ -302,8 +301,10 @@ class Peer(FramedProtocol):
         common = common_applications(
             advertised_applications(cea), self.node.identity.application_ids
         )
-        if code != ResultCode.SUCCESS or not common or not self.origin_host:
+        mismatch = self.node.tls_mismatch(self._transport, self.origin_host or "")
+        if code != ResultCode.SUCCESS or not common or not self.origin_host or mismatch:
             reason = f"CEA Result-Code {code}" if code != ResultCode.SUCCESS else "no common app"
+            reason = mismatch or reason
             log(logging.WARNING, "cea_rejected", origin_host=self.origin_host, reason=reason)
             if not self.opened.done():
                 self.opened.set_exception(CapabilitiesExchangeFailed(reason, code))

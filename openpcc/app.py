@@ -24,10 +24,11 @@ from diam.identity import LocalIdentity, PeerPolicy, applications_from_names, fi
 from diam.metrics import Metrics
 from diam.node import Node
 from diam.router import Router
+from diam.tls import TlsConfig
 from openpcc import __version__
 from openpcc.credit import LedgerCredit
 from openpcc.database import create_engine, upgrade
-from schemas.settings import DiameterListener, Settings
+from schemas.settings import DiameterListener, DiameterTls, Settings
 
 logger = logging.getLogger("openpcc")
 
@@ -97,6 +98,7 @@ def listener_specs(settings: Settings) -> list[DiameterListener]:
                 origin_realm=settings.diameter_origin_realm,
                 applications=settings.diameter_applications.split(","),
                 connect=[a.strip() for a in settings.diameter_connect.split(",") if a.strip()],
+                tls=default_tls(settings),
             )
         ]
     seen: set[tuple[str, int]] = set()
@@ -105,6 +107,21 @@ def listener_specs(settings: Settings) -> list[DiameterListener]:
             raise ValueError(f"two Diameter listeners on {spec.host}:{spec.port}")
         seen.add((spec.host, spec.port))
     return specs
+
+
+def default_tls(settings: Settings) -> DiameterTls | None:
+    """The default listener's TLS from the flat OPENPCC_DIAMETER_TLS_* settings (None: plain)."""
+    if not settings.diameter_tls_cert:
+        return None
+    return DiameterTls(
+        cert=settings.diameter_tls_cert,
+        key=settings.diameter_tls_key,
+        ca=settings.diameter_tls_ca,
+        require_client_cert=settings.diameter_tls_require_client_cert,
+        min_version=settings.diameter_tls_min_version,
+        ciphers=settings.diameter_tls_ciphers,
+        verify_origin_host=settings.diameter_tls_verify_origin_host,
+    )
 
 
 def parse_address(text: str, default_port: int = 3868) -> tuple[str, int]:
@@ -146,6 +163,7 @@ def build_app(settings: Settings | None = None) -> App:
             watchdog=s.diameter_watchdog_seconds,
             max_in_flight=s.diameter_max_in_flight,
             request_timeout=s.diameter_request_timeout_seconds,
+            tls=TlsConfig(**spec.tls.model_dump()) if spec.tls is not None else None,
         )
         connect = tuple(parse_address(address) for address in spec.connect)
         app.listeners.append(Listener(spec.host, spec.port, node, connect))

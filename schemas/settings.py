@@ -13,6 +13,19 @@ from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+class DiameterTls(BaseModel):
+    """diam: Diameter over TLS from connection start (RFC 6733 §2.1, §13) for one listener and its
+    connectors; the ``tls`` object of an OPENPCC_DIAMETER_LISTENERS entry."""
+
+    cert: str = Field(min_length=1)  # PEM: our certificate, then its chain
+    key: str = ""  # PEM private key; empty = inside ``cert``
+    ca: str = ""  # PEM bundle peers' certificates must chain to; empty = the system's CAs
+    require_client_cert: bool = True  # mutual TLS: refuse clients without a valid certificate
+    min_version: Literal["1.2", "1.3"] = "1.2"
+    ciphers: str = ""  # OpenSSL cipher string (TLS 1.2); empty = OpenSSL's defaults
+    verify_origin_host: bool = True  # a peer certificate's DNS names must include Origin-Host
+
+
 class DiameterListener(BaseModel):
     """diam: one Diameter listener with its own identity (entries of OPENPCC_DIAMETER_LISTENERS)."""
 
@@ -23,6 +36,7 @@ class DiameterListener(BaseModel):
     applications: list[str] = Field(default_factory=lambda: ["gx", "rx", "ro"])
     peers: str | None = None  # allowlist for this listener; None = OPENPCC_DIAMETER_PEERS
     connect: list[str] = Field(default_factory=list)  # "host:port" peers to keep connected to
+    tls: DiameterTls | None = None  # TLS on this listener and its connectors; None = plain TCP
 
 
 class ApiKeySetting(BaseModel):
@@ -60,6 +74,15 @@ class Settings(BaseSettings):
     # retried every Tc seconds while down (RFC 6733 §2.1).
     diameter_connect: str = ""
     diameter_tc_seconds: float = Field(30.0, gt=0)
+    # TLS for the default listener and its connectors (RFC 6733 §13; on when the certificate is
+    # set; serve it on a dedicated port, 5658 by convention). See DiameterTls for each field.
+    diameter_tls_cert: str = ""
+    diameter_tls_key: str = ""
+    diameter_tls_ca: str = ""
+    diameter_tls_require_client_cert: bool = True
+    diameter_tls_min_version: Literal["1.2", "1.3"] = "1.2"
+    diameter_tls_ciphers: str = ""
+    diameter_tls_verify_origin_host: bool = True
 
     # --- database and provisioning (charging owns the ledger) ------------------------------
     # SQLite file (WAL, synchronous=FULL) by default; postgresql+psycopg://... in production.
