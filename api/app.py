@@ -1,5 +1,7 @@
-"""The FastAPI application: management REST API (/api/v1, OpenAPI at /docs), health, metrics and
-the operator console (/console), all served from one :class:`~api.context.ApiContext`."""
+"""The FastAPI application: management REST API (/api/v1, OpenAPI at /openapi.json, Swagger UI
+at /docs, ReDoc at /redoc), health, metrics and the operator console (/console), all served from
+one :class:`~api.context.ApiContext`. Nothing is loaded from a CDN: operator networks are often
+air-gapped, so the documentation UIs' assets come from the ``fastapi-offline`` package."""
 
 from __future__ import annotations
 
@@ -8,7 +10,8 @@ import logging
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
@@ -21,6 +24,9 @@ from openpcc import __version__
 
 log = logging.getLogger("openpcc.api")
 CONSOLE_DIR = Path(__file__).resolve().parent / "console"
+#: Swagger UI 5 and ReDoc 2 bundles (both render OpenAPI 3.1) shipped in fastapi-offline.
+DOCS_ASSETS = ("fastapi_offline", "static")
+DOCS_STATIC = "/docs/static"
 # Matched in this order: the most frequent calls (balance lookups, top-ups) first.
 ROUTES = (
     "accounts",
@@ -41,7 +47,10 @@ def create_app(ctx: ApiContext) -> FastAPI:
         version=__version__,
         description="Subscribers, balances, tariffs, live sessions, CDRs and Diameter peers. "
         "Every /api/v1 call needs `Authorization: Bearer <key>`; money is in minor units.",
+        docs_url=None,
+        redoc_url=None,
     )
+    _serve_docs(app)
     app.state.ctx = ctx
     app.state.keys = KeyStore(ctx.engine, ctx.settings)
     registry, requests, latency = build_registry(ctx)
@@ -90,3 +99,32 @@ def create_app(ctx: ApiContext) -> FastAPI:
             return RedirectResponse("/console/")
 
     return app
+
+
+def _serve_docs(app: FastAPI) -> None:
+    """/docs (Swagger UI) and /redoc from local assets under /docs/static."""
+    app.mount(DOCS_STATIC, StaticFiles(packages=[DOCS_ASSETS]), name="docs-static")
+    title = f"{app.title} {app.version}"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=title,
+            swagger_js_url=f"{DOCS_STATIC}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_STATIC}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_STATIC}/favicon.png",
+            oauth2_redirect_url=None,
+            # No badge from the public validator.swagger.io.
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=title,
+            redoc_js_url=f"{DOCS_STATIC}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_STATIC}/favicon.png",
+            with_google_fonts=False,
+        )

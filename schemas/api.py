@@ -11,6 +11,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from schemas.cdr import ChargingDataRecord
 from schemas.provisioning import BalanceSpec, SubscriberStatus
 
 T = TypeVar("T")
@@ -261,7 +262,8 @@ class CdrOut(BaseModel):
     created_at: datetime
     sent_at: datetime | None
     attempts: int
-    record: dict[str, Any]
+    #: The record as published (TS 32.298 field names; docs/cdr.schema.json).
+    record: ChargingDataRecord
 
 
 class OutboxStatus(BaseModel):

@@ -4,7 +4,6 @@ JSON lines (same columns as ``openpcc cdr export``); outbox status (export lag).
 from __future__ import annotations
 
 import io
-import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
@@ -17,6 +16,7 @@ from api.telemetry import outbox_status
 from charging.cdr import search as cdrs
 from charging.cdr.export import write_csv, write_jsonl
 from schemas.api import CdrOut, OutboxStatus, Page
+from schemas.cdr import ChargingDataRecord
 
 router = APIRouter(prefix="/api/v1/cdrs", tags=["cdrs"])
 DOWNLOAD_MAX = 100_000
@@ -60,7 +60,7 @@ def search(
             "created_at": f.row.created_at,
             "sent_at": f.sent_at,
             "attempts": f.attempts,
-            "record": json.loads(f.row.payload),
+            "record": ChargingDataRecord.model_validate_json(f.row.payload),
         }
         for f in found
     ]
