@@ -178,6 +178,24 @@ def test_client_without_certificate_is_refused_at_handshake(dk, pki, caplog):
     assert "event=tls_handshake_failed origin_host=server.test" in caplog.text
 
 
+def test_client_certificate_optional_when_not_required(dk, pki):
+    async def main():
+        server, port = await dk.serving(tls=_tls(pki, "server", require_client_cert=False))
+        bare = await _raw_tls(dk, port, _client_ctx(pki, None))
+        assert (await bare.open()).get("Result-Code") == ResultCode.SUCCESS
+        # a certificate that is presented is still verified and bound to Origin-Host
+        named = await _raw_tls(dk, port, _client_ctx(pki, "other"))
+        cea = await named.open(origin_host="client.test")
+        assert cea.get("Result-Code") == ResultCode.UNKNOWN_PEER
+        with pytest.raises(_REFUSED):
+            rogue = await _raw_tls(dk, port, _client_ctx(pki, "rogue-client"))
+            await rogue.open()
+        await bare.aclose()
+        await server.close(0.2)
+
+    dk.run(main)
+
+
 def test_certificate_not_naming_origin_host_gets_3010_and_close(dk, pki, caplog):
     async def main():
         server, port = await dk.serving(tls=_tls(pki, "server"))
