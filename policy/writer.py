@@ -140,7 +140,7 @@ class _Group:
         if isinstance(op, Upsert):
             row, table = op.row, op.table
             value = row[op.key.name]
-            fks = [(fk.parent, row[fk.parent.name]) for fk in table.foreign_keys]
+            fks = [(column, row[column.name]) for column in _references(table)]
             if (table, value) in self.deleted or any(ref in self.orphaned for ref in fks):
                 return False
             rows = self.upserts.setdefault(table, {})
@@ -204,6 +204,12 @@ class _Group:
         for key, values in by_key.items():
             for chunk in _chunks(values):
                 conn.execute(key.table.delete().where(key.in_(chunk)))
+
+
+@functools.cache
+def _references(table: sa.Table) -> tuple[sa.Column[Any], ...]:
+    """The table's foreign-key columns."""
+    return tuple(fk.parent for fk in table.foreign_keys)
 
 
 @functools.cache
