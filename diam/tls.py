@@ -3,9 +3,10 @@ binding of a certificate to the Diameter identity.
 
 Model: TLS from connection start on a dedicated port (RFC 6733 §2.1, 5658 registered for
 Diameter over TLS), as RFC 6733 recommends for new deployments. The RFC 3588 in-band upgrade
-(Inband-Security-Id TLS(1) in CER/CEA, then a handshake on the open connection) is not
-supported: a CER offering it on a plain listener is answered by a CEA without Inband-Security-Id,
-which per RFC 6733 §6.10 / RFC 3588 §5.3 leaves the peer to decide whether to go on without TLS.
+(Inband-Security-Id TLS(1) in CER/CEA, then a handshake on the open connection; its use is NOT
+RECOMMENDED by RFC 6733 §6.10) is not supported: a CER offering it on a plain listener is
+answered as any CER, by a CEA without Inband-Security-Id, so the peer decides whether to go on
+without TLS or to disconnect.
 
 Identity binding: when the peer presents a certificate, the Origin-Host of its CER (listener) or
 CEA (connector) must equal one of the certificate's subjectAltName DNS names or, when it has
@@ -75,14 +76,26 @@ class TlsConfig:
         return ctx
 
     def _configure(self, ctx: ssl.SSLContext, purpose: ssl.Purpose) -> None:
+        """Raises ValueError naming the setting that cannot be used (a bad path, PEM or cipher)."""
         ctx.minimum_version = _VERSIONS[self.min_version]
-        ctx.load_cert_chain(self.cert, self.key or None)
-        if self.ca:
-            ctx.load_verify_locations(cafile=self.ca)
-        else:
-            ctx.load_default_certs(purpose)
+        try:
+            ctx.load_cert_chain(self.cert, self.key or None)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(
+                f"Diameter TLS certificate {self.cert} (key {self.key}): {exc}"
+            ) from None
+        try:
+            if self.ca:
+                ctx.load_verify_locations(cafile=self.ca)
+            else:
+                ctx.load_default_certs(purpose)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"Diameter TLS CA bundle {self.ca}: {exc}") from None
         if self.ciphers:
-            ctx.set_ciphers(self.ciphers)
+            try:
+                ctx.set_ciphers(self.ciphers)
+            except ssl.SSLError as exc:
+                raise ValueError(f"Diameter TLS ciphers {self.ciphers!r}: {exc}") from None
 
 
 def certificate_names(cert: dict[str, Any] | None) -> tuple[str, ...]:
@@ -101,9 +114,7 @@ def certificate_names(cert: dict[str, Any] | None) -> tuple[str, ...]:
 def identity_mismatch(transport: asyncio.BaseTransport | None, origin_host: str) -> str | None:
     """Why ``origin_host`` may not use this connection's peer certificate, or None when it may
     (also when the connection is not TLS or the peer sent no certificate)."""
-    if transport is None or transport.get_extra_info("sslcontext") is None:
-        return None
-    cert = transport.get_extra_info("peercert")
+    cert = transport.get_extra_info("peercert") if transport is not None else None
     if not cert:
         return None
     names = certificate_names(cert)

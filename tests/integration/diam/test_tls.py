@@ -28,7 +28,7 @@ from diam.errors import CapabilitiesExchangeFailed
 from diam.identity import PeerPolicy
 from diam.message import Avp
 from diam.tls import TlsConfig, certificate_names
-from openpcc.app import build_app, serve
+from openpcc.app import build_app, listener_specs, serve
 from schemas.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -196,7 +196,8 @@ def test_client_certificate_optional_when_not_required(dk, pki):
     dk.run(main)
 
 
-def test_certificate_not_naming_origin_host_gets_3010_and_close(dk, pki, caplog):
+@pytest.mark.parametrize("use_uvloop", [False, True], ids=["asyncio", "uvloop"])
+def test_certificate_not_naming_origin_host_gets_3010_and_close(dk, pki, caplog, use_uvloop):
     async def main():
         server, port = await dk.serving(tls=_tls(pki, "server"))
         peer = await _raw_tls(dk, port, _client_ctx(pki, "other"))
@@ -213,7 +214,7 @@ def test_certificate_not_naming_origin_host_gets_3010_and_close(dk, pki, caplog)
         await server.close(0.2)
 
     with caplog.at_level(logging.WARNING, "openpcc.diam"):
-        dk.run(main)
+        dk.run(main, use_uvloop=use_uvloop)
     assert "event=cer_rejected result_code=3010 origin_host=client.test" in caplog.text
     assert "other.test" in caplog.text
 
@@ -342,8 +343,17 @@ def test_tls_config_rejects_bad_settings(pki):
         TlsConfig(cert="")
     with pytest.raises(ValueError, match="minimum version"):
         TlsConfig(cert=pki["server"][0], min_version="1.1")
-    with pytest.raises(ssl.SSLError):
+    with pytest.raises(ValueError, match="ciphers 'NO-SUCH-CIPHER'"):
         _tls(pki, "server", ciphers="NO-SUCH-CIPHER").server_context()
+    with pytest.raises(ValueError, match=r"certificate /nonexistent\.crt"):
+        TlsConfig(cert="/nonexistent.crt").client_context()
+    with pytest.raises(ValueError, match="CA bundle"):
+        TlsConfig(cert=pki["server"][0], key=pki["server"][1], ca=pki["server"][1]).server_context()
+    # the flat settings reach the listener's node
+    settings = Settings(diameter_tls_cert=pki["server"][0], diameter_tls_min_version="1.3")
+    assert listener_specs(settings)[0].tls.min_version == "1.3"
+    assert listener_specs(settings)[0].tls.require_client_cert is True
+    assert listener_specs(Settings())[0].tls is None
 
 
 # --- settings and `openpcc run` -----------------------------------------------------------
