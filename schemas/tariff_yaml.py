@@ -52,6 +52,26 @@ def key_text(loc: Loc) -> str:
     return text or "(top level)"
 
 
+def _syntax_problem(exc: yaml.YAMLError, text: str, name: str) -> str:
+    """``name:line: not valid YAML: problem`` for any YAML error (reader, scanner, parser ...)."""
+    if isinstance(exc, yaml.reader.ReaderError):
+        char = exc.character
+        code = char if isinstance(char, int) else ord(char)
+        line = text.count("\n", 0, exc.position) + 1
+        return f"{name}:{line}: not valid YAML: unacceptable character #x{code:04x}: {exc.reason}"
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "syntax error"
+        if exc.context and exc.problem:
+            started = (
+                f" that starts on line {exc.context_mark.line + 1}" if exc.context_mark else ""
+            )
+            problem = f"{exc.problem} ({exc.context}{started})"
+        where = f"{name}:{mark.line + 1}" if mark is not None else name
+        return f"{where}: not valid YAML: {problem}"
+    return f"{name}: not valid YAML: {exc}"
+
+
 class LocatedYaml:
     """A parsed YAML document with the line of every key path."""
 
@@ -59,18 +79,16 @@ class LocatedYaml:
         self.name = name
         self.lines: dict[Loc, int] = {}
         self.problems: list[str] = []
-        loader = _Loader(text)
+        loader: _Loader | None = None
         try:
+            loader = _Loader(text)  # the reader refuses non-printable characters here already
             node = loader.get_single_node()
             self.data = self._build(loader, node, ()) if node is not None else {}
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"{name}:{mark.line + 1}" if mark is not None else name
-            raise YamlSyntaxError(
-                f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}"
-            ) from None
+            raise YamlSyntaxError(_syntax_problem(exc, text, name)) from None
         finally:
-            loader.dispose()
+            if loader is not None:
+                loader.dispose()
 
     def _build(self, loader: _Loader, node: yaml.Node, path: Loc) -> Any:
         self.lines.setdefault(path, node.start_mark.line + 1)

@@ -186,6 +186,17 @@ def test_tariff_upload_validate_activate_and_price(stack: Any) -> None:
     assert operator.post("/api/v1/tariffs", json={"source": PROMO}).status_code == 403
     bad = admin.post("/api/v1/tariffs", json={"source": PROMO.replace("0.12", "-1")})
     assert bad.status_code == 422
+    # Not YAML at all (a NUL byte, refused by the YAML reader): the loader's error, line named.
+    nul = PROMO.replace("0.12", "0.1\u00002", 1)
+    line = nul[: nul.index("\x00")].count("\n") + 1
+    check = operator.post("/api/v1/tariffs/validate", json={"source": nul}).json()
+    assert check["valid"] is False
+    assert check["problems"] == [
+        f"upload.yaml:{line}: not valid YAML: unacceptable character #x0000: "
+        "special characters are not allowed"
+    ]
+    bad = admin.post("/api/v1/tariffs", json={"source": nul})
+    assert bad.status_code == 422 and bad.json()["detail"] == check["problems"][0]
     up = admin.post("/api/v1/tariffs", json={"source": PROMO})
     assert up.status_code == 201 and up.json()["active"] is False
     upload_id = up.json()["id"]
