@@ -68,7 +68,8 @@ class IpCanSession:
 
 
 class PcefSimulator:
-    """A PGW's Gx side; ``events`` records (time, session, text) for ladders and tests."""
+    """A PGW's Gx side; ``observers`` are called with (session, text) for each Gx event (ladders,
+    tests)."""
 
     def __init__(
         self,
@@ -89,13 +90,11 @@ class PcefSimulator:
         self.timeout = timeout
         self.sessions: dict[str, IpCanSession] = {}
         self.fail_installs = 0  # refuse the next N RARs that install rules
-        self.events: list[tuple[float, str, str]] = []
         self.observers: list[Callable[[IpCanSession, str], None]] = []
         self._counter = 0
         self._changed = asyncio.Event()
 
     def _event(self, session: IpCanSession, text: str) -> None:
-        self.events.append((time.time(), session.session_id, text))
         for observe in self.observers:
             observe(session, text)
         self._changed.set()

@@ -117,7 +117,7 @@ class ImsCore:
         previous = self._chains.get(call_id)
 
         async def run() -> None:
-            if previous is not None:
+            if previous is not None and not previous.done():
                 await asyncio.wait([previous])
             await step()
 
@@ -307,8 +307,13 @@ class ImsCore:
         call.client_tx = self.endpoint.request(
             fwd,
             callee_target,
-            lambda _c, r: self._serial(call.call_id, lambda: self._invite_response(call, r)),
+            lambda _c, r: self._on_invite_response(call, r),
         )
+
+    def _on_invite_response(self, call: Call, response: Response) -> None:
+        """A 100 from downstream ends at this hop (§16.7 step 3): no task for it."""
+        if response.status != 100:
+            self._serial(call.call_id, lambda: self._invite_response(call, response))
 
     def _record_route(self, fwd: Request, inbound: str, outbound: str) -> None:
         """One Record-Route, or two when the transports differ (RFC 5658 double routing)."""
@@ -348,8 +353,8 @@ class ImsCore:
 
     async def _invite_response(self, call: Call, response: Response) -> None:
         status = response.status
-        if status == 100 or (call.state == CallState.ENDED and status < 300):
-            if status >= 200 and call.state == CallState.ENDED:
+        if call.state == CallState.ENDED and status < 300:
+            if status >= 200:
                 self._ack_and_bye(call, response)
             return
         if status < 300 and response.to.tag:
