@@ -70,6 +70,8 @@ async def openpcc_running(
             "OPENPCC_IMS_DOMAIN": "ims.test",
             "OPENPCC_IMS_PCRF_PORT": str(diameter_port),
             "OPENPCC_IMS_OCS_PORT": str(diameter_port),
+            # Two processes may run at once: neither binds the management API's port 8080.
+            "OPENPCC_API_ENABLED": "false",
             **env,
         }
         with log.open("wb") as out:
