@@ -3,14 +3,17 @@
 
     python -m bench.charging [--db sqlite|postgres|both] [--duration 5] [--subscribers 2000]
 
-Prints CCR/s, latency p50/p99 and the server process's CPU µs per CCR. The client is a raw
-asyncio protocol patching pre-encoded CCRs, so the server is what gets measured.
+Prints CCR/s, latency p50/p99, the server process's CPU µs per CCR and, on PostgreSQL, the CPU
+µs per CCR of the benchmark database's backends plus the WAL writer, checkpointer and background
+writer (shared with anything else using the cluster meanwhile). The client is a raw asyncio
+protocol patching pre-encoded CCRs in this process, so the server is what gets measured.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import struct
@@ -164,6 +167,32 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def postgres_pids(url: str | None) -> list[int]:
+    """The benchmark database's backends and the cluster's WAL/background writers."""
+    if url is None:
+        return []
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url.rsplit("/", 1)[0] + "/postgres")
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(sa.text(
+                "SELECT pid FROM pg_stat_activity WHERE (datname = 'bench_charging' "
+                "AND pid <> pg_backend_pid()) OR backend_type IN "
+                "('walwriter', 'checkpointer', 'background writer')"
+            )).scalars())  # fmt: skip
+    finally:
+        engine.dispose()
+
+
+def cpu_of(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # ended meanwhile
+            total += cpu_seconds(pid)
+    return total
+
+
 def machine_busy() -> tuple[float, float]:
     """(busy, total) jiffies of the whole machine."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -171,7 +200,9 @@ def machine_busy() -> tuple[float, float]:
     return sum(values) - idle, sum(values)
 
 
-async def measure(port: int, pid: int, args: argparse.Namespace) -> dict[str, float]:
+async def measure(
+    port: int, pid: int, args: argparse.Namespace, pg_url: str | None = None
+) -> dict[str, float]:
     loop = asyncio.get_running_loop()
     stats = Stats()
     clients = []
@@ -185,11 +216,14 @@ async def measure(port: int, pid: int, args: argparse.Namespace) -> dict[str, fl
     for client in clients:
         client.start()
     await asyncio.sleep(args.warmup)
+    pg_pids = postgres_pids(pg_url)
+    pg0 = cpu_of(pg_pids)
     cpu0, busy0, t0 = cpu_seconds(pid), machine_busy(), time.perf_counter()
     stats.recording = True
     await asyncio.sleep(args.duration)
     stats.recording = False
     elapsed, cpu1, busy1 = time.perf_counter() - t0, cpu_seconds(pid), machine_busy()
+    pg1 = cpu_of(pg_pids)
     for client in clients:
         client.stopping = True
     await asyncio.sleep(0.5)
@@ -202,6 +236,7 @@ async def measure(port: int, pid: int, args: argparse.Namespace) -> dict[str, fl
         "p50_ms": lat[len(lat) // 2] * 1000 if lat else 0.0,
         "p99_ms": lat[int(len(lat) * 0.99)] * 1000 if lat else 0.0,
         "cpu_us_per_ccr": (cpu1 - cpu0) / n * 1e6,
+        "pg_us_per_ccr": (pg1 - pg0) / n * 1e6,
         "machine_busy": (busy1[0] - busy0[0]) / max(busy1[1] - busy0[1], 1),
         "failed": stats.failed,
     }
@@ -221,9 +256,9 @@ def run_one(kind: str, args: argparse.Namespace, work: Path) -> dict[str, float]
             conn.exec_driver_sql("DROP DATABASE IF EXISTS bench_charging WITH (FORCE)")
             conn.exec_driver_sql("CREATE DATABASE bench_charging")
         engine.dispose()
-        url = server_url.rsplit("/", 1)[0] + "/bench_charging"
+        url = pg_url = server_url.rsplit("/", 1)[0] + "/bench_charging"
     else:
-        url = f"sqlite:///{work / 'bench.db'}"
+        url, pg_url = f"sqlite:///{work / 'bench.db'}", None
     provisioning = work / f"provisioning-{args.subscribers}.yaml"
     if not provisioning.exists():
         provisioning_file(provisioning, args.subscribers)
@@ -245,7 +280,7 @@ def run_one(kind: str, args: argparse.Namespace, work: Path) -> dict[str, float]
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError((work / f"{kind}.log").read_text())
             time.sleep(0.1)
-        return asyncio.run(measure(args.port, server.pid, args))
+        return asyncio.run(measure(args.port, server.pid, args, pg_url))
     finally:
         server.terminate()
         server.wait(30)
@@ -271,7 +306,9 @@ def main() -> int:
             r = run_one(kind, args, work)
             print(
                 f"{kind:9} {r['ccr_per_s']:8.0f} CCR/s  p50 {r['p50_ms']:6.1f} ms  "
-                f"p99 {r['p99_ms']:6.1f} ms  server CPU {r['cpu_us_per_ccr']:6.0f} µs/CCR  "
+                f"p99 {r['p99_ms']:6.1f} ms  CPU µs/CCR server {r['cpu_us_per_ccr']:4.0f}"
+                + (f" PostgreSQL {r['pg_us_per_ccr']:4.0f}" if kind == "postgres" else "")
+                + "  "
                 f"machine busy {r['machine_busy']:.0%}  non-2001 {r['failed']}",
                 flush=True,
             )

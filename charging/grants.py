@@ -157,17 +157,16 @@ WALLET_COLUMNS = (
 )
 
 
-def wallet_query(account_ids: list[int], now: datetime) -> sa.Select[Any]:
-    """The valid balances of ``account_ids`` in consumption order."""
-    return (
-        sa.select(*WALLET_COLUMNS)
-        .where(
-            balances_t.c.account_id.in_(account_ids),
-            sa.or_(balances_t.c.valid_from.is_(None), balances_t.c.valid_from <= now),
-            sa.or_(balances_t.c.valid_until.is_(None), balances_t.c.valid_until > now),
-        )
-        .order_by(balances_t.c.priority, balances_t.c.id)
+#: The valid balances of the accounts ``ids`` at ``now`` in consumption order.
+WALLETS = (
+    sa.select(*WALLET_COLUMNS)
+    .where(
+        balances_t.c.account_id.in_(sa.bindparam("ids", expanding=True)),
+        sa.or_(balances_t.c.valid_from.is_(None), balances_t.c.valid_from <= sa.bindparam("now")),
+        sa.or_(balances_t.c.valid_until.is_(None), balances_t.c.valid_until > sa.bindparam("now")),
     )
+    .order_by(balances_t.c.priority, balances_t.c.id)
+)
 
 
 @dataclass(slots=True)
@@ -194,7 +193,7 @@ class Wallet:
     @classmethod
     def load(cls, conn: Connection, account_id: int, now: datetime, ledger: Ledger) -> Wallet:
         """The account's wallet (its row must be locked by ``ledger.lock_accounts``)."""
-        return cls.from_rows(conn.execute(wallet_query([account_id], now)).all(), ledger)
+        return cls.from_rows(conn.execute(WALLETS, {"ids": [account_id], "now": now}).all(), ledger)
 
     @property
     def money_available(self) -> int:

@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from charging.bulk import BulkInsert, BulkUpdate
 from charging.models import Account, Balance, JournalEntry
 
 balances = Balance.__table__
@@ -68,18 +69,17 @@ _MOVE = (
         balances.c.account_id, balances.c.amount, balances.c.reserved, balances.c.credit_limit
     )
 )
-_SWAP = (
-    balances.update()
-    .where(
-        balances.c.id == sa.bindparam("b_id"),
-        balances.c.amount == sa.bindparam("old_amt"),
-        balances.c.reserved == sa.bindparam("old_res"),
-    )
-    .values(
-        amount=sa.bindparam("new_amt"),
-        reserved=sa.bindparam("new_res"),
-        updated_at=sa.bindparam("b_now"),
-    )
+_SWAP = BulkUpdate(balances, "id", ("amount", "reserved", "updated_at"), ("amount", "reserved"))
+_JOURNAL = BulkInsert(
+    journal,
+    ("balance_id", "account_id", "cause", "delta_amount", "delta_reserved", "amount_after",
+     "reserved_after", "session_id", "request_number", "reference", "created_at"),
+)  # fmt: skip
+_LOCK = (
+    sa.select(accounts.c.id)
+    .where(accounts.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .order_by(accounts.c.id)
+    .with_for_update()
 )
 _AVAILABLE = sa.select(balances.c.amount - balances.c.reserved + balances.c.credit_limit).where(
     balances.c.id == sa.bindparam("b_id")
@@ -224,37 +224,31 @@ class Ledger:
         transactions are already exclusive."""
         ids = sorted(set(account_ids))
         if ids and self.conn.dialect.name != "sqlite":
-            self.conn.execute(
-                sa.select(accounts.c.id)
-                .where(accounts.c.id.in_(ids))
-                .order_by(accounts.c.id)
-                .with_for_update()
-            ).all()
+            self.conn.execute(_LOCK, {"ids": ids}).all()
 
     def flush(self) -> None:
         """Write tracked balances and the buffered journal rows (call before commit)."""
         moved = [
             {
-                "b_id": balance_id,
-                "old_amt": t.old_amount,
-                "old_res": t.old_reserved,
-                "new_amt": t.amount,
-                "new_res": t.reserved,
-                "b_now": self.now,
+                "id": balance_id,
+                "was_amount": t.old_amount,
+                "was_reserved": t.old_reserved,
+                "amount": t.amount,
+                "reserved": t.reserved,
+                "updated_at": self.now,
             }
             for balance_id, t in self._tracked.items()
             if (t.amount, t.reserved) != (t.old_amount, t.old_reserved)
         ]
         if moved:
-            result = self.conn.execute(_SWAP, moved)
-            if result.rowcount != len(moved):
-                missed = len(moved) - result.rowcount
-                raise LedgerConflict(f"{missed} balance(s) moved meanwhile")
+            updated = _SWAP(self.conn, moved)
+            if updated != len(moved):
+                raise LedgerConflict(f"{len(moved) - updated} balance(s) moved meanwhile")
             for row in moved:
-                tracked = self._tracked[row["b_id"]]
-                tracked.old_amount, tracked.old_reserved = row["new_amt"], row["new_res"]
+                tracked = self._tracked[row["id"]]
+                tracked.old_amount, tracked.old_reserved = row["amount"], row["reserved"]
         if self._journal:
-            self.conn.execute(journal.insert(), self._journal)
+            _JOURNAL(self.conn, self._journal)
             self._journal = []
 
     # -- internals -------------------------------------------------------------------------

@@ -113,33 +113,43 @@ def find_subscription(
 # -- sessions ------------------------------------------------------------------------------
 
 
+_SESSION_ACCOUNTS = sa.select(sessions_t.c.session_id, sessions_t.c.account_id).where(
+    sessions_t.c.session_id.in_(sa.bindparam("ids", expanding=True))
+)
+_SESSION_COLUMNS = len(sessions_t.c)
+# Built once: SQLAlchemy's statement cache then skips compilation, and no per-call construction.
+_SESSIONS_WITH_SUBSCRIPTIONS = (
+    sa.select(sessions_t, *(c.label(f"sub_{c.name}") for c in _SUBSCRIPTION_COLUMNS))
+    .join(subscribers_t, subscribers_t.c.id == sessions_t.c.subscriber_id)
+    .join(accounts_t, accounts_t.c.id == subscribers_t.c.account_id)
+    .join(plans_t, plans_t.c.id == subscribers_t.c.plan_id)
+    .where(sessions_t.c.session_id.in_(sa.bindparam("ids", expanding=True)))
+)
+
+
 def session_accounts(conn: Connection, session_ids: list[str]) -> dict[str, int]:
     """Session-Id → account id of the sessions that exist."""
     if not session_ids:
         return {}
-    rows = conn.execute(
-        sa.select(sessions_t.c.session_id, sessions_t.c.account_id).where(
-            sessions_t.c.session_id.in_(session_ids)
-        )
-    )
-    return {r.session_id: int(r.account_id) for r in rows}
+    rows = conn.execute(_SESSION_ACCOUNTS, {"ids": session_ids})
+    return {sid: int(account) for sid, account in rows}
 
 
 def sessions_with_subscriptions(conn: Connection, session_ids: list[str]) -> list[dict[str, Any]]:
-    """Session rows, each with its subscriber's :class:`Subscription` under "subscription"."""
-    query = (
-        sa.select(sessions_t, *(c.label(f"sub_{c.name}") for c in _SUBSCRIPTION_COLUMNS))
-        .join(subscribers_t, subscribers_t.c.id == sessions_t.c.subscriber_id)
-        .join(accounts_t, accounts_t.c.id == subscribers_t.c.account_id)
-        .join(plans_t, plans_t.c.id == subscribers_t.c.plan_id)
-        .where(sessions_t.c.session_id.in_(session_ids))
-    )
+    """Session rows, each with its subscriber's :class:`Subscription` under "subscription"
+    (sessions of one subscriber share one instance)."""
+    keys = [c.name for c in sessions_t.c]
+    subscriptions: dict[tuple[Any, ...], Subscription] = {}
     out = []
-    for row in conn.execute(query):
-        values = dict(row._mapping)
-        sub = {c.name: values.pop(f"sub_{c.name}") for c in _SUBSCRIPTION_COLUMNS}
-        sub["restriction_filter_rules"] = tuple(sub["restriction_filter_rules"] or ())
-        values["subscription"] = Subscription(**sub)
+    for row in conn.execute(_SESSIONS_WITH_SUBSCRIPTIONS, {"ids": session_ids}):
+        values = dict(zip(keys, row[:_SESSION_COLUMNS], strict=True))
+        fields = list(row[_SESSION_COLUMNS:])
+        fields[-2] = tuple(fields[-2] or ())  # restriction_filter_rules (a JSON list)
+        sub_key = tuple(fields)
+        sub = subscriptions.get(sub_key)
+        if sub is None:
+            sub = subscriptions[sub_key] = Subscription(*fields)
+        values["subscription"] = sub
         out.append(values)
     return out
 

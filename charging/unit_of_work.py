@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from charging import store
-from charging.grants import Wallet, wallet_query
+from charging.bulk import BulkDelete, BulkInsert, BulkUpdate
+from charging.grants import WALLETS, Wallet
 from charging.ledger import Ledger
 from charging.models import (
     CcrOutcome,
@@ -43,21 +44,41 @@ _USAGE_FIELDS = (
     "time_usage", "volume_uplink", "volume_downlink", "service_units", "charge", "priced_units",
     "first_usage_at", "last_usage_at",
 )  # fmt: skip
-_UPDATE_SESSION = (
-    sessions_t.update()
-    .where(sessions_t.c.id == sa.bindparam("pk"))
-    .values({name: sa.bindparam(f"v_{name}") for name in _SESSION_FIELDS})
+# Reads, built once (no per-call construction; SQLAlchemy's cache skips compilation).
+_IDS = sa.bindparam("ids", expanding=True)
+_OUTCOMES = sa.select(
+    outcomes_t.c.session_id, outcomes_t.c.request_number, outcomes_t.c.answer
+).where(outcomes_t.c.session_id.in_(_IDS))
+_HOLDS = (
+    sa.select(reservations_t)
+    .where(reservations_t.c.ro_session_id.in_(_IDS))
+    .order_by(reservations_t.c.id)
 )
-_UPDATE_USAGE = (
-    usage_t.update()
-    .where(usage_t.c.id == sa.bindparam("pk"))
-    .values({name: sa.bindparam(f"v_{name}") for name in _USAGE_FIELDS})
+_USAGE = sa.select(usage_t).where(usage_t.c.ro_session_id.in_(_IDS)).order_by(usage_t.c.id)
+_PERIODS = sa.select(periods_t).where(
+    periods_t.c.subscriber_id.in_(sa.bindparam("subs", expanding=True)),
+    periods_t.c.period.in_(sa.bindparam("names", expanding=True)),
 )
 
-_UPDATE_PERIOD = (
-    periods_t.update()
-    .where(periods_t.c.id == sa.bindparam("pk"))
-    .values(units=sa.bindparam("v_units"))
+_UPDATE_SESSION = BulkUpdate(sessions_t, "id", _SESSION_FIELDS)
+_UPDATE_USAGE = BulkUpdate(usage_t, "id", _USAGE_FIELDS)
+_INSERT_USAGE = BulkInsert(
+    usage_t, ("ro_session_id", "service_key", "rating_group", "service_id", *_USAGE_FIELDS)
+)
+_UPDATE_PERIOD = BulkUpdate(periods_t, "id", ("units",))
+_INSERT_PERIOD = BulkInsert(periods_t, ("subscriber_id", "service", "period", "units"))
+_INSERT_HOLD = BulkInsert(
+    reservations_t,
+    ("ro_session_id", "service_key", "balance_id", "amount", "granted_units", "unit",
+     "granted_at", "expires_at", "details"),
+)  # fmt: skip
+_DELETE_HOLD = BulkDelete(reservations_t, "id")
+_INSERT_OUTBOX = BulkInsert(
+    outbox_t, ("cdr_id", "partition_key", "payload", "created_at", "attempts")
+)
+_INSERT_OUTCOME = BulkInsert(
+    outcomes_t,
+    ("session_id", "request_number", "request_type", "result_code", "answer", "created_at"),
 )
 
 
@@ -109,31 +130,21 @@ class BatchContext:
         """Read outcomes, sessions (with holds and usage) and wallets, under the locks."""
         sids = sorted(set(session_ids))
         if sids:
-            for sid, number, answer in conn.execute(
-                sa.select(outcomes_t.c.session_id, outcomes_t.c.request_number, outcomes_t.c.answer)
-                .where(outcomes_t.c.session_id.in_(sids))
-            ):  # fmt: skip
+            for sid, number, answer in conn.execute(_OUTCOMES, {"ids": sids}):
                 self.outcomes[(sid, int(number))] = bytes(answer)
             for row in store.sessions_with_subscriptions(conn, sids):
                 self.states[row["session_id"]] = SessionState(row, row.pop("subscription"))
             by_pk = {state.pk: state for state in self.states.values()}
             if by_pk:
-                for r in conn.execute(
-                    sa.select(reservations_t)
-                    .where(reservations_t.c.ro_session_id.in_(list(by_pk)))
-                    .order_by(reservations_t.c.id)
-                ):  # fmt: skip
-                    by_pk[r.ro_session_id].reservations.append(dict(r._mapping))
-                for u in conn.execute(
-                    sa.select(usage_t)
-                    .where(usage_t.c.ro_session_id.in_(list(by_pk)))
-                    .order_by(usage_t.c.id)
-                ):
-                    by_pk[u.ro_session_id].usage[u.service_key] = dict(u._mapping)
+                pks = {"ids": list(by_pk)}
+                for r in conn.execute(_HOLDS, pks).mappings():
+                    by_pk[r["ro_session_id"]].reservations.append(dict(r))
+                for u in conn.execute(_USAGE, pks).mappings():
+                    by_pk[u["ro_session_id"]].usage[u["service_key"]] = dict(u)
         accounts = sorted(set(account_ids))
         if accounts:
             rows: dict[int, list[sa.Row[Any]]] = {a: [] for a in accounts}
-            for row in conn.execute(wallet_query(accounts, self.now)):
+            for row in conn.execute(WALLETS, {"ids": accounts, "now": self.now}):
                 rows[int(row.account_id)].append(row)
             for account_id, account_rows in rows.items():
                 self.wallets[account_id] = Wallet.from_rows(account_rows, ledger)
@@ -144,12 +155,8 @@ class BatchContext:
         """Read the period counters of these subscribers (under their accounts' locks)."""
         subs, names = sorted(set(subscriber_ids)), sorted(set(periods))
         if subs and names:
-            for row in conn.execute(
-                sa.select(periods_t).where(
-                    periods_t.c.subscriber_id.in_(subs), periods_t.c.period.in_(names)
-                )
-            ):
-                self.periods[(row.subscriber_id, row.service, row.period)] = dict(row._mapping)
+            for row in conn.execute(_PERIODS, {"subs": subs, "names": names}).mappings():
+                self.periods[(row["subscriber_id"], row["service"], row["period"])] = dict(row)
 
     def period_row(self, subscriber_id: int, service: str, period: str) -> dict[str, Any]:
         """The counter of a subscriber's service in a period (created at 0 when missing)."""
@@ -204,52 +211,19 @@ class BatchContext:
     # -- writing -------------------------------------------------------------------------------
     def flush(self, conn: Connection, ledger: Ledger) -> None:
         """Write every buffered change (call once, before commit)."""
-        if self._dropped:
-            conn.execute(reservations_t.delete().where(reservations_t.c.id.in_(self._dropped)))
-        if self._added:
-            conn.execute(
-                reservations_t.insert(),
-                [{k: v for k, v in r.items() if k != "id"} for r in self._added],
-            )
-        if self._dirty:
-            conn.execute(
-                _UPDATE_SESSION,
-                [
-                    {"pk": pk, **{f"v_{f}": s.row[f] for f in _SESSION_FIELDS}}
-                    for pk, s in self._dirty.items()
-                ],
-            )
+        _DELETE_HOLD(conn, self._dropped)
+        _INSERT_HOLD(conn, self._added)
+        _UPDATE_SESSION(conn, [s.row for s in self._dirty.values()])
         new_usage, changed_usage = [], []
         for state in self.states.values():
             for row in state.usage.values():
-                if not row.pop("dirty", False):
-                    continue
-                if row["id"] is None:
-                    new_usage.append({k: v for k, v in row.items() if k != "id"})
-                else:
-                    changed_usage.append(
-                        {"pk": row["id"], **{f"v_{f}": row[f] for f in _USAGE_FIELDS}}
-                    )
-        if new_usage:
-            conn.execute(usage_t.insert(), new_usage)
-        if changed_usage:
-            conn.execute(_UPDATE_USAGE, changed_usage)
-        new_periods = [
-            {k: v for k, v in r.items() if k not in ("id", "dirty")}
-            for r in self.periods.values()
-            if r.get("dirty") and r["id"] is None
-        ]
-        changed_periods = [
-            {"pk": r["id"], "v_units": r["units"]}
-            for r in self.periods.values()
-            if r.get("dirty") and r["id"] is not None
-        ]
-        if new_periods:
-            conn.execute(periods_t.insert(), new_periods)
-        if changed_periods:
-            conn.execute(_UPDATE_PERIOD, changed_periods)
-        if self.outbox:
-            conn.execute(outbox_t.insert(), self.outbox)
+                if row.pop("dirty", False):
+                    (new_usage if row["id"] is None else changed_usage).append(row)
+        _INSERT_USAGE(conn, new_usage)
+        _UPDATE_USAGE(conn, changed_usage)
+        dirty_periods = [r for r in self.periods.values() if r.get("dirty")]
+        _INSERT_PERIOD(conn, [r for r in dirty_periods if r["id"] is None])
+        _UPDATE_PERIOD(conn, [r for r in dirty_periods if r["id"] is not None])
+        _INSERT_OUTBOX(conn, self.outbox)
         ledger.flush()
-        if self.new_outcomes:
-            conn.execute(outcomes_t.insert(), self.new_outcomes)
+        _INSERT_OUTCOME(conn, self.new_outcomes)

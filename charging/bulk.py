@@ -1,0 +1,148 @@
+"""Set-based writes of a batch transaction: one statement per table, whatever the row count.
+
+On PostgreSQL each write is ONE statement whose parameters are column arrays, sent in binary
+(``INSERT … SELECT … FROM unnest(…)``, ``UPDATE … FROM unnest(…)``, ``DELETE … = ANY(…)``):
+one Bind/Execute, one plan (psycopg prepares the fixed text after a few uses) and no per-row
+SQLAlchemy compilation, where ``executemany`` sends a Bind/Execute per row. Other backends
+(SQLite runs in-process) use SQLAlchemy ``executemany`` on an equivalent Core statement.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Dialect
+
+_Processor = Callable[[Any], Any] | None
+
+
+def _pg_type(column: sa.Column[Any], dialect: Dialect) -> str:
+    if isinstance(column.type, sa.JSON):
+        return "TEXT"  # serialised here, cast to JSON in the statement
+    return column.type.compile(dialect=dialect)
+
+
+def _processor(column: sa.Column[Any], dialect: Dialect) -> _Processor:
+    if isinstance(column.type, sa.JSON):
+        return lambda v: None if v is None else json.dumps(v)
+    return column.type.bind_processor(dialect)
+
+
+def _arrays(rows: Sequence[dict[str, Any]], keys: Sequence[str],
+            processors: Sequence[_Processor]) -> tuple[list[Any], ...]:  # fmt: skip
+    out = []
+    for key, proc in zip(keys, processors, strict=True):
+        values = [row[key] for row in rows]
+        out.append([proc(v) for v in values] if proc is not None else values)
+    return tuple(out)
+
+
+class _Compiled:
+    """Per-dialect compiled state of a bulk statement (built on first use)."""
+
+    __slots__ = ("processors", "sql")
+
+    def __init__(self, sql: str, processors: list[_Processor]) -> None:
+        self.sql = sql
+        self.processors = processors
+
+
+class BulkInsert:
+    """``INSERT`` of many rows (dicts keyed by column name) into ``table``."""
+
+    def __init__(self, table: sa.Table, columns: Sequence[str]) -> None:
+        self.table = table
+        self.columns = tuple(columns)
+        self._pg: _Compiled | None = None
+
+    def __call__(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        if conn.dialect.name != "postgresql":
+            conn.execute(self.table.insert(), [{c: r[c] for c in self.columns} for r in rows])
+            return
+        pg = self._pg or self._compile(conn.dialect)
+        conn.exec_driver_sql(pg.sql, _arrays(rows, self.columns, pg.processors))
+
+    def _compile(self, dialect: Dialect) -> _Compiled:
+        cols = [self.table.c[name] for name in self.columns]
+        names = ", ".join(self.columns)
+        arrays = ", ".join(f"%b::{_pg_type(c, dialect)}[]" for c in cols)
+        select = ", ".join(
+            f"u.{c.name}::JSON" if isinstance(c.type, sa.JSON) else f"u.{c.name}" for c in cols
+        )
+        sql = (f"INSERT INTO {self.table.name} ({names}) SELECT {select} "
+               f"FROM unnest({arrays}) AS u({names})")  # fmt: skip
+        self._pg = _Compiled(sql, [_processor(c, dialect) for c in cols])
+        return self._pg
+
+
+class BulkUpdate:
+    """``UPDATE`` of many rows by ``key``: each row dict holds the key, the new values of
+    ``columns`` and, for every column in ``match``, its expected current value under
+    ``"was_" + name`` (a compare-and-swap: rows that moved are not updated). Returns the number
+    of rows updated."""
+
+    def __init__(self, table: sa.Table, key: str, columns: Sequence[str],
+                 match: Sequence[str] = ()) -> None:  # fmt: skip
+        self.table = table
+        self.key = key
+        self.columns = tuple(columns)
+        self.match = tuple(match)
+        self._pg: _Compiled | None = None
+        t = table
+        self._core = (
+            t.update()
+            .where(t.c[key] == sa.bindparam("b_key"),
+                   *(t.c[m] == sa.bindparam(f"b_was_{m}") for m in self.match))
+            .values({c: sa.bindparam(f"b_{c}") for c in self.columns})
+        )  # fmt: skip
+
+    def __call__(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
+        if not rows:
+            return 0
+        if conn.dialect.name != "postgresql":
+            params = [
+                {"b_key": r[self.key], **{f"b_{c}": r[c] for c in self.columns},
+                 **{f"b_was_{m}": r[f"was_{m}"] for m in self.match}}
+                for r in rows
+            ]  # fmt: skip
+            return int(conn.execute(self._core, params).rowcount)
+        pg = self._pg or self._compile(conn.dialect)
+        keys = (self.key, *self.columns, *(f"was_{m}" for m in self.match))
+        return int(conn.exec_driver_sql(pg.sql, _arrays(rows, keys, pg.processors)).rowcount)
+
+    def _compile(self, dialect: Dialect) -> _Compiled:
+        t = self.table
+        cols = [t.c[self.key], *(t.c[c] for c in self.columns), *(t.c[m] for m in self.match)]
+        aliases = ["k", *(f"n_{c}" for c in self.columns), *(f"w_{m}" for m in self.match)]
+        arrays = ", ".join(f"%b::{_pg_type(c, dialect)}[]" for c in cols)
+        sets = ", ".join(
+            f"{c} = u.n_{c}::JSON" if isinstance(t.c[c].type, sa.JSON) else f"{c} = u.n_{c}"
+            for c in self.columns
+        )
+        where = " AND ".join([f"t.{self.key} = u.k", *(f"t.{m} = u.w_{m}" for m in self.match)])
+        sql = (f"UPDATE {t.name} AS t SET {sets} FROM unnest({arrays}) "
+               f"AS u({', '.join(aliases)}) WHERE {where}")  # fmt: skip
+        self._pg = _Compiled(sql, [_processor(c, dialect) for c in cols])
+        return self._pg
+
+
+class BulkDelete:
+    """``DELETE`` of the rows of ``table`` whose ``key`` is in a list."""
+
+    def __init__(self, table: sa.Table, key: str) -> None:
+        self.table = table
+        self.key = key
+        self._pg_sql = f"DELETE FROM {table.name} WHERE {key} = ANY(%b::BIGINT[])"
+
+    def __call__(self, conn: Connection, keys: Sequence[Any]) -> None:
+        if not keys:
+            return
+        if conn.dialect.name != "postgresql":
+            conn.execute(self.table.delete().where(self.table.c[self.key].in_(list(keys))))
+            return
+        conn.exec_driver_sql(self._pg_sql, (list(keys),))
