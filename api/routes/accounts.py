@@ -1,7 +1,8 @@
 """Accounts and balances: create, list buckets, top-up and adjust (reason mandatory, journalled
 and audited), history. After a change the account's live Ro sessions get a Re-Auth-Request
 (RFC 4006 §5.5) and the PCRF re-decides its subscribers' Gx sessions, so a top-up lifts a credit
-throttle or redirect at once (TS 29.212 §4.5.2 PCRF-initiated RAR)."""
+throttle or redirect at once (TS 29.212 §4.5.2 PCRF-initiated RAR). Top-ups and adjustments
+take an ``Idempotency-Key`` (api/idempotency.py) so a client may retry them safely."""
 
 from __future__ import annotations
 
