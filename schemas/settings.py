@@ -36,7 +36,7 @@ class DiameterListener(BaseModel):
     applications: list[str] = Field(default_factory=lambda: ["gx", "rx", "ro"])
     peers: str | None = None  # allowlist for this listener; None = OPENPCC_DIAMETER_PEERS
     connect: list[str] = Field(default_factory=list)  # "host:port" peers to keep connected to
-    tls: DiameterTls | None = None  # TLS on this listener and its connectors; None = plain TCP
+    tls: DiameterTls | None = None  # TLS on this listener and its connectors; None = plain
 
 
 class ApiKeySetting(BaseModel):
@@ -60,7 +60,9 @@ class Settings(BaseSettings):
     diameter_origin_host: str = "openpcc.localdomain"
     diameter_origin_realm: str = "localdomain"
     diameter_applications: str = "gx,rx,ro"  # comma-separated: gx, rx, ro (= gy)
-    # Several listeners, each its own identity: JSON list of DiameterListener objects.
+    # Several listeners, each its own identity: JSON list of DiameterListener objects; one may
+    # carry "tls": {cert, key, ca, require_client_cert, min_version, ciphers, verify_origin_host}
+    # (as the OPENPCC_DIAMETER_TLS_* settings; only "cert" is required), else it is plain TCP.
     diameter_listeners: list[DiameterListener] = Field(default_factory=list)
     # Allowlist "host, host@realm, *@realm"; empty = loopback peers only, with a warning.
     diameter_peers: str = ""
@@ -74,14 +76,18 @@ class Settings(BaseSettings):
     # retried every Tc seconds while down (RFC 6733 §2.1).
     diameter_connect: str = ""
     diameter_tc_seconds: float = Field(30.0, gt=0)
-    # TLS for the default listener and its connectors (RFC 6733 §13; on when the certificate is
-    # set; serve it on a dedicated port, 5658 by convention). See DiameterTls for each field.
+    # Diameter over TLS (RFC 6733 §13) for the default listener and its connectors, from
+    # connection start (serve it on a dedicated port, 5658 by convention); on when set:
+    # PEM file with our certificate first, then its chain.
     diameter_tls_cert: str = ""
-    diameter_tls_key: str = ""
-    diameter_tls_ca: str = ""
+    diameter_tls_key: str = ""  # PEM private key; empty = inside OPENPCC_DIAMETER_TLS_CERT
+    diameter_tls_ca: str = ""  # PEM bundle peer certificates must chain to; empty = system CAs
+    # Mutual TLS: the listener refuses, at the handshake, clients without a valid certificate.
     diameter_tls_require_client_cert: bool = True
-    diameter_tls_min_version: Literal["1.2", "1.3"] = "1.2"
-    diameter_tls_ciphers: str = ""
+    diameter_tls_min_version: Literal["1.2", "1.3"] = "1.2"  # lowest TLS version accepted
+    diameter_tls_ciphers: str = ""  # OpenSSL cipher string for TLS 1.2; empty = OpenSSL defaults
+    # A peer certificate's DNS names (else its CN) must include the CER/CEA Origin-Host; else
+    # CEA 3010 DIAMETER_UNKNOWN_PEER and close.
     diameter_tls_verify_origin_host: bool = True
 
     # --- database and provisioning (charging owns the ledger) ------------------------------
