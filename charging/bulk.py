@@ -14,9 +14,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Dialect
 
 _Processor = Callable[[Any], Any] | None
+#: ``member(column, name)``: the condition "column is in the list parameter ``name``".
+Member = Callable[[sa.ColumnElement[Any], str], sa.ColumnElement[bool]]
 
 
 def _pg_type(column: sa.Column[Any], dialect: Dialect) -> str:
@@ -66,6 +69,23 @@ class BulkInsert:
             return
         pg = self._pg or self._compile(conn.dialect)
         conn.exec_driver_sql(pg.sql, _arrays(rows, self.columns, pg.processors))
+
+    def ids_by(self, conn: Connection, rows: Sequence[dict[str, Any]], key: str) -> dict[Any, int]:
+        """Insert ``rows`` and return the generated ``id`` of each by its (unique) ``key``."""
+        if not rows:
+            return {}
+        t = self.table
+        if conn.dialect.name != "postgresql":
+            result = conn.execute(
+                t.insert().returning(t.c[key], t.c.id, sort_by_parameter_order=True),
+                [{c: r[c] for c in self.columns} for r in rows],
+            )
+            return {k: int(pk) for k, pk in result}
+        pg = self._pg or self._compile(conn.dialect)
+        result = conn.exec_driver_sql(
+            f"{pg.sql} RETURNING {key}, id", _arrays(rows, self.columns, pg.processors)
+        )
+        return {k: int(pk) for k, pk in result}
 
     def _compile(self, dialect: Dialect) -> _Compiled:
         cols = [self.table.c[name] for name in self.columns]
@@ -146,3 +166,32 @@ class BulkDelete:
             conn.execute(self.table.delete().where(self.table.c[self.key].in_(list(keys))))
             return
         conn.exec_driver_sql(self._pg_sql, (list(keys),))
+
+
+def _in_list(column: sa.ColumnElement[Any], name: str) -> sa.ColumnElement[bool]:
+    return column.in_(sa.bindparam(name, expanding=True))
+
+
+def _any_array(column: sa.ColumnElement[Any], name: str) -> sa.ColumnElement[bool]:
+    return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(column.type)))
+
+
+class Prebuilt:
+    """A read statement built once per dialect. ``build(member)`` makes it, with
+    ``member(column, name)`` for "column is in the list parameter ``name``": an expanding
+    ``IN (…)``, but on PostgreSQL ``column = ANY(:name)`` with one array parameter, so the SQL
+    text is the same for any list length and psycopg's query and prepared-statement caches hit.
+    """
+
+    def __init__(self, build: Callable[[Member], sa.Executable]) -> None:
+        self._build = build
+        self._by_dialect: dict[str, sa.Executable] = {}
+
+    def __call__(self, conn: Connection) -> sa.Executable:
+        name = conn.dialect.name
+        stmt = self._by_dialect.get(name)
+        if stmt is None:
+            stmt = self._by_dialect[name] = self._build(
+                _any_array if name == "postgresql" else _in_list
+            )
+        return stmt

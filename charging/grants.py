@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from charging.bulk import Prebuilt
 from charging.ccr import ServiceInformation, ServiceRequest, TariffChangeUsage, Units
 from charging.ledger import Cause, Ledger
 from charging.models import Balance
@@ -158,14 +159,20 @@ WALLET_COLUMNS = (
 
 
 #: The valid balances of the accounts ``ids`` at ``now`` in consumption order.
-WALLETS = (
-    sa.select(*WALLET_COLUMNS)
-    .where(
-        balances_t.c.account_id.in_(sa.bindparam("ids", expanding=True)),
-        sa.or_(balances_t.c.valid_from.is_(None), balances_t.c.valid_from <= sa.bindparam("now")),
-        sa.or_(balances_t.c.valid_until.is_(None), balances_t.c.valid_until > sa.bindparam("now")),
+WALLETS = Prebuilt(
+    lambda member: (
+        sa.select(*WALLET_COLUMNS)
+        .where(
+            member(balances_t.c.account_id, "ids"),
+            sa.or_(
+                balances_t.c.valid_from.is_(None), balances_t.c.valid_from <= sa.bindparam("now")
+            ),
+            sa.or_(
+                balances_t.c.valid_until.is_(None), balances_t.c.valid_until > sa.bindparam("now")
+            ),
+        )
+        .order_by(balances_t.c.priority, balances_t.c.id)
     )
-    .order_by(balances_t.c.priority, balances_t.c.id)
 )
 
 
@@ -193,7 +200,9 @@ class Wallet:
     @classmethod
     def load(cls, conn: Connection, account_id: int, now: datetime, ledger: Ledger) -> Wallet:
         """The account's wallet (its row must be locked by ``ledger.lock_accounts``)."""
-        return cls.from_rows(conn.execute(WALLETS, {"ids": [account_id], "now": now}).all(), ledger)
+        return cls.from_rows(
+            conn.execute(WALLETS(conn), {"ids": [account_id], "now": now}).all(), ledger
+        )
 
     @property
     def money_available(self) -> int:

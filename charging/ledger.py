@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from charging.bulk import BulkInsert, BulkUpdate
+from charging.bulk import BulkInsert, BulkUpdate, Prebuilt
 from charging.models import Account, Balance, JournalEntry
 
 balances = Balance.__table__
@@ -75,11 +75,13 @@ _JOURNAL = BulkInsert(
     ("balance_id", "account_id", "cause", "delta_amount", "delta_reserved", "amount_after",
      "reserved_after", "session_id", "request_number", "reference", "created_at"),
 )  # fmt: skip
-_LOCK = (
-    sa.select(accounts.c.id)
-    .where(accounts.c.id.in_(sa.bindparam("ids", expanding=True)))
-    .order_by(accounts.c.id)
-    .with_for_update()
+_LOCK = Prebuilt(
+    lambda member: (
+        sa.select(accounts.c.id)
+        .where(member(accounts.c.id, "ids"))
+        .order_by(accounts.c.id)
+        .with_for_update()
+    )
 )
 _AVAILABLE = sa.select(balances.c.amount - balances.c.reserved + balances.c.credit_limit).where(
     balances.c.id == sa.bindparam("b_id")
@@ -224,7 +226,7 @@ class Ledger:
         transactions are already exclusive."""
         ids = sorted(set(account_ids))
         if ids and self.conn.dialect.name != "sqlite":
-            self.conn.execute(_LOCK, {"ids": ids}).all()
+            self.conn.execute(_LOCK(self.conn), {"ids": ids}).all()
 
     def flush(self) -> None:
         """Write tracked balances and the buffered journal rows (call before commit)."""

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from charging import identities
+from charging.bulk import BulkInsert, Prebuilt
 from charging.grants import Held, Hold
 from charging.models import (
     Account,
@@ -113,17 +114,21 @@ def find_subscription(
 # -- sessions ------------------------------------------------------------------------------
 
 
-_SESSION_ACCOUNTS = sa.select(sessions_t.c.session_id, sessions_t.c.account_id).where(
-    sessions_t.c.session_id.in_(sa.bindparam("ids", expanding=True))
+_SESSION_ACCOUNTS = Prebuilt(
+    lambda member: sa.select(sessions_t.c.session_id, sessions_t.c.account_id).where(
+        member(sessions_t.c.session_id, "ids")
+    )
 )
 _SESSION_COLUMNS = len(sessions_t.c)
-# Built once: SQLAlchemy's statement cache then skips compilation, and no per-call construction.
-_SESSIONS_WITH_SUBSCRIPTIONS = (
-    sa.select(sessions_t, *(c.label(f"sub_{c.name}") for c in _SUBSCRIPTION_COLUMNS))
-    .join(subscribers_t, subscribers_t.c.id == sessions_t.c.subscriber_id)
-    .join(accounts_t, accounts_t.c.id == subscribers_t.c.account_id)
-    .join(plans_t, plans_t.c.id == subscribers_t.c.plan_id)
-    .where(sessions_t.c.session_id.in_(sa.bindparam("ids", expanding=True)))
+# Built once per dialect (see charging.bulk.Prebuilt).
+_SESSIONS_WITH_SUBSCRIPTIONS = Prebuilt(
+    lambda member: (
+        sa.select(sessions_t, *(c.label(f"sub_{c.name}") for c in _SUBSCRIPTION_COLUMNS))
+        .join(subscribers_t, subscribers_t.c.id == sessions_t.c.subscriber_id)
+        .join(accounts_t, accounts_t.c.id == subscribers_t.c.account_id)
+        .join(plans_t, plans_t.c.id == subscribers_t.c.plan_id)
+        .where(member(sessions_t.c.session_id, "ids"))
+    )
 )
 
 
@@ -131,7 +136,7 @@ def session_accounts(conn: Connection, session_ids: list[str]) -> dict[str, int]
     """Session-Id → account id of the sessions that exist."""
     if not session_ids:
         return {}
-    rows = conn.execute(_SESSION_ACCOUNTS, {"ids": session_ids})
+    rows = conn.execute(_SESSION_ACCOUNTS(conn), {"ids": session_ids})
     return {sid: int(account) for sid, account in rows}
 
 
@@ -141,7 +146,7 @@ def sessions_with_subscriptions(conn: Connection, session_ids: list[str]) -> lis
     keys = [c.name for c in sessions_t.c]
     subscriptions: dict[tuple[Any, ...], Subscription] = {}
     out = []
-    for row in conn.execute(_SESSIONS_WITH_SUBSCRIPTIONS, {"ids": session_ids}):
+    for row in conn.execute(_SESSIONS_WITH_SUBSCRIPTIONS(conn), {"ids": session_ids}):
         values = dict(zip(keys, row[:_SESSION_COLUMNS], strict=True))
         fields = list(row[_SESSION_COLUMNS:])
         fields[-2] = tuple(fields[-2] or ())  # restriction_filter_rules (a JSON list)
@@ -155,21 +160,28 @@ def sessions_with_subscriptions(conn: Connection, session_ids: list[str]) -> lis
 
 
 def insert_session(conn: Connection, **values: Any) -> dict[str, Any]:
-    """Insert a session row; returns it (with its id) as a dict."""
-    return insert_sessions(conn, [values])[0]
+    """Insert a session row (any columns); returns it (with its id) as a dict."""
+    pk = conn.execute(sessions_t.insert().returning(sessions_t.c.id), values).scalar_one()
+    return {"closed_at": None, "close_cause": None, "cdr_sequence": 0, **values, "id": int(pk)}
+
+
+_INSERT_SESSIONS = BulkInsert(
+    sessions_t,
+    ("session_id", "subscriber_id", "account_id", "state", "charging_type",
+     "last_request_number", "origin_host", "origin_realm", "service_context_id",
+     "subscription_id", "service_information", "node_id", "opened_at", "updated_at",
+     "expires_at", "closed_at", "close_cause", "cdr_sequence"),
+)  # fmt: skip
 
 
 def insert_sessions(conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Insert session rows in one statement; returns them with their ids, in order."""
-    if not rows:
-        return []
-    result = conn.execute(
-        sessions_t.insert().returning(sessions_t.c.id, sort_by_parameter_order=True), rows
-    )
-    return [
-        {"closed_at": None, "close_cause": None, "cdr_sequence": 0, **values, "id": int(pk)}
-        for values, pk in zip(rows, result.scalars().all(), strict=True)
-    ]
+    """Insert session rows (each with every column of ``_INSERT_SESSIONS``; Session-Ids
+    distinct) in one statement; returns them with their ids, in order."""
+    full = [{"closed_at": None, "close_cause": None, "cdr_sequence": 0, **r} for r in rows]
+    ids = _INSERT_SESSIONS.ids_by(conn, full, "session_id")
+    for row in full:
+        row["id"] = ids[row["session_id"]]
+    return full
 
 
 def expired_sessions(conn: Connection, now: datetime, limit: int) -> list[tuple[str, int]]:

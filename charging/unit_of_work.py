@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from charging import store
-from charging.bulk import BulkDelete, BulkInsert, BulkUpdate
+from charging.bulk import BulkDelete, BulkInsert, BulkUpdate, Prebuilt
 from charging.grants import WALLETS, Wallet
 from charging.ledger import Ledger
 from charging.models import (
@@ -44,20 +44,28 @@ _USAGE_FIELDS = (
     "time_usage", "volume_uplink", "volume_downlink", "service_units", "charge", "priced_units",
     "first_usage_at", "last_usage_at",
 )  # fmt: skip
-# Reads, built once (no per-call construction; SQLAlchemy's cache skips compilation).
-_IDS = sa.bindparam("ids", expanding=True)
-_OUTCOMES = sa.select(
-    outcomes_t.c.session_id, outcomes_t.c.request_number, outcomes_t.c.answer
-).where(outcomes_t.c.session_id.in_(_IDS))
-_HOLDS = (
-    sa.select(reservations_t)
-    .where(reservations_t.c.ro_session_id.in_(_IDS))
-    .order_by(reservations_t.c.id)
+# Reads, built once per dialect (see charging.bulk.Prebuilt).
+_OUTCOMES = Prebuilt(
+    lambda member: sa.select(
+        outcomes_t.c.session_id, outcomes_t.c.request_number, outcomes_t.c.answer
+    ).where(member(outcomes_t.c.session_id, "ids"))
 )
-_USAGE = sa.select(usage_t).where(usage_t.c.ro_session_id.in_(_IDS)).order_by(usage_t.c.id)
-_PERIODS = sa.select(periods_t).where(
-    periods_t.c.subscriber_id.in_(sa.bindparam("subs", expanding=True)),
-    periods_t.c.period.in_(sa.bindparam("names", expanding=True)),
+_HOLDS = Prebuilt(
+    lambda member: (
+        sa.select(reservations_t)
+        .where(member(reservations_t.c.ro_session_id, "ids"))
+        .order_by(reservations_t.c.id)
+    )
+)
+_USAGE = Prebuilt(
+    lambda member: (
+        sa.select(usage_t).where(member(usage_t.c.ro_session_id, "ids")).order_by(usage_t.c.id)
+    )
+)
+_PERIODS = Prebuilt(
+    lambda member: sa.select(periods_t).where(
+        member(periods_t.c.subscriber_id, "subs"), member(periods_t.c.period, "names")
+    )
 )
 
 _UPDATE_SESSION = BulkUpdate(sessions_t, "id", _SESSION_FIELDS)
@@ -130,21 +138,21 @@ class BatchContext:
         """Read outcomes, sessions (with holds and usage) and wallets, under the locks."""
         sids = sorted(set(session_ids))
         if sids:
-            for sid, number, answer in conn.execute(_OUTCOMES, {"ids": sids}):
+            for sid, number, answer in conn.execute(_OUTCOMES(conn), {"ids": sids}):
                 self.outcomes[(sid, int(number))] = bytes(answer)
             for row in store.sessions_with_subscriptions(conn, sids):
                 self.states[row["session_id"]] = SessionState(row, row.pop("subscription"))
             by_pk = {state.pk: state for state in self.states.values()}
             if by_pk:
                 pks = {"ids": list(by_pk)}
-                for r in conn.execute(_HOLDS, pks).mappings():
+                for r in conn.execute(_HOLDS(conn), pks).mappings():
                     by_pk[r["ro_session_id"]].reservations.append(dict(r))
-                for u in conn.execute(_USAGE, pks).mappings():
+                for u in conn.execute(_USAGE(conn), pks).mappings():
                     by_pk[u["ro_session_id"]].usage[u["service_key"]] = dict(u)
         accounts = sorted(set(account_ids))
         if accounts:
             rows: dict[int, list[sa.Row[Any]]] = {a: [] for a in accounts}
-            for row in conn.execute(WALLETS, {"ids": accounts, "now": self.now}):
+            for row in conn.execute(WALLETS(conn), {"ids": accounts, "now": self.now}):
                 rows[int(row.account_id)].append(row)
             for account_id, account_rows in rows.items():
                 self.wallets[account_id] = Wallet.from_rows(account_rows, ledger)
@@ -155,7 +163,7 @@ class BatchContext:
         """Read the period counters of these subscribers (under their accounts' locks)."""
         subs, names = sorted(set(subscriber_ids)), sorted(set(periods))
         if subs and names:
-            for row in conn.execute(_PERIODS, {"subs": subs, "names": names}).mappings():
+            for row in conn.execute(_PERIODS(conn), {"subs": subs, "names": names}).mappings():
                 self.periods[(row["subscriber_id"], row["service"], row["period"])] = dict(row)
 
     def period_row(self, subscriber_id: int, service: str, period: str) -> dict[str, Any]:
