@@ -279,9 +279,9 @@ async def run(
         cpu = time.process_time() - cpu_started
         pcef_cpu = await child.cpu() - pcef_started if child is not None else 0.0
         load = os.getloadavg()[0]
-        components = await sampler.stop() if sampler is not None else None
         await asyncio.wait_for(uas.wait(), 30)
-        sipp_cpu = _children_cpu() - sipp_started  # both SIPps (the PGW child is not reaped yet)
+        sipp_cpu = _children_cpu() - sipp_started  # both SIPps (PGW and py-spy not reaped yet)
+        components = await sampler.stop() if sampler is not None else None
         delays, span = _rtts(workdir)
         if child is not None:
             bearers_left = (await child.finish())["bearers_left"]
