@@ -93,7 +93,7 @@ class Sampler:
             "--pid",
             str(os.getpid()),
             stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
+            stderr=self.out.with_suffix(".err").open("wb"),
         )
         await asyncio.sleep(0.5)  # py-spy attaches
 

@@ -242,6 +242,7 @@ async def run(
             await sampler.start()
         started = time.monotonic()
         cpu_started = time.process_time()
+        kernel_started = os.times().system
         sipp_started = _children_cpu()
         pcef_started = await child.cpu() if child is not None else 0.0
         load_started = os.getloadavg()[0]
@@ -277,6 +278,7 @@ async def run(
         await uac.wait()
         elapsed = time.monotonic() - started
         cpu = time.process_time() - cpu_started
+        kernel = os.times().system - kernel_started
         pcef_cpu = await child.cpu() - pcef_started if child is not None else 0.0
         load = os.getloadavg()[0]
         await asyncio.wait_for(uas.wait(), 30)
@@ -308,6 +310,7 @@ async def run(
             },
             "components": components,
             "load": (load_started, load),
+            "kernel_s": kernel,
         }
     finally:
         await ims.close()
@@ -440,7 +443,9 @@ def main() -> None:
         held = sum(us for _, us in rows)
         if held > cpu:  # sampler and clock disagree: charge shares of the measured CPU instead
             rows = [(name, us * cpu / held) for name, us in rows]
-        rows.append(("outside the GIL (SQLite engine, syscalls)", max(cpu - held, 0.0)))
+        kernel = result["kernel_s"] * 1e6 / args.calls
+        rows.append(("kernel (loopback sockets, epoll, fsync)", min(kernel, max(cpu - held, 0.0))))
+        rows.append(("outside the GIL, user (SQLite engine; gaps)", max(cpu - held - kernel, 0.0)))
         print(f"{first}, by component (py-spy samples of the GIL holder):")
         for name, us in sorted(rows, key=lambda row: -row[1]):
             print(f"  {name:<44}{us:8.0f} µs  {us / cpu:6.1%}")
