@@ -1,6 +1,6 @@
 """The PGW simulator of ``bench.ims`` in its own process, so its CPU is measured apart.
 
-python -m bench._ims_pcef PCRF_PORT IMSI:MSISDN:IP ...
+python -m bench._ims_pcef --uvloop|--asyncio PCRF_PORT IMSI:MSISDN:IP ...
 
 Attaches each UE (Gx CCR-I), prints ``ready``, then answers the PCRF's RARs. Each stdin line
 ``cpu`` is answered with this process's CPU seconds; at stdin EOF it prints one JSON line
@@ -14,6 +14,7 @@ import json
 import sys
 import time
 
+from bench.node import run_loop
 from ims.pcef import PcefSimulator
 
 
@@ -36,4 +37,4 @@ async def main(pcrf_port: int, ues: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]), sys.argv[2:]))
+    run_loop(main(int(sys.argv[2]), sys.argv[3:]), sys.argv[1] == "--uvloop")

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._profile import Sampler
+from bench.node import run_loop
 from charging.config import OcsConfig
 from charging.provisioning import apply as apply_charging
 from charging.ro import OcsApplication
@@ -80,12 +81,13 @@ class _PcefProcess:
         self.proc = proc
 
     @classmethod
-    async def start(cls, pcrf_port: int) -> _PcefProcess:
+    async def start(cls, pcrf_port: int, uvloop: bool) -> _PcefProcess:
         ues = [":".join(ue) for ue in (CALLER, CALLEE)]
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "bench._ims_pcef",
+            "--uvloop" if uvloop else "--asyncio",
             str(pcrf_port),
             *ues,
             cwd=ROOT,
@@ -121,7 +123,14 @@ def _children_cpu() -> float:
 
 
 async def run(
-    rate: int, calls: int, hold_ms: int, workdir: Path, *, pcef_process: bool, profile: bool
+    rate: int,
+    calls: int,
+    hold_ms: int,
+    workdir: Path,
+    *,
+    pcef_process: bool,
+    profile: bool,
+    uvloop: bool,
 ) -> dict[str, Any]:
     engine = create_engine(f"sqlite:///{workdir / 'bench.db'}")
     upgrade(engine)
@@ -199,7 +208,7 @@ async def run(
     sampler = Sampler(workdir / "py-spy.txt") if profile else None
     try:
         if pcef_process:
-            child = await _PcefProcess.start(pcrf_port)
+            child = await _PcefProcess.start(pcrf_port, uvloop)
         else:
             pcef = PcefSimulator("pgw.bench", "bench", "127.0.0.1", pcrf_port, "bench")
             pcef.link.observers.append(latency.observe)
@@ -394,6 +403,9 @@ def main() -> None:
     parser.add_argument(
         "--profile", action="store_true", help="charge this process's CPU to components (py-spy)"
     )
+    parser.add_argument(
+        "--no-uvloop", action="store_true", help="default asyncio loop (openpcc run uses uvloop)"
+    )
     args = parser.parse_args()
     if shutil.which("sipp") is None:
         print("sipp not installed (Debian package sip-tester): skipped")
@@ -402,7 +414,7 @@ def main() -> None:
         print("--profile needs py-spy in the venv (pip install py-spy)")
         return
     with tempfile.TemporaryDirectory(prefix="bench-ims-") as tmp:
-        result = asyncio.run(
+        result = run_loop(
             run(
                 args.rate,
                 args.calls,
@@ -410,7 +422,9 @@ def main() -> None:
                 Path(tmp),
                 pcef_process=args.pcef == "process",
                 profile=args.profile,
-            )
+                uvloop=not args.no_uvloop,
+            ),
+            not args.no_uvloop,
         )
     print(f"offered {args.rate} calls/s, {args.calls} calls, hold {args.hold_ms} ms")
     print(
