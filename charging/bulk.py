@@ -10,9 +10,11 @@ SQLAlchemy compilation, where ``executemany`` sends a Bind/Execute per row. Othe
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Dialect
@@ -20,6 +22,38 @@ from sqlalchemy.engine import Connection, Dialect
 _Processor = Callable[[Any], Any] | None
 #: ``member(column, name)``: the condition "column is in the list parameter ``name``".
 Member = Callable[[sa.ColumnElement[Any], str], sa.ColumnElement[bool]]
+
+
+_PIPELINE = "charging.bulk.pipeline"
+
+
+@contextmanager
+def pipeline(conn: Connection) -> Iterator[None]:
+    """Send the bulk writes made inside the block in one round trip on PostgreSQL (psycopg
+    pipeline mode); their errors are raised, as SQLAlchemy's, when the block ends. A no-op
+    elsewhere."""
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    raw = conn.connection.driver_connection
+    conn.info[_PIPELINE] = raw
+    try:
+        with raw.pipeline():
+            yield
+    except psycopg.Error as exc:
+        raise sa.exc.DBAPIError.instance(
+            "(pipelined bulk writes)", None, exc, psycopg.Error
+        ) from exc
+    finally:
+        conn.info.pop(_PIPELINE, None)
+
+
+def _write(conn: Connection, sql: str, params: tuple[Any, ...]) -> int:
+    raw = conn.info.get(_PIPELINE)
+    if raw is None:
+        return int(conn.exec_driver_sql(sql, params).rowcount)
+    raw.cursor().execute(sql, params)  # queued: the result arrives when the pipeline ends
+    return -1
 
 
 def _pg_type(column: sa.Column[Any], dialect: Dialect) -> str:
@@ -68,7 +102,7 @@ class BulkInsert:
             conn.execute(self.table.insert(), [{c: r[c] for c in self.columns} for r in rows])
             return
         pg = self._pg or self._compile(conn.dialect)
-        conn.exec_driver_sql(pg.sql, _arrays(rows, self.columns, pg.processors))
+        _write(conn, pg.sql, _arrays(rows, self.columns, pg.processors))
 
     def ids_by(self, conn: Connection, rows: Sequence[dict[str, Any]], key: str) -> dict[Any, int]:
         """Insert ``rows`` and return the generated ``id`` of each by its (unique) ``key``."""
@@ -104,7 +138,7 @@ class BulkUpdate:
     """``UPDATE`` of many rows by ``key``: each row dict holds the key, the new values of
     ``columns`` and, for every column in ``match``, its expected current value under
     ``"was_" + name`` (a compare-and-swap: rows that moved are not updated). Returns the number
-    of rows updated."""
+    of rows updated (-1 inside :func:`pipeline`, where it is not known yet)."""
 
     def __init__(self, table: sa.Table, key: str, columns: Sequence[str],
                  match: Sequence[str] = ()) -> None:  # fmt: skip
@@ -133,7 +167,7 @@ class BulkUpdate:
             return int(conn.execute(self._core, params).rowcount)
         pg = self._pg or self._compile(conn.dialect)
         keys = (self.key, *self.columns, *(f"was_{m}" for m in self.match))
-        return int(conn.exec_driver_sql(pg.sql, _arrays(rows, keys, pg.processors)).rowcount)
+        return _write(conn, pg.sql, _arrays(rows, keys, pg.processors))
 
     def _compile(self, dialect: Dialect) -> _Compiled:
         t = self.table
@@ -165,7 +199,7 @@ class BulkDelete:
         if conn.dialect.name != "postgresql":
             conn.execute(self.table.delete().where(self.table.c[self.key].in_(list(keys))))
             return
-        conn.exec_driver_sql(self._pg_sql, (list(keys),))
+        _write(conn, self._pg_sql, (list(keys),))
 
 
 def _in_list(column: sa.ColumnElement[Any], name: str) -> sa.ColumnElement[bool]:

@@ -230,6 +230,11 @@ class Ledger:
 
     def flush(self) -> None:
         """Write tracked balances and the buffered journal rows (call before commit)."""
+        self.flush_balances()
+        self.flush_journal()
+
+    def flush_balances(self) -> None:
+        """Write tracked balances (compare-and-swap); :class:`LedgerConflict` if one moved."""
         moved = [
             {
                 "id": balance_id,
@@ -249,6 +254,9 @@ class Ledger:
             for row in moved:
                 tracked = self._tracked[row["id"]]
                 tracked.old_amount, tracked.old_reserved = row["amount"], row["reserved"]
+
+    def flush_journal(self) -> None:
+        """Write the buffered journal rows."""
         if self._journal:
             _JOURNAL(self.conn, self._journal)
             self._journal = []

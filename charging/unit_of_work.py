@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from charging import store
-from charging.bulk import BulkDelete, BulkInsert, BulkUpdate, Prebuilt
+from charging.bulk import BulkDelete, BulkInsert, BulkUpdate, Prebuilt, pipeline
 from charging.grants import WALLETS, Wallet
 from charging.ledger import Ledger
 from charging.models import (
@@ -219,6 +219,14 @@ class BatchContext:
     # -- writing -------------------------------------------------------------------------------
     def flush(self, conn: Connection, ledger: Ledger) -> None:
         """Write every buffered change (call once, before commit)."""
+        # The balance compare-and-swap first (its row count is checked), then every other
+        # write in one pipelined round trip (charging.bulk.pipeline).
+        ledger.flush_balances()
+        with pipeline(conn):
+            self._write(conn)
+            ledger.flush_journal()
+
+    def _write(self, conn: Connection) -> None:
         _DELETE_HOLD(conn, self._dropped)
         _INSERT_HOLD(conn, self._added)
         _UPDATE_SESSION(conn, [s.row for s in self._dirty.values()])
@@ -233,5 +241,4 @@ class BatchContext:
         _INSERT_PERIOD(conn, [r for r in dirty_periods if r["id"] is None])
         _UPDATE_PERIOD(conn, [r for r in dirty_periods if r["id"] is not None])
         _INSERT_OUTBOX(conn, self.outbox)
-        ledger.flush()
         _INSERT_OUTCOME(conn, self.new_outcomes)
