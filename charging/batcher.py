@@ -13,7 +13,9 @@ answered by its own ``fail`` and the batch is re-run without it; a transient dat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -89,6 +91,10 @@ class GroupCommitter:
         self._queue: asyncio.Queue[tuple[Work, asyncio.Future[Any]]] = asyncio.Queue()
         self._executor = ThreadPoolExecutor(writers, thread_name_prefix="group-commit")
         self._tasks: list[asyncio.Task[None]] = []
+        # One connection per writer thread, kept between batches: no pool checkout (and its
+        # pre-ping round trip) per batch. Dropped after any failed transaction.
+        self._local = threading.local()
+        self._connections: list[Connection] = []
         #: Counters for metrics and benchmarks.
         self.batches = 0
         self.items = 0
@@ -106,6 +112,9 @@ class GroupCommitter:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         self._executor.shutdown(wait=True)
+        for conn in self._connections:
+            conn.close()
+        self._connections = []
 
     async def submit(self, work: Work) -> Any:
         """Queue ``work`` and return its result once its transaction committed."""
@@ -167,9 +176,28 @@ class GroupCommitter:
         self.items += len(works)
         return results
 
+    def _connection(self) -> Connection:
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            conn = self._local.conn = self.engine.connect()
+            self._connections.append(conn)
+        return conn
+
     def _transaction(self, works: list[Work]) -> list[Any]:
+        conn = self._connection()
+        try:
+            return self._run_in(conn, works)
+        except (_WorkFailed, LedgerConflict):
+            raise  # rolled back; the connection is sound
+        except BaseException:
+            with contextlib.suppress(Exception):  # a fresh (pre-pinged) one for the next try
+                conn.close()
+            self._connections.remove(conn)
+            raise
+
+    def _run_in(self, conn: Connection, works: list[Work]) -> list[Any]:
         handler = self.handler
-        with self.engine.connect() as conn, conn.begin():
+        with conn.begin():
             now = self.clock()
             ctx = handler.context(now)
             ledger = Ledger(conn, now)
