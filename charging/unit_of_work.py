@@ -38,7 +38,7 @@ periods_t = PeriodUsage.__table__
 
 _SESSION_FIELDS = (
     "state", "charging_type", "last_request_number", "updated_at", "expires_at", "closed_at",
-    "close_cause", "cdr_sequence", "service_information",
+    "close_cause", "cdr_sequence",
 )  # fmt: skip
 _USAGE_FIELDS = (
     "time_usage", "volume_uplink", "volume_downlink", "service_units", "charge", "priced_units",
@@ -69,6 +69,8 @@ _PERIODS = Prebuilt(
 )
 
 _UPDATE_SESSION = BulkUpdate(sessions_t, "id", _SESSION_FIELDS)
+# Service-Information changes only when a CDR is written: not re-serialised on every CCR.
+_UPDATE_SESSION_INFO = BulkUpdate(sessions_t, "id", ("service_information",))
 _UPDATE_USAGE = BulkUpdate(usage_t, "id", _USAGE_FIELDS)
 _INSERT_USAGE = BulkInsert(
     usage_t, ("ro_session_id", "service_key", "rating_group", "service_id", *_USAGE_FIELDS)
@@ -129,6 +131,7 @@ class BatchContext:
     _dropped: list[int] = field(default_factory=list)
     _added: list[dict[str, Any]] = field(default_factory=list)
     _dirty: dict[int, SessionState] = field(default_factory=dict)
+    _dirty_info: dict[int, SessionState] = field(default_factory=dict)
 
     # -- reading -------------------------------------------------------------------------------
     def load(
@@ -190,6 +193,8 @@ class BatchContext:
     def update_session(self, session: SessionState, /, **values: Any) -> None:
         session.row.update(values)
         self._dirty[session.pk] = session
+        if "service_information" in values:
+            self._dirty_info[session.pk] = session
 
     def drop_holds(self, state: SessionState, rows: list[dict[str, Any]]) -> None:
         for row in rows:
@@ -230,6 +235,7 @@ class BatchContext:
         _DELETE_HOLD(conn, self._dropped)
         _INSERT_HOLD(conn, self._added)
         _UPDATE_SESSION(conn, [s.row for s in self._dirty.values()])
+        _UPDATE_SESSION_INFO(conn, [s.row for s in self._dirty_info.values()])
         new_usage, changed_usage = [], []
         for state in self.states.values():
             for row in state.usage.values():
