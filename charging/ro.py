@@ -9,7 +9,6 @@ past their Validity-Time plus a grace are closed, their holds released and a CDR
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,22 +38,6 @@ log = logging.getLogger("openpcc.charging")
 
 #: Re-Auth-Request-Type AUTHORIZE_ONLY (RFC 6733 §8.12).
 AUTHORIZE_ONLY = 0
-
-
-#: Allocations between young-generation collections (CPython's default 700 made the cyclic
-#: collector ~25 % of the server's CPU under CCR load; the CCR path creates few cycles).
-GC_YOUNG_THRESHOLD = 20_000
-
-
-def _tune_gc() -> None:
-    """What start-up loaded (tariffs, provisioning, SQLAlchemy metadata) lives as long as the
-    process: collect once, then move the survivors out of the collector's reach (``freeze``) so
-    its full passes stay short; and collect the young generation less often. Process-wide:
-    only ever raises the threshold."""
-    gc.collect()
-    gc.freeze()
-    young, middle, old = gc.get_threshold()
-    gc.set_threshold(max(young, GC_YOUNG_THRESHOLD), middle, old)
 
 
 @dataclass(slots=True)
@@ -163,7 +146,6 @@ class OcsApplication:
 
     async def start(self) -> None:
         """Start the group committer and the sweep (call inside the running event loop)."""
-        _tune_gc()
         self.committer.start()
         if self._scheduler is None and self.sweep_interval > 0:
             self._scheduler = AsyncIOScheduler()

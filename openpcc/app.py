@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib
 import logging
 import signal
@@ -173,6 +174,22 @@ def build_app(settings: Settings | None = None) -> App:
     return app
 
 
+#: Allocations between young-generation collections (CPython's default 700 made the cyclic
+#: collector ~25 % of the server's CPU under CCR load; the CCR path creates few cycles).
+GC_YOUNG_THRESHOLD = 20_000
+
+
+def tune_gc() -> None:
+    """What start-up loaded (tariffs, provisioning, SQLAlchemy metadata) lives as long as the
+    process: collect once, then move the survivors out of the collector's reach (``freeze``) so
+    its full passes stay short; and collect the young generation less often. Process-wide:
+    only ever raises the threshold."""
+    gc.collect()
+    gc.freeze()
+    young, middle, old = gc.get_threshold()
+    gc.set_threshold(max(young, GC_YOUNG_THRESHOLD), middle, old)
+
+
 async def serve(
     app: App,
     *,
@@ -190,6 +207,7 @@ async def serve(
     try:
         for hook in app.startup:
             await hook()
+        tune_gc()
         for listener in app.listeners:
             listener.bound = await listener.node.listen(listener.host, listener.port)
         for listener in app.listeners:
