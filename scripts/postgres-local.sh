@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A private PostgreSQL 15 cluster for tests and benchmarks: .cache/postgres, 127.0.0.1:55432.
+# A private PostgreSQL 15 cluster for tests and benchmarks: .cache/postgres, 127.0.0.1:25432
+# (below Linux's 32768-60999 ephemeral range, so no outgoing client socket can hold the port).
 #   scripts/postgres-local.sh start|stop|status|url
 # Idempotent: `start` initialises the cluster once and is a no-op while it runs. As root the
 # server runs as the `postgres` OS user (initdb refuses root). Prints the URL on start/url.
@@ -7,7 +8,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PGBIN="${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)}"
-PGPORT="${OPENPCC_PG_PORT:-55432}"
+PGPORT="${OPENPCC_PG_PORT:-25432}"
 DATA="$ROOT/.cache/postgres/data"
 LOG="$ROOT/.cache/postgres/server.log"
 URL="postgresql+psycopg://openpcc@127.0.0.1:${PGPORT}/openpcc"
@@ -30,7 +31,6 @@ init_cluster() {
     as_owner "$PGBIN/initdb" -D "$DATA" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
     cat >>"$DATA/postgresql.conf" <<CONF
 listen_addresses = '127.0.0.1'
-port = ${PGPORT}
 unix_socket_directories = '${ROOT}/.cache/postgres'
 max_connections = 200
 shared_buffers = 128MB
@@ -49,7 +49,8 @@ start() {
     fi
     [ -f "$DATA/PG_VERSION" ] || init_cluster
     if ! running; then
-        as_owner "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start >/dev/null
+        # The port is given at start, not baked into the cluster: OPENPCC_PG_PORT can change it later.
+        as_owner "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG" -o "-p $PGPORT" -w -t 60 start >/dev/null
     fi
     local psql=("$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -qtA)
     if [ "$("${psql[@]}" -c "SELECT 1 FROM pg_roles WHERE rolname='openpcc'")" != "1" ]; then
