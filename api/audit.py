@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from api.auth import Principal
 from api.models import AuditEntry
-from charging.models import utcnow
+from schemas.sql import utcnow
 
 audit_t = AuditEntry.__table__
 

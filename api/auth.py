@@ -21,9 +21,9 @@ from fastapi import HTTPException, Request
 from sqlalchemy.engine import Engine
 
 from api.models import ApiKey
-from charging.models import utcnow
 from schemas.api import Role
 from schemas.settings import Settings
+from schemas.sql import utcnow
 
 keys_t = ApiKey.__table__
 RANK = {Role.READ_ONLY: 0, Role.OPERATOR: 1, Role.ADMIN: 2}

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from api.models import IdempotentRequest
-from charging.models import utcnow
+from schemas.sql import utcnow
 
 idempotency_t = IdempotentRequest.__table__
 HEADER = "Idempotency-Key"
