@@ -61,14 +61,15 @@ def top_up(
             raise UnknownAccount(account)
         ledger = Ledger(conn, now)
         ledger.lock_accounts([account_id])
-        balance_id = _target_balance(conn, account_id, balance, now)
+        balance_id = target_balance(conn, account_id, balance, now)
         new_amount = ledger.credit(balance_id, amount, Cause("topup", reference=reference))
         ledger.flush()
         live = live_sessions(conn, account_id)
     return TopUpResult(balance_id, new_amount, live)
 
 
-def _target_balance(conn: Connection, account_id: int, name: str | None, now: datetime) -> int:
+def target_balance(conn: Connection, account_id: int, name: str | None, now: datetime) -> int:
+    """The balance a credit goes to: ``name``, else the first valid monetary one by priority."""
     query = sa.select(balances_t.c.id).where(balances_t.c.account_id == account_id)
     if name is not None:
         query = query.where(balances_t.c.name == name)

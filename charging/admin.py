@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from charging import identities
-from charging.accounts import LiveSession, live_sessions
+from charging.accounts import LiveSession, UnknownAccount, live_sessions, target_balance
 from charging.ledger import Cause, Ledger
 from charging.models import (
     Account,
@@ -201,7 +201,10 @@ def credit(
     acct = account_id(conn, account)
     ledger = Ledger(conn, now)
     ledger.lock_accounts([acct])
-    balance_id = _target_balance(conn, acct, balance, now)
+    try:
+        balance_id = target_balance(conn, acct, balance, now)
+    except UnknownAccount as exc:
+        raise NotFound(str(exc)) from exc
     cause = Cause(kind, reference=reference[:128])
     if amount > 0:
         ledger.credit(balance_id, amount, cause)
@@ -216,22 +219,6 @@ def _name(conn: Connection, balance_id: int) -> str:
     return str(
         conn.execute(sa.select(balances_t.c.name).where(balances_t.c.id == balance_id)).scalar()
     )
-
-
-def _target_balance(conn: Connection, acct: int, name: str | None, now: datetime) -> int:
-    query = sa.select(balances_t.c.id).where(balances_t.c.account_id == acct)
-    if name is not None:
-        query = query.where(balances_t.c.name == name)
-    else:
-        query = query.where(
-            balances_t.c.kind == "monetary",
-            sa.or_(balances_t.c.valid_from.is_(None), balances_t.c.valid_from <= now),
-            sa.or_(balances_t.c.valid_until.is_(None), balances_t.c.valid_until > now),
-        ).order_by(balances_t.c.priority, balances_t.c.id)
-    found = conn.execute(query.limit(1)).scalar()
-    if found is None:
-        raise NotFound(f"account has no balance {name or '(valid monetary)'}")
-    return int(found)
 
 
 def history(conn: Connection, account: str, limit: int, offset: int) -> list[dict[str, Any]]:

@@ -140,18 +140,33 @@ class Processor:
         return answer
 
     # -- request types ------------------------------------------------------------------------
+    def _plan(self, sub: store.Subscription) -> tuple[Plan | None, Outcome]:
+        """The subscriber's loaded tariff, or 5031 RATING_FAILED."""
+        plan = self.config.tariffs.get(sub.tariff)
+        if plan is None:
+            return None, Outcome(ResultCode.RATING_FAILED, error_message="tariff not loaded")
+        return plan, Outcome()
+
+    def _subscriber_plan(
+        self, ctx: BatchContext, ccr: CreditControlRequest
+    ) -> tuple[store.Subscription | None, Plan | None, Outcome]:
+        """Who a new session or event is for and its tariff, or why it cannot be served
+        (5030 USER_UNKNOWN, 4010 END_USER_SERVICE_DENIED for a barred subscriber, 5031)."""
+        sub = ctx.subscriptions.get(ccr.subscription_ids)
+        if sub is None:
+            return None, None, Outcome(ResultCode.USER_UNKNOWN)
+        if sub.status != "active":
+            return sub, None, Outcome(ResultCode.END_USER_SERVICE_DENIED)
+        plan, failure = self._plan(sub)
+        return sub, plan, failure
+
     def _initial(
         self, conn: Connection, ledger: Ledger, ctx: BatchContext, request: Message,
         ccr: CreditControlRequest,
     ) -> tuple[Outcome, int]:  # fmt: skip
-        sub = ctx.subscriptions.get(ccr.subscription_ids)
-        if sub is None:
-            return Outcome(ResultCode.USER_UNKNOWN), 2
-        if sub.status != "active":
-            return Outcome(ResultCode.END_USER_SERVICE_DENIED), 2
-        plan = self.config.tariffs.get(sub.tariff)
-        if plan is None:
-            return Outcome(ResultCode.RATING_FAILED, error_message="tariff not loaded"), 2
+        sub, plan, failure = self._subscriber_plan(ctx, ccr)
+        if sub is None or plan is None:
+            return failure, 2
         if ccr.session_id not in ctx.fresh:
             return _invalid(request, "CC-Request-Type", "session already exists"), 2
         ctx.fresh.discard(ccr.session_id)
@@ -171,9 +186,9 @@ class Processor:
         state, failure = _open_session(ctx, request, ccr)
         if state is None:
             return failure, 2
-        plan = self.config.tariffs.get(state.subscription.tariff)
+        plan, failure = self._plan(state.subscription)
         if plan is None:
-            return Outcome(ResultCode.RATING_FAILED, error_message="tariff not loaded"), 2
+            return failure, 2
         outcome = self._serve(conn, ledger, ctx, ccr, state, plan, terminating=False)
         maybe_partial(ctx, state, plan, self.config.node_id, self.config.partial)
         ctx.update_session(
@@ -191,9 +206,9 @@ class Processor:
         state, failure = _open_session(ctx, request, ccr)
         if state is None:
             return failure, 2
-        plan = self.config.tariffs.get(state.subscription.tariff)
+        plan, failure = self._plan(state.subscription)
         if plan is None:
-            return Outcome(ResultCode.RATING_FAILED, error_message="tariff not loaded"), 2
+            return failure, 2
         self._serve(conn, ledger, ctx, ccr, state, plan, terminating=True)
         self.close(
             ledger, ctx, state, plan,
@@ -208,14 +223,9 @@ class Processor:
         self, conn: Connection, ledger: Ledger, ctx: BatchContext, request: Message,
         ccr: CreditControlRequest,
     ) -> tuple[Outcome, int]:  # fmt: skip
-        sub = ctx.subscriptions.get(ccr.subscription_ids)
-        if sub is None:
-            return Outcome(ResultCode.USER_UNKNOWN), 2
-        if sub.status != "active":
-            return Outcome(ResultCode.END_USER_SERVICE_DENIED), 2
-        plan = self.config.tariffs.get(sub.tariff)
-        if plan is None:
-            return Outcome(ResultCode.RATING_FAILED, error_message="tariff not loaded"), 2
+        sub, plan, failure = self._subscriber_plan(ctx, ccr)
+        if sub is None or plan is None:
+            return failure, 2
         now = ctx.now
         action = ccr.requested_action or RequestedAction.DIRECT_DEBITING
         wallet = ctx.wallet(conn, ledger, sub.account_id)
