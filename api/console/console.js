@@ -265,14 +265,24 @@ function cdrRow(c, full) {
   return tr;
 }
 
+// getRandomValues works on plain-HTTP origins too (randomUUID needs a secure context).
+function randomKey() {
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 async function topUp(event) {
   event.preventDefault();
   $("topup-result").textContent = ""; $("topup-error").textContent = "";
   const amount = parseMoney($("topup-amount").value);
   if (!amount) { $("topup-error").textContent = "Enter an amount like 10 or 10.50"; return; }
+  // One Idempotency-Key per intended top-up: a retry of the same form (after a timeout or a lost
+  // answer) is credited once; a changed amount or reason is a new top-up.
+  const payload = JSON.stringify({ amount, reason: $("topup-reason").value });
+  if (state.topup?.payload !== payload) state.topup = { payload, key: randomKey() };
   try {
     const change = await api(`/api/v1/accounts/${encodeURIComponent(state.subscriber.account)}/topups`, {
-      method: "POST", body: JSON.stringify({ amount, reason: $("topup-reason").value }) });
+      method: "POST", body: payload, headers: { "Idempotency-Key": state.topup.key } });
+    state.topup = null;
     $("topup-result").textContent = `Topped up ${money(amount)}: ${change.balance.name} is now ${money(change.balance.amount)}.`;
     $("topup-amount").value = ""; $("topup-reason").value = "";
     await showSubscriber(state.subscriber.name);

@@ -112,8 +112,11 @@ def test_dashboard_shows_live_call_and_chart_and_top_up_changes_balance(stack: S
             expect(main.locator("td.available")).to_have_text("4.83 EUR")  # 0.17 held by the call
             page.fill("#topup-amount", "12.50")
             page.fill("#topup-reason", "shop voucher 77")
-            page.click("#topup-form button")
+            with page.expect_request(lambda r: r.url.endswith("/topups")) as sent:
+                page.click("#topup-form button")
             expect(page.locator("#topup-result")).to_contain_text("now 17.50")
+            # The form makes its money write retry-safe (docs/operations.md: Idempotency-Key).
+            assert len(sent.value.headers.get("idempotency-key", "")) == 32
             expect(main.locator("td.amount")).to_have_text("17.50 EUR")
             expect(page.locator("#history tbody tr").first).to_contain_text("shop voucher 77")
             page.screenshot(path=str(ARTIFACTS / "console-subscriber.png"), full_page=True)
