@@ -9,6 +9,16 @@ from typing import Any
 
 import pytest
 
+from diam.constants import (
+    APP_BASE,
+    APP_GX,
+    APP_RX,
+    CMD_AA,
+    CMD_CAPABILITIES_EXCHANGE,
+    CMD_CREDIT_CONTROL,
+    CMD_RE_AUTH,
+    CMD_SESSION_TERMINATION,
+)
 from diam.message import Message
 from policy.qos import rule_name
 
@@ -102,7 +112,22 @@ def run(harness: Any, audio: Any) -> Any:
 
 
 def test_volte_call_installs_and_removes_the_dedicated_bearer(harness: Any, audio: Any) -> None:
-    run(harness, audio)
+    wire = run(harness, audio)  # volte_call asserts every AVP that matters on each step
+    requests = [
+        (m.command_code, m.application_id)
+        for m in (Message.decode(data) for _, data in wire.packets)
+        if m.is_request
+    ]
+    assert requests == [
+        (CMD_CAPABILITIES_EXCHANGE, APP_BASE),
+        (CMD_CREDIT_CONTROL, APP_GX),  # attach: CCR-I
+        (CMD_AA, APP_RX),  # call: AAR ...
+        (CMD_RE_AUTH, APP_GX),  # ... pushed to the PGW: RAR installs the QCI 1 rule
+        (CMD_SESSION_TERMINATION, APP_RX),  # hang-up: STR ...
+        (CMD_RE_AUTH, APP_GX),  # ... RAR removes the rule
+        (CMD_CREDIT_CONTROL, APP_GX),  # detach: CCR-T
+        (CMD_AA, APP_RX),  # an AAR after detach binds to nothing (5065)
+    ]
 
 
 def _experimental(answer: Any) -> int | None:

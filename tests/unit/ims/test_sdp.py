@@ -180,7 +180,7 @@ def test_fuzz_sdp_only_sdp_error(lines: list[str], junk: str, cut: int) -> None:
     for text in ("\n".join(["v=0", *lines]), OFFER[:cut] + junk + OFFER[cut:]):
         try:
             sdp = parse_sdp(text)
-            parse_sdp(sdp.encode())
+            assert parse_sdp(sdp.encode()).encode() == sdp.encode()  # round trip is stable
             if len(sdp.media) == len(parse_sdp(OFFER).media):
                 media_components(parse_sdp(OFFER), sdp, ue_is_offerer=True)
         except SdpError:
