@@ -2,16 +2,20 @@
 
 SIPp UAC → IMS core (P-CSCF/S-CSCF) → OCS (Ro CCR-I) → forward → SIPp UAS answers → PCRF (Rx AAR →
 Gx RAR → PGW simulator installs the QCI 1 bearer → AAA) → 200 to the UAC; BYE → STR (bearer
-removed) and CCR-T. The IMS core, PCRF and OCS run in this process on loopback (on their own
-Diameter listeners over one SQLite database, WAL + group commit); the PGW simulator runs in a
-second Python process (``--pcef inproc`` keeps it here), SIPp UAC and UAS in two more. The setup
-delay is SIPp's INVITE→200 response time; the UAS answers at once, so it is what the chain adds.
+removed) and CCR-T. The IMS core runs in this process; the PCRF and OCS too (``--topology
+single``: their own Diameter listeners on loopback) or each in its own ``openpcc run`` process
+(``--topology split``, the scale-out shape), over one database (SQLite WAL + group commit, or
+``--db postgres``: the project's private PostgreSQL). The PGW simulator runs in another Python
+process (``--pcef inproc`` keeps it here), SIPp UAC and UAS in two more. The setup delay is
+SIPp's INVITE→200 response time; the UAS answers at once, so it is what the chain adds.
 
-CPU per call is measured per process (this one: all threads; the PGW process; both SIPps).
+CPU per call is measured per process (this one: all threads; PCRF/OCS processes; the PGW
+process; both SIPps).
 ``--profile`` samples this process with py-spy during the load and charges each sample to a
 component (bench._profile); py-spy costs CPU itself, so take throughput from a run without it.
 
 python -m bench.ims [--rate 50] [--calls 150] [--hold-ms 500] [--pcef process|inproc] [--profile]
+                    [--topology single|split] [--db sqlite|postgres]
 """
 
 from __future__ import annotations
@@ -27,10 +31,13 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from bench._postgres import fresh_database
 from bench._profile import Sampler
+from bench.charging import cpu_seconds
 from bench.node import run_loop
 from charging.config import OcsConfig
 from charging.provisioning import apply as apply_charging
@@ -50,6 +57,7 @@ from openpcc.database import create_engine, upgrade
 from policy import provisioning as policy_provisioning
 from policy.service import Pcrf, PcrfConfig
 from rating.loader import load_plan
+from rating.plan import Plan
 from schemas.provisioning import ProvisioningFile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,8 +139,10 @@ async def run(
     pcef_process: bool,
     profile: bool,
     uvloop: bool,
+    split: bool,
+    database_url: str,
 ) -> dict[str, Any]:
-    engine = create_engine(f"sqlite:///{workdir / 'bench.db'}")
+    engine = create_engine(database_url)
     upgrade(engine)
     plan = load_plan(str(ROOT / "examples" / "tariff.yaml"))
     apply_charging(
@@ -177,162 +187,258 @@ async def run(
             }
         ),
     )
-    gx_rx = frozenset({(APP_GX, VENDOR_3GPP), (APP_RX, VENDOR_3GPP)})
-    pcrf_node = Node(LocalIdentity("pcrf.bench", "bench", applications=gx_rx), PeerPolicy())
-    pcrf = Pcrf(pcrf_node, engine, PcrfConfig())
-    await pcrf.start()
-    _, pcrf_port = await pcrf_node.listen("127.0.0.1", 0)
-    ocs = OcsApplication(
-        engine, OcsConfig(tariffs={plan.name: plan}, node_id="ocs.bench"), sweep_interval=0
+    engine.dispose()
+    servers: _InProcess | _ServerProcesses = (
+        _ServerProcesses(database_url, workdir) if split else _InProcess(database_url, plan)
     )
-    ro = frozenset({(APP_CREDIT_CONTROL, VENDOR_3GPP)})
-    ocs_node = Node(LocalIdentity("ocs.bench", "bench", applications=ro), PeerPolicy())
-    ocs.install(ocs_node.router, [ocs_node])
-    await ocs.start()
-    _, ocs_port = await ocs_node.listen("127.0.0.1", 0)
-    ims = ImsService(
-        ImsConfig(
-            core=CoreConfig(domain=DOMAIN, host="127.0.0.1", port=0),
-            origin_host="cscf.bench",
-            origin_realm="bench",
-            pcrf=DiameterPeer("127.0.0.1", pcrf_port, "bench"),
-            ocs=DiameterPeer("127.0.0.1", ocs_port, "bench"),
-        )
-    )
-    await ims.start()
-    latency = _DiameterLatency()
-    for link in ims.links:
-        link.observers.append(latency.observe)
-    pcef: PcefSimulator | None = None
-    child: _PcefProcess | None = None
-    sampler = Sampler(workdir / "py-spy.txt") if profile else None
+    pcrf_port, ocs_port = await servers.start()
     try:
-        if pcef_process:
-            child = await _PcefProcess.start(pcrf_port, uvloop)
-        else:
-            pcef = PcefSimulator("pgw.bench", "bench", "127.0.0.1", pcrf_port, "bench")
-            pcef.link.observers.append(latency.observe)
-            for imsi, msisdn, ip in (CALLER, CALLEE):
-                await pcef.attach(imsi, msisdn, ip)
-        uas_port = _free_port("127.0.0.2")
-        await _register(ims, f"+{CALLEE[1]}", f"sip:+{CALLEE[1]}@127.0.0.2:{uas_port}")
-        await _register(ims, f"+{CALLER[1]}", "sip:caller@127.0.0.1:5999")
-        core = f"127.0.0.1:{ims.core.port}"
-        timeout = str(int(calls / rate + hold_ms / 1000 + 30))
-        common = [
-            "-t",
-            "u1",
-            "-m",
-            str(calls),
-            "-timeout",
-            f"{timeout}s",
-            "-nostdin",
-            "-s",
-            f"+{CALLEE[1]}",
-        ]
-        uas = await asyncio.create_subprocess_exec(
-            "sipp",
-            core,
-            "-sf",
-            str(SCENARIOS / "uas.xml"),
-            "-i",
-            "127.0.0.2",
-            "-mi",
-            "127.0.0.2",
-            "-p",
-            str(uas_port),
-            *common,
-            cwd=workdir,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
+        ims = ImsService(
+            ImsConfig(
+                core=CoreConfig(domain=DOMAIN, host="127.0.0.1", port=0),
+                origin_host="cscf.bench",
+                origin_realm="bench",
+                pcrf=DiameterPeer("127.0.0.1", pcrf_port, "bench"),
+                ocs=DiameterPeer("127.0.0.1", ocs_port, "bench"),
+            )
         )
-        await asyncio.sleep(0.3)
-        if sampler is not None:
-            await sampler.start()
-        started = time.monotonic()
-        cpu_started = time.process_time()
-        kernel_started = os.times().system
-        sipp_started = _children_cpu()
-        pcef_started = await child.cpu() if child is not None else 0.0
-        load_started = os.getloadavg()[0]
-        uac = await asyncio.create_subprocess_exec(
-            "sipp",
-            core,
-            "-sf",
-            str(SCENARIOS / "uac.xml"),
-            "-i",
-            "127.0.0.1",
-            "-mi",
-            "127.0.0.1",
-            "-p",
-            str(_free_port("127.0.0.1")),
-            "-r",
-            str(rate),
-            "-l",
-            str(rate * 4),
-            "-d",
-            str(hold_ms),
-            "-key",
-            "caller",
-            f"+{CALLER[1]}",
-            "-trace_rtt",
-            "-rtt_freq",
-            "1",
-            "-trace_err",
-            *common,
-            cwd=workdir,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        await uac.wait()
-        elapsed = time.monotonic() - started
-        cpu = time.process_time() - cpu_started
-        kernel = os.times().system - kernel_started
-        pcef_cpu = await child.cpu() - pcef_started if child is not None else 0.0
-        load = os.getloadavg()[0]
-        await asyncio.wait_for(uas.wait(), 30)
-        sipp_cpu = _children_cpu() - sipp_started  # both SIPps (PGW and py-spy not reaped yet)
-        components = await sampler.stop() if sampler is not None else None
-        delays, span = _rtts(workdir)
-        if child is not None:
-            bearers_left = (await child.finish())["bearers_left"]
-            child = None
-        else:
-            assert pcef is not None
-            bearers_left = sum(len(s.bearers) for s in pcef.sessions.values())
-        causes = Counter(call.end_cause for call in ims.core.ended)
-        return {
-            "calls": float(calls),
-            "successful": float(len(delays)),
-            "attempts_per_s": calls / max(elapsed - hold_ms / 1000, 1e-9),
-            "setups_per_s": (len(delays) - 1) / span if span else float("nan"),
-            "setup_p50_ms": statistics.median(delays) if delays else float("nan"),
-            "setup_p99_ms": _percentile(delays, 99),
-            "uac_exit": float(uac.returncode or 0),
-            "bearers_left": float(bearers_left),
-            "causes": dict(causes),
-            "diameter": latency.summary(),
-            "cpu_us_per_call": {
-                "OpenPCC (IMS core + PCRF + OCS)" + ("" if pcef_process else " + PGW sim"): cpu,
-                **({"PGW simulator process": pcef_cpu} if pcef_process else {}),
-                "SIPp UAC + UAS": sipp_cpu,
-            },
-            "components": components,
-            "load": (load_started, load),
-            "kernel_s": kernel,
-        }
+        await ims.start()
+        latency = _DiameterLatency()
+        for link in ims.links:
+            link.observers.append(latency.observe)
+        pcef: PcefSimulator | None = None
+        child: _PcefProcess | None = None
+        sampler = Sampler(workdir / "py-spy.txt") if profile else None
+        try:
+            if pcef_process:
+                child = await _PcefProcess.start(pcrf_port, uvloop)
+            else:
+                pcef = PcefSimulator("pgw.bench", "bench", "127.0.0.1", pcrf_port, "bench")
+                pcef.link.observers.append(latency.observe)
+                for imsi, msisdn, ip in (CALLER, CALLEE):
+                    await pcef.attach(imsi, msisdn, ip)
+            uas_port = _free_port("127.0.0.2")
+            await _register(ims, f"+{CALLEE[1]}", f"sip:+{CALLEE[1]}@127.0.0.2:{uas_port}")
+            await _register(ims, f"+{CALLER[1]}", "sip:caller@127.0.0.1:5999")
+            core = f"127.0.0.1:{ims.core.port}"
+            timeout = str(int(calls / rate + hold_ms / 1000 + 30))
+            common = [
+                "-t",
+                "u1",
+                "-m",
+                str(calls),
+                "-timeout",
+                f"{timeout}s",
+                "-nostdin",
+                "-s",
+                f"+{CALLEE[1]}",
+            ]
+            uas = await asyncio.create_subprocess_exec(
+                "sipp",
+                core,
+                "-sf",
+                str(SCENARIOS / "uas.xml"),
+                "-i",
+                "127.0.0.2",
+                "-mi",
+                "127.0.0.2",
+                "-p",
+                str(uas_port),
+                *common,
+                cwd=workdir,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            await asyncio.sleep(0.3)
+            if sampler is not None:
+                await sampler.start()
+            started = time.monotonic()
+            cpu_started = time.process_time()
+            kernel_started = os.times().system
+            sipp_started = _children_cpu()
+            pcef_started = await child.cpu() if child is not None else 0.0
+            servers_started = servers.cpu()
+            load_started = os.getloadavg()[0]
+            uac = await asyncio.create_subprocess_exec(
+                "sipp",
+                core,
+                "-sf",
+                str(SCENARIOS / "uac.xml"),
+                "-i",
+                "127.0.0.1",
+                "-mi",
+                "127.0.0.1",
+                "-p",
+                str(_free_port("127.0.0.1")),
+                "-r",
+                str(rate),
+                "-l",
+                str(rate * 4),
+                "-d",
+                str(hold_ms),
+                "-key",
+                "caller",
+                f"+{CALLER[1]}",
+                "-trace_rtt",
+                "-rtt_freq",
+                "1",
+                "-trace_err",
+                *common,
+                cwd=workdir,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            await uac.wait()
+            elapsed = time.monotonic() - started
+            cpu = time.process_time() - cpu_started
+            kernel = os.times().system - kernel_started
+            pcef_cpu = await child.cpu() - pcef_started if child is not None else 0.0
+            servers_cpu = {name: s - servers_started[name] for name, s in servers.cpu().items()}
+            load = os.getloadavg()[0]
+            await asyncio.wait_for(uas.wait(), 30)
+            sipp_cpu = _children_cpu() - sipp_started  # both SIPps (PGW and py-spy not reaped yet)
+            components = await sampler.stop() if sampler is not None else None
+            delays, span = _rtts(workdir)
+            if child is not None:
+                bearers_left = (await child.finish())["bearers_left"]
+                child = None
+            else:
+                assert pcef is not None
+                bearers_left = sum(len(s.bearers) for s in pcef.sessions.values())
+            causes = Counter(call.end_cause for call in ims.core.ended)
+            return {
+                "calls": float(calls),
+                "successful": float(len(delays)),
+                "attempts_per_s": calls / max(elapsed - hold_ms / 1000, 1e-9),
+                "setups_per_s": (len(delays) - 1) / span if span else float("nan"),
+                "setup_p50_ms": statistics.median(delays) if delays else float("nan"),
+                "setup_p99_ms": _percentile(delays, 99),
+                "uac_exit": float(uac.returncode or 0),
+                "bearers_left": float(bearers_left),
+                "causes": dict(causes),
+                "diameter": latency.summary(),
+                "cpu_us_per_call": {
+                    ("OpenPCC (IMS core)" if split else "OpenPCC (IMS core + PCRF + OCS)")
+                    + ("" if pcef_process else " + PGW sim"): cpu,
+                    **servers_cpu,
+                    **({"PGW simulator process": pcef_cpu} if pcef_process else {}),
+                    "SIPp UAC + UAS": sipp_cpu,
+                },
+                "components": components,
+                "load": (load_started, load),
+                "kernel_s": kernel,
+            }
+        finally:
+            await ims.close()
+            if pcef is not None:
+                await pcef.close()
+            if child is not None:
+                child.proc.kill()
+                await child.proc.wait()
     finally:
-        await ims.close()
-        if pcef is not None:
-            await pcef.close()
-        if child is not None:
-            child.proc.kill()
-            await child.proc.wait()
-        await ocs_node.close()
-        await ocs.stop()
-        await pcrf_node.close()
-        await pcrf.stop()
-        engine.dispose()
+        await servers.close()
+
+
+class _InProcess:
+    """PCRF and OCS in this process, each on its own Diameter listener (the `openpcc demo` shape);
+    their CPU is this process's."""
+
+    def __init__(self, database_url: str, plan: Plan) -> None:
+        self.engine = create_engine(database_url)
+        self.plan = plan
+        self.closers: list[Callable[[], Awaitable[None]]] = []
+
+    async def start(self) -> tuple[int, int]:
+        gx_rx = frozenset({(APP_GX, VENDOR_3GPP), (APP_RX, VENDOR_3GPP)})
+        pcrf_node = Node(LocalIdentity("pcrf.bench", "bench", applications=gx_rx), PeerPolicy())
+        pcrf = Pcrf(pcrf_node, self.engine, PcrfConfig())
+        await pcrf.start()
+        self.closers += [pcrf.stop, pcrf_node.close]
+        _, pcrf_port = await pcrf_node.listen("127.0.0.1", 0)
+        ocs = OcsApplication(
+            self.engine,
+            OcsConfig(tariffs={self.plan.name: self.plan}, node_id="ocs.bench"),
+            sweep_interval=0,
+        )
+        ro = frozenset({(APP_CREDIT_CONTROL, VENDOR_3GPP)})
+        ocs_node = Node(LocalIdentity("ocs.bench", "bench", applications=ro), PeerPolicy())
+        ocs.install(ocs_node.router, [ocs_node])
+        await ocs.start()
+        self.closers += [ocs.stop, ocs_node.close]
+        _, ocs_port = await ocs_node.listen("127.0.0.1", 0)
+        return pcrf_port, ocs_port
+
+    def cpu(self) -> dict[str, float]:
+        return {}
+
+    async def close(self) -> None:
+        for close in reversed(self.closers):
+            await close()
+        self.engine.dispose()
+
+
+class _ServerProcesses:
+    """PCRF and OCS as two `openpcc run` processes on the shared database, as operators scale
+    out: the IMS core (this process) reaches them over Diameter like any P-CSCF/S-CSCF."""
+
+    ROLES = (("PCRF", "pcrf.bench", "gx,rx"), ("OCS", "ocs.bench", "ro"))
+
+    def __init__(self, database_url: str, workdir: Path) -> None:
+        self.database_url = database_url
+        self.workdir = workdir
+        self.processes: dict[str, asyncio.subprocess.Process] = {}
+
+    async def start(self) -> tuple[int, int]:
+        ports = []
+        for name, host, applications in self.ROLES:
+            port = _free_port("127.0.0.1")
+            env = dict(
+                os.environ,
+                OPENPCC_DATABASE_URL=self.database_url,
+                OPENPCC_DIAMETER_HOST="127.0.0.1",
+                OPENPCC_DIAMETER_PORT=str(port),
+                OPENPCC_DIAMETER_ORIGIN_HOST=host,
+                OPENPCC_DIAMETER_ORIGIN_REALM="bench",
+                OPENPCC_DIAMETER_APPLICATIONS=applications,
+                OPENPCC_CHARGING_NODE_ID=host,
+                OPENPCC_PROVISIONING="",
+                OPENPCC_CHARGING_TARIFFS=str(ROOT / "examples" / "tariff.yaml"),
+                OPENPCC_CDR_SINK="off",
+                OPENPCC_IMS_ENABLED="false",
+                OPENPCC_API_ENABLED="false",
+            )
+            log = (self.workdir / f"{name}.log").open("wb")
+            self.processes[name] = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "openpcc.cli", "run", "--log-level", "ERROR",
+                cwd=ROOT, env=env, stdout=log, stderr=log,
+            )  # fmt: skip
+            log.close()
+            await _listening(port, self.processes[name], self.workdir / f"{name}.log")
+            ports.append(port)
+        return ports[0], ports[1]
+
+    def cpu(self) -> dict[str, float]:
+        return {f"{name} process": cpu_seconds(p.pid) for name, p in self.processes.items()}
+
+    async def close(self) -> None:
+        for process in self.processes.values():
+            if process.returncode is None:
+                process.terminate()
+                await asyncio.wait_for(process.wait(), 30)
+
+
+async def _listening(port: int, process: asyncio.subprocess.Process, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            if process.returncode is not None or time.monotonic() > deadline:
+                raise RuntimeError(log.read_text(errors="replace")[-3000:]) from None
+            await asyncio.sleep(0.1)
+            continue
+        writer.close()
+        return
 
 
 class _DiameterLatency:
@@ -406,6 +512,13 @@ def main() -> None:
     parser.add_argument(
         "--no-uvloop", action="store_true", help="default asyncio loop (openpcc run uses uvloop)"
     )
+    parser.add_argument(
+        "--topology",
+        choices=("single", "split"),
+        default="single",
+        help="PCRF and OCS in this process, or each its own `openpcc run` process",
+    )
+    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     args = parser.parse_args()
     if shutil.which("sipp") is None:
         print("sipp not installed (Debian package sip-tester): skipped")
@@ -414,6 +527,9 @@ def main() -> None:
         print("--profile needs py-spy in the venv (pip install py-spy)")
         return
     with tempfile.TemporaryDirectory(prefix="bench-ims-") as tmp:
+        database_url = (
+            fresh_database("bench_ims") if args.db == "postgres" else f"sqlite:///{tmp}/bench.db"
+        )
         result = run_loop(
             run(
                 args.rate,
@@ -423,10 +539,15 @@ def main() -> None:
                 pcef_process=args.pcef == "process",
                 profile=args.profile,
                 uvloop=not args.no_uvloop,
+                split=args.topology == "split",
+                database_url=database_url,
             ),
             not args.no_uvloop,
         )
-    print(f"offered {args.rate} calls/s, {args.calls} calls, hold {args.hold_ms} ms")
+    print(
+        f"offered {args.rate} calls/s, {args.calls} calls, hold {args.hold_ms} ms; "
+        f"topology {args.topology}, {args.db}"
+    )
     print(
         f"successful calls        {result['successful']:.0f}/{result['calls']:.0f}"
         f"  (SIPp UAC exit {result['uac_exit']:.0f})"
