@@ -24,3 +24,8 @@ def kv(event: str, **fields: object) -> str:
 def log(level: int, event: str, **fields: object) -> None:
     if logger.isEnabledFor(level):
         logger.log(level, kv(event, **fields))
+
+
+def address(addr: tuple[str, int] | None) -> str | None:
+    """``host:port`` of a socket address, for log fields."""
+    return f"{addr[0]}:{addr[1]}" if addr else None

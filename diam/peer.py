@@ -5,9 +5,9 @@ connection and wait for CER) and as initiator (we connected and sent CER). There
 (§5.6.4): a peer pair keeps a single connection, and the node replaces an older connection from
 the same Origin-Host by the newer one (see ``Node._peer_opened``).
 
-Hot path: ``data_received`` frames and decodes each message, runs the handler's first step
-inline, and writes every answer produced in that call with one ``transport.write``. A handler that
-suspends (awaits I/O) continues in a task; those are bounded by ``max_in_flight`` (3004 beyond).
+Hot path: ``data_received`` frames and decodes each message; application requests go to the
+``diam.dispatch.Dispatcher`` this class extends, answers to the requests we sent are matched by
+hop-by-hop id. Writes are batched per event-loop iteration (``diam.transport``).
 """
 
 from __future__ import annotations
@@ -17,15 +17,9 @@ import enum
 import logging
 import random
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from diam.answers import (
-    add_error_details,
-    answer_from_header,
-    error_answer,
-    result_code,
-    session_id,
-)
+from diam.answers import add_error_details, answer_from_header, result_code, session_id
 from diam.base import (
     DISCONNECT_REBOOTING,
     advertised_applications,
@@ -44,11 +38,10 @@ from diam.constants import (
     FLAG_REQUEST,
     ResultCode,
 )
-from diam.errors import AnswerError, CapabilitiesExchangeFailed, DiameterTimeout, PeerClosed
-from diam.logfmt import log
+from diam.dispatch import Dispatcher
+from diam.errors import CapabilitiesExchangeFailed, DiameterTimeout, PeerClosed
+from diam.logfmt import address, log
 from diam.message import DecodeError, Message
-from diam.router import check_request, run_handler
-from diam.transport import FramedProtocol
 
 if TYPE_CHECKING:
     from diam.node import Node
@@ -65,7 +58,7 @@ class PeerState(enum.Enum):
     CLOSED = "closed"
 
 
-class Peer(FramedProtocol):
+class Peer(Dispatcher):
     """A connection to one remote Diameter peer (public: state, origin_host, origin_realm,
     applications, remote_address)."""
 
@@ -79,8 +72,6 @@ class Peer(FramedProtocol):
         self.applications: frozenset[int] = frozenset()
         self._hop_by_hop = random.getrandbits(32)
         self._pending: dict[int, asyncio.Future[Message]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._in_flight = 0
         self._timer: asyncio.TimerHandle | None = None
         self._dwr_outstanding = False
         self._dpa_task: asyncio.Task[None] | None = None
@@ -132,7 +123,7 @@ class Peer(FramedProtocol):
             logging.INFO,
             "peer_closed",
             origin_host=self.origin_host,
-            remote=_addr(self.remote_address),
+            remote=address(self.remote_address),
             previous_state=previous.value,
             error=exc,
         )
@@ -156,7 +147,6 @@ class Peer(FramedProtocol):
                 return
             self._reply_error(msg, err.result_code, err.failed_avp, err.message)
             if self.state is not PeerState.OPEN and self.state is not PeerState.CLOSING:
-                self._flush()
                 self._close_transport()
         except Exception as exc:  # a bug of ours: lose this connection, never the process
             log(logging.ERROR, "internal_error", peer=self.origin_host, error=repr(exc))
@@ -187,7 +177,6 @@ class Peer(FramedProtocol):
         add_error_details(answer, err.failed_avp, err.message)
         self._write_answer(answer, header.application_id, header.command_code, None, None)
         if header.command_code == CMD_CAPABILITIES_EXCHANGE and self.state is not PeerState.OPEN:
-            self._flush()
             self._close_transport()
 
     def _drop_answer(self, hop_by_hop: int | None, err: DecodeError) -> None:
@@ -254,7 +243,6 @@ class Peer(FramedProtocol):
             return
         answer = dpr.answer(ResultCode.SUCCESS)
         self._write_answer(answer, APP_BASE, CMD_DISCONNECT_PEER, None, dpr)
-        self._flush()
         self._close_transport()
 
     def _on_cer(self, cer: Message) -> None:
@@ -272,7 +260,7 @@ class Peer(FramedProtocol):
         fields = {
             "origin_host": verdict.origin_host,
             "origin_realm": verdict.origin_realm,
-            "remote": _addr(self.remote_address),
+            "remote": address(self.remote_address),
             "product": cer.get("Product-Name"),
             "reason": verdict.reason,
         }
@@ -280,7 +268,6 @@ class Peer(FramedProtocol):
             log(logging.WARNING, "cer_rejected", result_code=verdict.result_code, **fields)
             node.metrics.peer_event("cer_rejected")
             self._send(cea)
-            self._flush()
             self._close_transport()
             return
         self.origin_host, self.origin_realm = verdict.origin_host, verdict.origin_realm
@@ -345,144 +332,6 @@ class Peer(FramedProtocol):
         self._dwr_outstanding = True
         self._send(build_dwr(self.node.origin_state_id))
         self._arm_watchdog(tw)
-
-    # --- application requests ---------------------------------------------------------------
-
-    def _dispatch(self, request: Message, wire: bytes) -> None:
-        started = time.perf_counter()
-        node = self.node
-        app, cmd = request.application_id, request.command_code
-        if app not in node.identity.application_ids:
-            self._reply_error(request, ResultCode.APPLICATION_UNSUPPORTED, None, "app not served")
-            return
-        route = node.router.get(app, cmd)
-        if route is None:
-            self._reply_error(request, ResultCode.COMMAND_UNSUPPORTED, None, "command not routed")
-            return
-        try:
-            error = check_request(request, route, wire)
-        except DecodeError as err:  # a malformed nested AVP
-            self._reply_error(request, err.result_code, err.failed_avp, err.message, started)
-            return
-        if error is not None:
-            code, failed, text = error.result_code, error.failed_avp, error.error_message
-            self._reply_error(request, code, failed, text, started)
-            return
-        if self._in_flight >= node.max_in_flight:
-            self._reply_error(request, ResultCode.TOO_BUSY, None, "too many in flight", started)
-            return
-        try:
-            answer, task = run_handler(route.handler, request, self)
-        except Exception as exc:
-            self._handler_done(request, None, exc, started)
-            return
-        if task is None:
-            self._handler_done(request, answer, None, started)
-            return
-        # The handler suspended (awaits I/O): its answer is written when the task ends.
-        self._in_flight += 1
-        self._tasks.add(task)
-        task.add_done_callback(lambda t: self._task_done(t, request, started))
-
-    def _task_done(self, task: asyncio.Task[Message], request: Message, started: float) -> None:
-        self._in_flight -= 1
-        self._tasks.discard(task)
-        if task.cancelled() or self.state is PeerState.CLOSED:
-            return
-        exc = task.exception()
-        try:
-            self._handler_done(request, None if exc else task.result(), exc, started)
-        except Exception as error:  # a bug of ours: lose this connection, never the process
-            log(logging.ERROR, "internal_error", peer=self.origin_host, error=repr(error))
-            self.abort(f"internal error: {error!r}")
-
-    def _handler_done(
-        self,
-        request: Message,
-        answer: Message | None,
-        exc: BaseException | None,
-        started: float,
-    ) -> None:
-        if exc is not None:
-            vendor = 0
-            if isinstance(exc, AnswerError):
-                code, failed, text = exc.result_code, exc.failed_avp, exc.error_message
-                vendor = exc.vendor_id
-            elif isinstance(exc, DecodeError):  # a malformed AVP met on lazy access
-                code, failed, text = exc.result_code, exc.failed_avp, exc.message
-            else:
-                code, failed, text = ResultCode.UNABLE_TO_COMPLY, None, "internal error"
-                log(
-                    logging.ERROR,
-                    "handler_failed",
-                    peer=self.origin_host,
-                    session_id=session_id(request),
-                    command=request.command_code,
-                    application=request.application_id,
-                    error=repr(exc),
-                )
-            answer = error_answer(request, code, vendor)
-            add_error_details(answer, failed, text)
-        elif not isinstance(answer, Message) or answer.is_request:
-            log(logging.ERROR, "handler_no_answer", peer=self.origin_host, result=repr(answer))
-            answer = error_answer(request, ResultCode.UNABLE_TO_COMPLY)
-        else:  # the answer travels back with the request's ids (RFC 6733 §3), whoever built it
-            answer.hop_by_hop, answer.end_to_end = request.hop_by_hop, request.end_to_end
-        self._write_answer(answer, request.application_id, request.command_code, started, request)
-
-    def _reply_error(
-        self,
-        request: Message,
-        code: int,
-        failed_avp: object | None,
-        text: str | None,
-        started: float | None = None,
-    ) -> None:
-        answer = error_answer(request, code)
-        add_error_details(answer, failed_avp, text)
-        self._write_answer(answer, request.application_id, request.command_code, started, request)
-
-    def _write_answer(
-        self,
-        answer: Message,
-        app: int,
-        cmd: int,
-        started: float | None,
-        request: Message | None,
-    ) -> None:
-        self._stamp_origin(answer)
-        try:
-            data = answer.encode()
-        except Exception as exc:  # the handler put a value the codec cannot encode
-            if request is None:
-                raise
-            log(logging.ERROR, "handler_bad_answer", peer=self.origin_host, error=repr(exc))
-            answer = error_answer(request, ResultCode.UNABLE_TO_COMPLY)
-            self._stamp_origin(answer)
-            data = answer.encode()
-        self._write(data)
-        code = result_code(answer)
-        elapsed = time.perf_counter() - started if started is not None else 0.0
-        self.node.metrics.observe("in", app, cmd, code, elapsed)
-        if code >= 3000 or code < 2000:
-            log(
-                logging.WARNING,
-                "request_failed",
-                peer=self.origin_host or _addr(self.remote_address),
-                session_id=session_id(request) if request is not None else None,
-                application=app,
-                command=cmd,
-                result_code=code,
-                error_message=answer.get("Error-Message"),
-            )
-
-    def _stamp_origin(self, msg: Message) -> None:
-        """Add Origin-Host/Origin-Realm when missing (the node's prebuilt, immutable AVPs)."""
-        host, realm = self.node.origin_avps
-        if msg.first("Origin-Host") is None:
-            msg.avps.append(host)
-        if msg.first("Origin-Realm") is None:
-            msg.avps.append(realm)
 
     # --- outbound ------------------------------------------------------------------------------
 
@@ -553,7 +402,7 @@ class Peer(FramedProtocol):
             logging.WARNING,
             "peer_abort",
             origin_host=self.origin_host,
-            remote=_addr(self.remote_address),
+            remote=address(self.remote_address),
             state=self.state.value,
             reason=reason,
         )
@@ -578,7 +427,7 @@ class Peer(FramedProtocol):
                 logging.INFO,
                 "peer_state",
                 origin_host=self.origin_host,
-                remote=_addr(self.remote_address),
+                remote=address(self.remote_address),
                 old=self.state.value,
                 new=state.value,
             )
@@ -592,7 +441,3 @@ class Peer(FramedProtocol):
 def _expire(future: asyncio.Future[Message], timeout: float) -> None:
     if not future.done():
         future.set_exception(DiameterTimeout(f"no answer within {timeout} s"))
-
-
-def _addr(address: tuple[str, int] | None) -> str | None:
-    return f"{address[0]}:{address[1]}" if address else None

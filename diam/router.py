@@ -12,7 +12,6 @@ the dictionary (5001), and the route's required AVPs are present (5005).
 
 from __future__ import annotations
 
-import asyncio
 import struct
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
@@ -182,22 +181,8 @@ _MIN_DATA_LENGTH: dict[AvpType, int] = {
 }
 
 
-def run_handler(
-    handler: Handler, request: Message, peer: Peer
-) -> tuple[Message | None, asyncio.Task[Message] | None]:
-    """Run the handler's first step inline: ``(answer, None)`` when it finishes without
-    suspending (no task created: the hot path), else ``(None, task)`` running the rest.
-    Exceptions raised by the first step propagate to the caller."""
-    coro = handler(request, peer)
-    try:
-        first = coro.send(None)  # type: ignore[attr-defined]
-    except StopIteration as stop:
-        return stop.value, None
-    return None, asyncio.get_running_loop().create_task(_continue(coro, first))  # type: ignore[arg-type]
-
-
 @types.coroutine
-def _resume(coro: Coroutine[Any, Any, Message], yielded: Any) -> Generator[Any, Any, Message]:
+def resume(coro: Coroutine[Any, Any, Message], yielded: Any) -> Generator[Any, Any, Message]:
     """Drive a coroutine whose first step already ran and yielded ``yielded`` (an awaited future,
     or ``None`` for a bare yield): pass each value and exception through, as a Task would."""
     while True:
@@ -213,7 +198,3 @@ def _resume(coro: Coroutine[Any, Any, Message], yielded: Any) -> Generator[Any, 
             yielded = coro.send(sent)
         except StopIteration as stop:
             return stop.value
-
-
-async def _continue(coro: Coroutine[Any, Any, Message], first: Any) -> Message:
-    return await _resume(coro, first)

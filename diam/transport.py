@@ -72,7 +72,7 @@ class FramedProtocol(asyncio.Protocol):
     """An asyncio Protocol delivering whole frames to :meth:`frame_received`.
 
     Writes are ordered by construction (one transport, one thread) and never interleave. Those
-    made while the frames of one ``data_received`` are processed go out as one ``write``. When
+    made in one event-loop iteration go out as one ``write`` (see :meth:`_write`). When
     the remote end stops reading and our buffer passes ``write_buffer_high`` we stop reading it
     too (``congested``), so a peer cannot make us queue without bound.
     """
@@ -82,7 +82,9 @@ class FramedProtocol(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._write_buffer_high = write_buffer_high
         self._frames = FrameBuffer()
-        self._batch: list[bytes] | None = None
+        self._out: list[bytes] = []  # written since the last flush, in order
+        self._receiving = False  # inside data_received: it flushes when done
+        self._lost = False  # connection_lost has run
         self._writable: asyncio.Future[None] | None = None
         self._last_rx = self._loop.time()
         self.remote_address: tuple[str, int] | None = None
@@ -115,6 +117,8 @@ class FramedProtocol(asyncio.Protocol):
         self.local_address = (sockname[0], sockname[1]) if sockname else None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        self._out.clear()
         if self._writable is not None and not self._writable.done():
             self._writable.set_result(None)  # waiters re-check the connection state
 
@@ -137,17 +141,15 @@ class FramedProtocol(asyncio.Protocol):
         except FramingError as err:
             self.abort(f"framing lost: {err}")
             return
-        self._batch = batch = []
+        self._receiving = True
         try:
             for frame in frames:
                 if self.reading_stopped:
                     break
                 self.frame_received(frame)
         finally:
-            self._batch = None
-            transport = self._transport
-            if batch and transport is not None and not transport.is_closing():
-                transport.write(batch[0] if len(batch) == 1 else b"".join(batch))
+            self._receiving = False
+            self._flush()
 
     # --- writing -----------------------------------------------------------------------------
 
@@ -163,19 +165,26 @@ class FramedProtocol(asyncio.Protocol):
             await asyncio.shield(writable)
 
     def _write(self, data: bytes) -> None:
-        if self._batch is not None:
-            self._batch.append(data)
-        elif self._transport is not None and not self._transport.is_closing():
-            self._transport.write(data)
+        """Queue ``data``; it is written with everything else queued in this event-loop
+        iteration: at the end of ``data_received``, else by a callback scheduled here. Answers
+        released together (handlers woken by one group commit) cost one write, not one each."""
+        out = self._out
+        out.append(data)
+        if len(out) == 1 and not self._receiving:
+            self._loop.call_soon(self._flush)
 
     def _flush(self) -> None:
-        """Write what this ``data_received`` batched so far (before a close)."""
-        batch = self._batch
-        if batch and self._transport is not None and not self._transport.is_closing():
-            self._transport.write(b"".join(batch))
-            batch.clear()
+        """Write what is queued (also before a close)."""
+        out = self._out
+        if not out:
+            return
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.write(out[0] if len(out) == 1 else b"".join(out))
+        out.clear()
 
     def _close_transport(self) -> None:
-        """Close after the buffered output is sent."""
+        """Close after the queued and buffered output is sent."""
+        self._flush()
         if self._transport is not None and not self._transport.is_closing():
             self._transport.close()
