@@ -244,7 +244,7 @@ async def measure(
 
 def run_one(kind: str, args: argparse.Namespace, work: Path) -> dict[str, float]:
     if kind == "postgres":
-        server_url = subprocess.run(
+        server_url = args.pg_url or subprocess.run(
             ["bash", str(ROOT / "scripts/postgres-local.sh"), "start"],
             capture_output=True, text=True, check=True,
         ).stdout.strip().splitlines()[-1]  # fmt: skip
@@ -296,6 +296,8 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--parallel", type=int, default=64, help="sessions per connection")
     parser.add_argument("--port", type=int, default=13869)
+    parser.add_argument("--pg-url", default=os.environ.get("OPENPCC_BENCH_PG_URL"),
+                        help="a running PostgreSQL server (default: scripts/postgres-local.sh)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-charging-"))
     try:

@@ -3,9 +3,9 @@ transaction, and only then released to their callers (durable before answered, D
 
 A writer takes whatever work has queued (waiting up to ``window`` seconds for more, at most
 ``max_batch`` items), runs it in a worker thread inside one transaction — the handler names the
-accounts involved, their rows are locked ``FOR UPDATE`` in id order (so batches of several
-processes never deadlock), the handler loads the batch's state, each item runs, the handler
-flushes the batch's writes — commits, and resolves every item's future. Work that raises is
+accounts involved, locks their rows ``FOR UPDATE`` in id order (so batches of several processes
+never deadlock) and reads the batch's state under them, each item runs, the handler flushes the
+batch's writes — commits, and resolves every item's future. Work that raises is
 answered by its own ``fail`` and the batch is re-run without it; a transient database error
 (deadlock, serialization, a unique key raced by another node) re-runs the whole batch.
 """
@@ -54,7 +54,8 @@ class BatchHandler(Protocol):
 
     def load(self, conn: Connection, ledger: Ledger, ctx: Any, accounts: list[int],
              works: list[Any]) -> None:  # fmt: skip
-        """Read the batch's state, under the locks."""
+        """Lock the rows of ``accounts`` (``Ledger.lock_accounts`` or an equivalent), then
+        read the batch's state under the locks."""
 
     def flush(self, conn: Connection, ledger: Ledger, ctx: Any) -> None:
         """Write the batch's buffered changes (before commit)."""
@@ -180,6 +181,13 @@ class GroupCommitter:
         conn: Connection | None = getattr(self._local, "conn", None)
         if conn is None or conn.closed:
             conn = self._local.conn = self.engine.connect()
+            if conn.dialect.name == "postgresql":
+                # Plan each execution for its own arguments (array lengths) and the tables'
+                # current size: a generic plan cached while ro_sessions/ccr_outcomes were small
+                # would keep sequential scans as they grow (psycopg prepares after 5 uses, and
+                # no ANALYZE may come for minutes). Parsing is still saved by the preparation.
+                conn.exec_driver_sql("SET plan_cache_mode = force_custom_plan")
+                conn.commit()
             self._connections.append(conn)
         return conn
 
@@ -202,7 +210,6 @@ class GroupCommitter:
             ctx = handler.context(now)
             ledger = Ledger(conn, now)
             accounts = sorted(set(handler.lock_keys(conn, ctx, works)))
-            ledger.lock_accounts(accounts)
             handler.load(conn, ledger, ctx, accounts, works)
             results = []
             for i, work in enumerate(works):

@@ -210,6 +210,31 @@ def _any_array(column: sa.ColumnElement[Any], name: str) -> sa.ColumnElement[boo
     return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(column.type)))
 
 
+def fetch_all(
+    conn: Connection, queries: Sequence[tuple[Prebuilt, dict[str, Any]]]
+) -> list[list[Sequence[Any]]]:
+    """Run read statements in order; returns each one's rows (in select-column order).
+
+    On PostgreSQL they go in ONE round trip (psycopg pipeline mode) as plain tuples; the server
+    still runs them one after the other, each with its own snapshot (READ COMMITTED), so reads
+    queued after a ``SELECT … FOR UPDATE`` see what the previous holder of those locks
+    committed. Elsewhere they run one by one through SQLAlchemy.
+    """
+    if conn.dialect.name != "postgresql":
+        return [list(conn.execute(query(conn), params)) for query, params in queries]
+    raw = conn.connection.driver_connection
+    try:
+        with raw.pipeline():
+            cursors = []
+            for query, params in queries:
+                cursor = raw.cursor()
+                cursor.execute(query.sql(conn), params)
+                cursors.append(cursor)
+            return [cursor.fetchall() for cursor in cursors]
+    except psycopg.Error as exc:
+        raise sa.exc.DBAPIError.instance("(pipelined reads)", None, exc, psycopg.Error) from exc
+
+
 class Prebuilt:
     """A read statement built once per dialect. ``build(member)`` makes it, with
     ``member(column, name)`` for "column is in the list parameter ``name``": an expanding
@@ -220,6 +245,13 @@ class Prebuilt:
     def __init__(self, build: Callable[[Member], sa.Executable]) -> None:
         self._build = build
         self._by_dialect: dict[str, sa.Executable] = {}
+        self._pg_sql: str | None = None
+
+    def sql(self, conn: Connection) -> str:
+        """The PostgreSQL statement as psycopg SQL text (``%(name)s`` parameters)."""
+        if self._pg_sql is None:
+            self._pg_sql = str(self(conn).compile(dialect=conn.dialect))
+        return self._pg_sql
 
     def __call__(self, conn: Connection) -> sa.Executable:
         name = conn.dialect.name

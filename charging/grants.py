@@ -10,7 +10,7 @@ at the time the usage happened) and releases the rest.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -184,17 +184,14 @@ class Wallet:
     buckets: list[Pocket]
 
     @classmethod
-    def from_rows(cls, rows: list[sa.Row[Any]], ledger: Ledger) -> Wallet:
-        """A wallet from balance rows read under the account lock; the ledger tracks them."""
+    def from_rows(cls, rows: Sequence[Sequence[Any]], ledger: Ledger) -> Wallet:
+        """A wallet from balance rows (:data:`WALLET_COLUMNS`) read under the account lock;
+        the ledger tracks them."""
         wallet = cls([], [])
-        for row in rows:
-            ledger.track(
-                int(row.id), int(row.account_id), int(row.amount), int(row.reserved),
-                int(row.credit_limit),
-            )  # fmt: skip
-            available = int(row.amount) - int(row.reserved) + int(row.credit_limit)
-            pocket = Pocket(int(row.id), available, row.bundle, ledger.latest)
-            (wallet.money if row.kind == "monetary" else wallet.buckets).append(pocket)
+        for account_id, balance_id, kind, bundle, amount, reserved, credit_limit in rows:
+            ledger.track(balance_id, account_id, amount, reserved, credit_limit)
+            pocket = Pocket(balance_id, amount - reserved + credit_limit, bundle, ledger.latest)
+            (wallet.money if kind == "monetary" else wallet.buckets).append(pocket)
         return wallet
 
     @classmethod

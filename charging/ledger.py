@@ -75,7 +75,8 @@ _JOURNAL = BulkInsert(
     ("balance_id", "account_id", "cause", "delta_amount", "delta_reserved", "amount_after",
      "reserved_after", "session_id", "request_number", "reference", "created_at"),
 )  # fmt: skip
-_LOCK = Prebuilt(
+#: Locks the accounts ``ids`` (``FOR UPDATE``, in id order).
+LOCK = Prebuilt(
     lambda member: (
         sa.select(accounts.c.id)
         .where(member(accounts.c.id, "ids"))
@@ -226,7 +227,7 @@ class Ledger:
         transactions are already exclusive."""
         ids = sorted(set(account_ids))
         if ids and self.conn.dialect.name != "sqlite":
-            self.conn.execute(_LOCK(self.conn), {"ids": ids}).all()
+            self.conn.execute(LOCK(self.conn), {"ids": ids}).all()
 
     def flush(self) -> None:
         """Write tracked balances and the buffered journal rows (call before commit)."""

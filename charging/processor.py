@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from charging import outbox, store
 from charging.answers import ENOUGH_CREDIT, NO_CREDIT, FinalUnit, Outcome, ServiceAnswer, build
+from charging.bulk import fetch_all
 from charging.ccr import CreditControlRequest, RequestedAction, RequestType, ServiceRequest
 from charging.config import OcsConfig
 from charging.grants import (
@@ -57,20 +58,27 @@ class Processor:
     # -- batch protocol (see charging.batcher) ------------------------------------------------
     def lock_keys(self, conn: Connection, ctx: BatchContext, ccrs: Sequence[CreditControlRequest],
                   session_ids: Sequence[str]) -> list[int]:  # fmt: skip
-        """Accounts the batch touches: resolves subscribers of INITIAL/EVENT requests (kept in
-        ``ctx``) and finds the accounts of existing sessions."""
-        accounts = store.session_accounts(
-            conn, sorted({c.session_id for c in ccrs} | set(session_ids))
-        )
-        keys = list(accounts.values())
+        """Accounts the batch touches: finds the owners of existing sessions and resolves the
+        subscribers of INITIAL/EVENT requests (both kept in ``ctx``), in one round trip."""
+        sids = sorted({c.session_id for c in ccrs} | set(session_ids))
         wanted = [
             c.subscription_ids
             for c in ccrs
             if c.request_type in (RequestType.INITIAL, RequestType.EVENT)
             and c.subscription_ids not in ctx.subscriptions
         ]
+        values = store.identity_values(wanted)
+        queries = [(store.SESSION_OWNERS, {"ids": sids})] if sids else []
+        if values:
+            queries.append((store.SUBSCRIPTIONS_BY_IDENTITY, {"values": values}))
+        results = fetch_all(conn, queries)
+        owners = results[0] if sids else []
+        keys = [int(account) for _, account, _ in owners]
+        ctx.owners = {int(subscriber) for _, _, subscriber in owners}
         if wanted:
-            ctx.subscriptions.update(store.find_subscriptions(conn, wanted))
+            ctx.subscriptions.update(
+                store.match_subscriptions(wanted, results[-1] if values else [])
+            )
         for ccr in ccrs:
             sub = ctx.subscriptions.get(ccr.subscription_ids)
             if sub is not None and ccr.request_type in (RequestType.INITIAL, RequestType.EVENT):
@@ -79,9 +87,13 @@ class Processor:
 
     def load(self, conn: Connection, ledger: Ledger, ctx: BatchContext, accounts: list[int],
              session_ids: Sequence[str], ccrs: Sequence[CreditControlRequest]) -> None:  # fmt: skip
-        """Read the batch's state under the locks, and insert the sessions its new CCR-Is open
-        (one statement for all of them)."""
-        ctx.load(conn, ledger, session_ids, accounts)
+        """Lock the accounts and read the batch's state (one round trip on PostgreSQL), then
+        insert the sessions its new CCR-Is open (one statement for all of them)."""
+        subscribers = ctx.owners | {
+            s.subscriber_id for s in ctx.subscriptions.values() if s is not None
+        }
+        periods = {_period_name(p, ctx.now) for p in self.config.tariffs.values()}
+        ctx.load(conn, ledger, session_ids, accounts, subscribers, periods)
         opening: dict[str, tuple[CreditControlRequest, store.Subscription]] = {}
         for ccr in ccrs:
             sub = ctx.subscriptions.get(ccr.subscription_ids)
@@ -101,10 +113,6 @@ class Processor:
         for row, (_, sub) in zip(rows, opening.values(), strict=True):
             ctx.opened(row, sub)
             ctx.fresh.add(row["session_id"])
-        subscribers = [s.subscription.subscriber_id for s in ctx.states.values()]
-        subscribers += [s.subscriber_id for s in ctx.subscriptions.values() if s is not None]
-        periods = {_period_name(p, ctx.now) for p in self.config.tariffs.values()}
-        ctx.load_periods(conn, subscribers, periods)
 
     def flush(self, conn: Connection, ledger: Ledger, ctx: BatchContext) -> None:
         ctx.flush(conn, ledger)

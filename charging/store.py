@@ -5,6 +5,7 @@ Plain SQLAlchemy Core on the caller's connection (inside the batch transaction).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from charging import identities
-from charging.bulk import BulkInsert, Prebuilt
+from charging.bulk import BulkInsert, Prebuilt, fetch_all
 from charging.grants import Held, Hold
 from charging.models import (
     Account,
@@ -60,14 +61,6 @@ _SUBSCRIPTION_COLUMNS = (
 )
 
 
-def _subscription(row: sa.Row[Any] | None) -> Subscription | None:
-    if row is None:
-        return None
-    values = row._asdict()
-    values["restriction_filter_rules"] = tuple(values["restriction_filter_rules"] or ())
-    return Subscription(**values)
-
-
 def _subscription_query() -> sa.Select[Any]:
     return (
         sa.select(*_SUBSCRIPTION_COLUMNS)
@@ -76,32 +69,51 @@ def _subscription_query() -> sa.Select[Any]:
     )
 
 
+#: Subscribers (with their identity) named by any of the identity values ``values``; callers
+#: keep the rows whose (kind, value) they asked for.
+SUBSCRIPTIONS_BY_IDENTITY = Prebuilt(
+    lambda member: (
+        _subscription_query()
+        .add_columns(identities_t.c.kind, identities_t.c.value)
+        .join(identities_t, identities_t.c.subscriber_id == subscribers_t.c.id)
+        .where(member(identities_t.c.value, "values"))
+    )
+)
+
+
+def identity_values(requests: list[tuple[tuple[int, str], ...]]) -> list[str]:
+    """The identity values to look up for these requests' Subscription-Ids."""
+    return sorted(
+        {value for ids in requests for id_type, data in ids
+         for _, value in identities.lookup_keys(id_type, data)}
+    )  # fmt: skip
+
+
+def match_subscriptions(
+    requests: list[tuple[tuple[int, str], ...]], rows: list[Sequence[Any]]
+) -> dict[tuple[tuple[int, str], ...], Subscription | None]:
+    """For each request's Subscription-Ids, the subscriber the first matching one names, from
+    rows of :data:`SUBSCRIPTIONS_BY_IDENTITY`."""
+    found: dict[tuple[str, str], Subscription] = {}
+    for row in rows:
+        fields = list(row[:-2])
+        fields[-2] = tuple(fields[-2] or ())  # restriction_filter_rules (a JSON list)
+        found[(row[-2], row[-1])] = Subscription(*fields)
+    out: dict[tuple[tuple[int, str], ...], Subscription | None] = {}
+    for ids in requests:
+        keys = (key for id_type, data in ids for key in identities.lookup_keys(id_type, data))
+        out[ids] = next((found[k] for k in keys if k in found), None)
+    return out
+
+
 def find_subscriptions(
     conn: Connection, requests: list[tuple[tuple[int, str], ...]]
 ) -> dict[tuple[tuple[int, str], ...], Subscription | None]:
     """For each request's Subscription-Ids, the subscriber the first matching one names, all in
     one query."""
-    wanted = {
-        ids: [key for id_type, data in ids for key in identities.lookup_keys(id_type, data)]
-        for ids in requests
-    }
-    keys = sorted({key for ks in wanted.values() for key in ks})
-    found: dict[tuple[str, str], Subscription] = {}
-    if keys:
-        query = (
-            _subscription_query()
-            .add_columns(
-                identities_t.c.kind.label("id_kind"), identities_t.c.value.label("id_value")
-            )
-            .join(identities_t, identities_t.c.subscriber_id == subscribers_t.c.id)
-            .where(sa.tuple_(identities_t.c.kind, identities_t.c.value).in_(keys))
-        )
-        for row in conn.execute(query):
-            values = row._asdict()
-            key = (values.pop("id_kind"), values.pop("id_value"))
-            values["restriction_filter_rules"] = tuple(values["restriction_filter_rules"] or ())
-            found[key] = Subscription(**values)
-    return {ids: next((found[k] for k in ks if k in found), None) for ids, ks in wanted.items()}
+    values = identity_values(requests)
+    rows = fetch_all(conn, [(SUBSCRIPTIONS_BY_IDENTITY, {"values": values})])[0] if values else []
+    return match_subscriptions(requests, rows)
 
 
 def find_subscription(
@@ -114,14 +126,15 @@ def find_subscription(
 # -- sessions ------------------------------------------------------------------------------
 
 
-_SESSION_ACCOUNTS = Prebuilt(
-    lambda member: sa.select(sessions_t.c.session_id, sessions_t.c.account_id).where(
-        member(sessions_t.c.session_id, "ids")
-    )
+#: (Session-Id, account id, subscriber id) of the sessions ``ids`` that exist.
+SESSION_OWNERS = Prebuilt(
+    lambda member: sa.select(
+        sessions_t.c.session_id, sessions_t.c.account_id, sessions_t.c.subscriber_id
+    ).where(member(sessions_t.c.session_id, "ids"))
 )
-_SESSION_COLUMNS = len(sessions_t.c)
-# Built once per dialect (see charging.bulk.Prebuilt).
-_SESSIONS_WITH_SUBSCRIPTIONS = Prebuilt(
+SESSION_KEYS = tuple(c.name for c in sessions_t.c)
+#: The sessions ``ids``, each row followed by its subscriber's subscription columns.
+SESSIONS_WITH_SUBSCRIPTIONS = Prebuilt(
     lambda member: (
         sa.select(sessions_t, *(c.label(f"sub_{c.name}") for c in _SUBSCRIPTION_COLUMNS))
         .join(subscribers_t, subscribers_t.c.id == sessions_t.c.subscriber_id)
@@ -132,23 +145,15 @@ _SESSIONS_WITH_SUBSCRIPTIONS = Prebuilt(
 )
 
 
-def session_accounts(conn: Connection, session_ids: list[str]) -> dict[str, int]:
-    """Session-Id → account id of the sessions that exist."""
-    if not session_ids:
-        return {}
-    rows = conn.execute(_SESSION_ACCOUNTS(conn), {"ids": session_ids})
-    return {sid: int(account) for sid, account in rows}
-
-
-def sessions_with_subscriptions(conn: Connection, session_ids: list[str]) -> list[dict[str, Any]]:
-    """Session rows, each with its subscriber's :class:`Subscription` under "subscription"
-    (sessions of one subscriber share one instance)."""
-    keys = [c.name for c in sessions_t.c]
+def sessions_with_subscriptions(rows: list[Sequence[Any]]) -> list[dict[str, Any]]:
+    """Session rows of :data:`SESSIONS_WITH_SUBSCRIPTIONS` as dicts, each with its subscriber's
+    :class:`Subscription` under "subscription" (sessions of one subscriber share one)."""
+    keys, width = SESSION_KEYS, len(SESSION_KEYS)
     subscriptions: dict[tuple[Any, ...], Subscription] = {}
     out = []
-    for row in conn.execute(_SESSIONS_WITH_SUBSCRIPTIONS(conn), {"ids": session_ids}):
-        values = dict(zip(keys, row[:_SESSION_COLUMNS], strict=True))
-        fields = list(row[_SESSION_COLUMNS:])
+    for row in rows:
+        values = dict(zip(keys, row[:width], strict=True))
+        fields = list(row[width:])
         fields[-2] = tuple(fields[-2] or ())  # restriction_filter_rules (a JSON list)
         sub_key = tuple(fields)
         sub = subscriptions.get(sub_key)

@@ -8,7 +8,7 @@ Everything here belongs to one transaction: a batch that is re-run starts from a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -17,9 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from charging import store
-from charging.bulk import BulkDelete, BulkInsert, BulkUpdate, Prebuilt, pipeline
+from charging.bulk import BulkDelete, BulkInsert, BulkUpdate, Prebuilt, fetch_all, pipeline
 from charging.grants import WALLETS, Wallet
-from charging.ledger import Ledger
+from charging.ledger import LOCK, Ledger
 from charging.models import (
     CcrOutcome,
     CdrOutbox,
@@ -50,18 +50,26 @@ _OUTCOMES = Prebuilt(
         outcomes_t.c.session_id, outcomes_t.c.request_number, outcomes_t.c.answer
     ).where(member(outcomes_t.c.session_id, "ids"))
 )
+# Holds and usage by Session-Id (not by the session's key, which may not be known yet).
 _HOLDS = Prebuilt(
     lambda member: (
         sa.select(reservations_t)
-        .where(member(reservations_t.c.ro_session_id, "ids"))
+        .join(sessions_t, sessions_t.c.id == reservations_t.c.ro_session_id)
+        .where(member(sessions_t.c.session_id, "ids"))
         .order_by(reservations_t.c.id)
     )
 )
 _USAGE = Prebuilt(
     lambda member: (
-        sa.select(usage_t).where(member(usage_t.c.ro_session_id, "ids")).order_by(usage_t.c.id)
+        sa.select(usage_t)
+        .join(sessions_t, sessions_t.c.id == usage_t.c.ro_session_id)
+        .where(member(sessions_t.c.session_id, "ids"))
+        .order_by(usage_t.c.id)
     )
 )
+_HOLD_KEYS = tuple(c.name for c in reservations_t.c)
+_USAGE_KEYS = tuple(c.name for c in usage_t.c)
+_PERIOD_KEYS = tuple(c.name for c in periods_t.c)
 _PERIODS = Prebuilt(
     lambda member: sa.select(periods_t).where(
         member(periods_t.c.subscriber_id, "subs"), member(periods_t.c.period, "names")
@@ -126,6 +134,8 @@ class BatchContext:
     fresh: set[str] = field(default_factory=set)
     wallets: dict[int, Wallet] = field(default_factory=dict)
     outbox: list[dict[str, Any]] = field(default_factory=list)
+    #: Subscribers of the batch's existing sessions (as found before the locks).
+    owners: set[int] = field(default_factory=set)
     #: period_usage rows by (subscriber id, service, period).
     periods: dict[tuple[int, str, str], dict[str, Any]] = field(default_factory=dict)
     _dropped: list[int] = field(default_factory=list)
@@ -136,29 +146,50 @@ class BatchContext:
     # -- reading -------------------------------------------------------------------------------
     def load(
         self, conn: Connection, ledger: Ledger, session_ids: Iterable[str],
-        account_ids: Iterable[int],
+        account_ids: Iterable[int], subscriber_ids: Iterable[int], periods: Iterable[str],
     ) -> None:  # fmt: skip
-        """Read outcomes, sessions (with holds and usage) and wallets, under the locks."""
-        sids = sorted(set(session_ids))
+        """Lock the accounts, then read the outcomes, sessions (with holds and usage), wallets
+        and period counters: one round trip on PostgreSQL (charging.bulk.fetch_all)."""
+        sids, accounts = sorted(set(session_ids)), sorted(set(account_ids))
+        subs, names = set(subscriber_ids), sorted(set(periods))
+        queries: list[tuple[Prebuilt, dict[str, Any]]] = []
+        if accounts and conn.dialect.name != "sqlite":  # SQLite: the transaction is exclusive
+            queries.append((LOCK, {"ids": accounts}))
         if sids:
-            for sid, number, answer in conn.execute(_OUTCOMES(conn), {"ids": sids}):
+            ids = {"ids": sids}
+            queries += [(_OUTCOMES, ids), (store.SESSIONS_WITH_SUBSCRIPTIONS, ids),
+                        (_HOLDS, ids), (_USAGE, ids)]  # fmt: skip
+        if accounts:
+            queries.append((WALLETS, {"ids": accounts, "now": self.now}))
+        if subs and names:
+            queries.append((_PERIODS, {"subs": sorted(subs), "names": names}))
+        results = iter(fetch_all(conn, queries))
+        if accounts and conn.dialect.name != "sqlite":
+            next(results)
+        if sids:
+            for sid, number, answer in next(results):
                 self.outcomes[(sid, int(number))] = bytes(answer)
-            for row in store.sessions_with_subscriptions(conn, sids):
+            for row in store.sessions_with_subscriptions(next(results)):
                 self.states[row["session_id"]] = SessionState(row, row.pop("subscription"))
             by_pk = {state.pk: state for state in self.states.values()}
-            if by_pk:
-                pks = {"ids": list(by_pk)}
-                for r in conn.execute(_HOLDS(conn), pks).mappings():
-                    by_pk[r["ro_session_id"]].reservations.append(dict(r))
-                for u in conn.execute(_USAGE(conn), pks).mappings():
-                    by_pk[u["ro_session_id"]].usage[u["service_key"]] = dict(u)
-        accounts = sorted(set(account_ids))
+            for r in next(results):
+                hold = dict(zip(_HOLD_KEYS, r, strict=True))
+                by_pk[hold["ro_session_id"]].reservations.append(hold)
+            for u in next(results):
+                usage = dict(zip(_USAGE_KEYS, u, strict=True))
+                by_pk[usage["ro_session_id"]].usage[usage["service_key"]] = usage
         if accounts:
-            rows: dict[int, list[sa.Row[Any]]] = {a: [] for a in accounts}
-            for row in conn.execute(WALLETS(conn), {"ids": accounts, "now": self.now}):
-                rows[int(row.account_id)].append(row)
+            rows: dict[int, list[Sequence[Any]]] = {a: [] for a in accounts}
+            for row in next(results):
+                rows[int(row[0])].append(row)
             for account_id, account_rows in rows.items():
                 self.wallets[account_id] = Wallet.from_rows(account_rows, ledger)
+        if subs and names:
+            self._periods(next(results))
+        # A session another node opened after the batch's accounts were looked up.
+        late = {s.subscription.subscriber_id for s in self.states.values()} - subs
+        if late and names:
+            self.load_periods(conn, late, names)
 
     def load_periods(
         self, conn: Connection, subscriber_ids: Iterable[int], periods: Iterable[str]
@@ -166,8 +197,12 @@ class BatchContext:
         """Read the period counters of these subscribers (under their accounts' locks)."""
         subs, names = sorted(set(subscriber_ids)), sorted(set(periods))
         if subs and names:
-            for row in conn.execute(_PERIODS(conn), {"subs": subs, "names": names}).mappings():
-                self.periods[(row["subscriber_id"], row["service"], row["period"])] = dict(row)
+            self._periods(fetch_all(conn, [(_PERIODS, {"subs": subs, "names": names})])[0])
+
+    def _periods(self, rows: list[Sequence[Any]]) -> None:
+        for r in rows:
+            row = dict(zip(_PERIOD_KEYS, r, strict=True))
+            self.periods[(row["subscriber_id"], row["service"], row["period"])] = row
 
     def period_row(self, subscriber_id: int, service: str, period: str) -> dict[str, Any]:
         """The counter of a subscriber's service in a period (created at 0 when missing)."""

@@ -29,7 +29,7 @@ class Handler:
 
     def load(self, conn: sa.Connection, ledger: Ledger, ctx: Any, accounts: list[int],
              works: list[Any]) -> None:  # fmt: skip
-        pass
+        ledger.lock_accounts(accounts)
 
     def flush(self, conn: sa.Connection, ledger: Ledger, ctx: Any) -> None:
         self.flushed += 1
