@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 
@@ -15,6 +15,9 @@ from diam.metrics import Metrics
 from diam.node import Node
 from policy.service import Pcrf
 from schemas.settings import Settings
+
+if TYPE_CHECKING:
+    from api.db import AsyncDatabase
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,3 +41,5 @@ class ApiContext:
     #: Extra readiness checks by name: return (ok, detail).
     checks: dict[str, Callable[[], tuple[bool, str]]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The async database of the serving loop (PostgreSQL), set by the API server.
+    aio: AsyncDatabase | None = None

@@ -1,4 +1,13 @@
-"""Small helpers shared by the routes: transactions off the event loop, paging, page bodies."""
+"""Small helpers shared by the routes: database access from async routes, paging, page bodies.
+
+On PostgreSQL the async routes run their SQL on the event loop itself: psycopg's async driver
+under SQLAlchemy's ``AsyncEngine``, with the domains' plain ``Connection`` functions called through
+``run_sync`` (greenlets; the loop serves other requests while a query is on the wire). No worker
+thread is woken per request and no second thread fights the loop for the GIL. Reads use a few
+long-lived autocommit connections (one round trip per query: no BEGIN/ROLLBACK, no pool checkout);
+writes take a pooled connection and one transaction. Other databases (SQLite) run the same
+functions in a worker thread.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +16,16 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Query, Request
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from api.context import ApiContext
 
 T = TypeVar("T")
 MAX_PAGE = 500
+#: Autocommit connections kept for reads; more concurrent reads wait for one to be free.
+READERS = 8
 
 
 async def context(request: Request) -> ApiContext:
@@ -59,10 +72,72 @@ def write(ctx: ApiContext, fn: Callable[[Connection], T]) -> T:
         return fn(conn)
 
 
+class AsyncDatabase:
+    """``ctx.engine``'s database through psycopg's async driver (PostgreSQL only).
+
+    Connections belong to the event loop that opened them: use one instance per serving loop
+    and :meth:`close` it on that loop.
+    """
+
+    def __init__(self, engine: Engine, readers: int = READERS) -> None:
+        self.engine: AsyncEngine = create_async_engine(
+            engine.url, pool_size=10, max_overflow=20, pool_pre_ping=False
+        )
+        self._idle: list[AsyncConnection] = []
+        self._readers = asyncio.Semaphore(readers)
+
+    @staticmethod
+    def supports(engine: Engine) -> bool:
+        return engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
+
+    async def read(self, fn: Callable[[Connection], T]) -> T:
+        """``fn`` on an autocommit connection: each statement sees the latest committed data
+        (the API's reads are single statements or tolerate statement-level consistency)."""
+        async with self._readers:
+            conn = self._idle.pop() if self._idle else await self._connect()
+            try:
+                result = await conn.run_sync(fn)
+            except DBAPIError as exc:
+                if exc.connection_invalidated or conn.invalidated:
+                    await conn.close()  # dropped by the server: the next read opens a new one
+                else:
+                    self._idle.append(conn)
+                raise
+            except Exception:
+                self._idle.append(conn)  # e.g. NotFound: autocommit, nothing left open
+                raise
+            except BaseException:
+                # Cancelled mid-statement: the connection's state is unknown.
+                await asyncio.shield(conn.close())
+                raise
+            self._idle.append(conn)
+            return result
+
+    async def write(self, fn: Callable[[Connection], T]) -> T:
+        """``fn`` in one transaction on a pooled connection; committed when it returns."""
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(fn)
+
+    async def _connect(self) -> AsyncConnection:
+        conn = await self.engine.connect()
+        return await conn.execution_options(isolation_level="AUTOCOMMIT")
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await conn.close()
+        await self.engine.dispose()
+
+
 async def awrite(ctx: ApiContext, fn: Callable[[Connection], T]) -> T:
-    """A write transaction in a worker thread (for async routes that follow up on the wire)."""
+    """A write transaction off the event loop's critical path (async driver or worker thread)."""
+    if ctx.aio is not None:
+        return await ctx.aio.write(fn)
     return await asyncio.to_thread(write, ctx, fn)
 
 
 async def aread(ctx: ApiContext, fn: Callable[[Connection], T]) -> T:
+    """A read (autocommit on PostgreSQL) without blocking the event loop."""
+    if ctx.aio is not None:
+        return await ctx.aio.read(fn)
     return await asyncio.to_thread(read, ctx, fn)

@@ -13,6 +13,8 @@ import uvicorn
 
 from api.app import create_app
 from api.context import ApiContext, Endpoint
+from api.db import AsyncDatabase
+from api.http import HttpProtocol
 from api.tariff_activation import Activator
 from openpcc.database import create_engine
 
@@ -31,6 +33,7 @@ class ApiServer:
     """uvicorn on ``host:port`` as a task of the current loop; ``port`` 0 picks a free one."""
 
     def __init__(self, ctx: ApiContext, host: str, port: int) -> None:
+        self.ctx = ctx
         config = uvicorn.Config(
             create_app(ctx),
             host=host,
@@ -39,6 +42,7 @@ class ApiServer:
             access_log=False,
             lifespan="off",
             loop="none",
+            http=HttpProtocol,
         )
         self.server = _EmbeddedServer(config)
         self.host, self.port = host, port
@@ -46,6 +50,8 @@ class ApiServer:
 
     async def start(self) -> tuple[str, int]:
         """Bind (OSError when the address is taken) and serve; returns the bound address."""
+        if self.ctx.aio is None and AsyncDatabase.supports(self.ctx.engine):
+            self.ctx.aio = AsyncDatabase(self.ctx.engine)  # bound to this (the serving) loop
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.create_server((self.host, self.port), family=family, backlog=2048)
         # Inherited by accepted connections: no Nagle delay between a response's head and body.
@@ -66,6 +72,9 @@ class ApiServer:
         self.server.should_exit = True
         await self._task
         self._task = None
+        if self.ctx.aio is not None:
+            await self.ctx.aio.close()
+            self.ctx.aio = None
 
 
 def install(app: Any) -> ApiServer | None:

@@ -107,6 +107,10 @@ def build_registry(ctx: ApiContext) -> tuple[CollectorRegistry, Counter, Histogr
     return registry, requests, latency
 
 
+#: Methods counted under their own name; any other token a client sends is "other".
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class HttpMetricsMiddleware:
     """Counts and times every HTTP request under its route template (bounded label values)."""
 
@@ -114,6 +118,20 @@ class HttpMetricsMiddleware:
         self.app = app
         self.requests = requests
         self.latency = latency
+        #: (method, route, status) -> its counter and histogram children (labels() once each).
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def _children(self, method: str, template: str, status: int) -> tuple[Any, Any]:
+        if method not in METHODS:
+            method = "other"
+        key = (method, template, status)
+        found = self._series.get(key)
+        if found is None:
+            found = self._series[key] = (
+                self.requests.labels(method, template, str(status)),
+                self.latency.labels(method, template),
+            )
+        return found
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -133,9 +151,9 @@ class HttpMetricsMiddleware:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            method = scope.get("method", "GET")
-            self.requests.labels(method, template, str(status)).inc()
-            self.latency.labels(method, template).observe(time.perf_counter() - started)
+            count, latency = self._children(scope.get("method", "GET"), template, status)
+            count.inc()
+            latency.observe(time.perf_counter() - started)
 
 
 def diameter_totals(ctx: ApiContext) -> tuple[int, list[tuple[float, int]]]:

@@ -308,8 +308,26 @@ def _start(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         )
 
 
+def _spy(pid: int, out: Path, duration: float) -> subprocess.Popen[bytes]:
+    """py-spy on the server for the measured phase: GIL-holding samples only, raw stacks."""
+    exe = str(Path(sys.executable).parent / "py-spy")
+    options = ["-d", str(int(duration)), "-r", "250", "--gil", "--nonblocking", "-f", "raw"]
+    spy = subprocess.Popen(
+        [exe, "record", "-p", str(pid), *options, "-o", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=out.with_suffix(".err").open("wb"),
+    )
+    time.sleep(0.5)  # attached
+    return spy
+
+
 def _loaded_phase(
-    args: argparse.Namespace, key: str, api_port: int, diameter_port: int
+    args: argparse.Namespace,
+    key: str,
+    api_port: int,
+    diameter_port: int,
+    api_pid: int,
+    phase: str,
 ) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
     """HTTP load on ``api_port`` while the Ro load runs against ``diameter_port``."""
     rates = {"lookup": args.lookups, "topup": args.topups}
@@ -320,7 +338,13 @@ def _loaded_phase(
     )
     ccr.start()
     time.sleep(1.5)  # the charging load ramps up first
+    spy = None
+    if args.profile:
+        out = args.profile.with_name(f"{args.profile.stem}-{phase}{args.profile.suffix}")
+        spy = _spy(api_pid, out, args.duration)
     loaded = asyncio.run(http_load(api_port, key, rates, args.duration, args.subscribers))
+    if spy is not None:
+        spy.wait(30)
     result = queue.get(timeout=60)
     ccr.join(30)
     return loaded, result
@@ -335,9 +359,16 @@ def main() -> int:
     parser.add_argument("--subscribers", type=int, default=1000)
     parser.add_argument(
         "--topology",
-        choices=["embedded", "separate", "both"],
+        choices=["embedded", "separate", "both", "none"],
         default="both",
-        help="API in the charging node's process, on a second node sharing PostgreSQL, or both",
+        help="API in the charging node's process, on a second node sharing PostgreSQL, both, or "
+        "none (the API-alone phase only)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="py-spy (--gil, raw format) the API's process during each measured phase into this "
+        "file (the loaded phases into NAME-embedded.raw, NAME-separate.raw)",
     )
     args = parser.parse_args()
 
@@ -367,9 +398,12 @@ def main() -> int:
             _wait(diameter_port, servers[0], work / "charging.log")
             rates = {"lookup": args.lookups, "topup": args.topups}
             asyncio.run(http_load(api_port, key, rates, 1.0, args.subscribers))  # warm-up
+            spy = _spy(servers[0].pid, args.profile, args.duration) if args.profile else None
             cpu0 = cpu_seconds(servers[0].pid)
             alone = asyncio.run(http_load(api_port, key, rates, args.duration, args.subscribers))
             cpu = cpu_seconds(servers[0].pid) - cpu0
+            if spy is not None:
+                spy.wait(30)
             _print("API alone (PostgreSQL)", alone)
             requests = sum(r["per_s"] for r in alone.values()) * args.duration
             per_request = cpu / max(requests, 1) * 1e6
@@ -380,7 +414,9 @@ def main() -> int:
             offered = f"{args.ccr:.0f} CCR/s offered"
             results = []
             if args.topology in ("embedded", "both"):
-                loaded, ccr = _loaded_phase(args, key, api_port, diameter_port)
+                loaded, ccr = _loaded_phase(
+                    args, key, api_port, diameter_port, servers[0].pid, "embedded"
+                )
                 _print(f"API in the charging node's process, {offered}", {**loaded, "ccr": ccr})
                 results.append(("embedded", loaded, ccr))
             if args.topology in ("separate", "both"):
@@ -395,7 +431,9 @@ def main() -> int:
                 servers.append(_start(mgmt, work / "management.log"))
                 _wait(mgmt_api, servers[-1], work / "management.log")
                 asyncio.run(http_load(mgmt_api, key, rates, 1.0, args.subscribers))
-                loaded, ccr = _loaded_phase(args, key, mgmt_api, diameter_port)
+                loaded, ccr = _loaded_phase(
+                    args, key, mgmt_api, diameter_port, servers[-1].pid, "separate"
+                )
                 _print(
                     f"API on a second node (shared PostgreSQL), {offered}", {**loaded, "ccr": ccr}
                 )

@@ -120,7 +120,9 @@ async def _change(
         outcome = _outcome(name, changed, [], [])
         if claim is not None:
             idempotency.complete(conn, claim, 200, outcome)
-        return outcome, live, ledger.subscribers_of_account(conn, name)
+        # Only a PCRF in this process re-decides Gx sessions (a subscriber read each).
+        subscribers = ledger.subscribers_of_account(conn, name) if ctx.pcrf is not None else []
+        return outcome, live, subscribers
 
     try:
         outcome, live, subscribers = await awrite(ctx, run)
