@@ -107,11 +107,34 @@ def aar(session_id: str, ue: int) -> Message:
     ])  # fmt: skip
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of the PCRF process (all its threads), from /proc."""
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU of the PCRF process (all its threads), from /proc."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
+
+
+class Meter:
+    """CPU of the PCRF (user and kernel: sockets, epoll, fsync) and of this process, and the
+    PCRF's run-queue wait, over one phase of the benchmark."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.start = time.perf_counter()
+        self.cpu = cpu_seconds(pid)
+        self.own = time.process_time()
+        self.waited = runqueue_seconds(pid)
+
+    def report(self, requests: int, unit: str) -> str:
+        elapsed = time.perf_counter() - self.start
+        user, system = (b - a for a, b in zip(self.cpu, cpu_seconds(self.pid), strict=True))
+        cpu = user + system
+        own = time.process_time() - self.own
+        waited = runqueue_seconds(self.pid) - self.waited
+        return (f"PCRF CPU {cpu / requests * 1e6:,.0f} µs per {unit} (kernel "
+                f"{system / requests * 1e6:,.0f}; {cpu / elapsed:.0%} of a core, "
+                f"{waited / elapsed:.0%} waiting for one), load generator {own / elapsed:.0%} "
+                f"of a core")  # fmt: skip
 
 
 def runqueue_seconds(pid: int) -> float:
@@ -159,18 +182,14 @@ async def load(port: int, duration: float, window: int, rate: int, pid: int) -> 
             assert a.get("Result-Code") == b.get("Result-Code") == 2001
             done += 1
 
-    start, cpu, own = time.perf_counter(), cpu_seconds(pid), time.process_time()
-    waited = runqueue_seconds(pid)
+    meter = Meter(pid)
     await asyncio.gather(*(worker() for _ in range(window)))
-    elapsed, cpu = time.perf_counter() - start, cpu_seconds(pid) - cpu
-    own, waited = time.process_time() - own, runqueue_seconds(pid) - waited
+    elapsed = time.perf_counter() - meter.start
     print(f"gx: {done / elapsed:,.0f} CCR-I/CCR-T pairs/s = {2 * done / elapsed:,.0f} Gx "
           f"requests/s (window {window}, {elapsed:.1f} s), p50 "
           f"{percentile(gx_latencies, 0.5) * 1000:.2f} ms, p99 "
-          f"{percentile(gx_latencies, 0.99) * 1000:.2f} ms; PCRF CPU "
-          f"{cpu / (2 * done) * 1e6:,.0f} µs per Gx request ({cpu / elapsed:.0%} of a core, "
-          f"{waited / elapsed:.0%} waiting for one), load generator {own / elapsed:.0%} of a "
-          f"core")  # fmt: skip
+          f"{percentile(gx_latencies, 0.99) * 1000:.2f} ms; "
+          f"{meter.report(2 * done, 'Gx request')}")  # fmt: skip
 
     # 2. Calls: AAR → RAR → RAA → AAA, then STR → RAR → RAA → STA, at `rate` calls/s.
     sessions = 200
@@ -193,8 +212,8 @@ async def load(port: int, duration: float, window: int, rate: int, pid: int) -> 
                                              ("Termination-Cause", 1)])  # fmt: skip
         await pcscf.request(str_, peer=rx_peer)
 
-    start, cpu, own = time.perf_counter(), cpu_seconds(pid), time.process_time()
-    waited = runqueue_seconds(pid)
+    meter = Meter(pid)
+    start = meter.start
     total = int(rate * duration)
     for i in range(total):
         target = start + i / rate
@@ -203,14 +222,11 @@ async def load(port: int, duration: float, window: int, rate: int, pid: int) -> 
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(call(i)))
     await asyncio.gather(*tasks)
-    elapsed, cpu = time.perf_counter() - start, cpu_seconds(pid) - cpu
-    own, waited = time.process_time() - own, runqueue_seconds(pid) - waited
+    elapsed = time.perf_counter() - start
     print(f"rx: {total / elapsed:,.0f} calls/s offered {rate}/s; AAR→RAR→RAA→AAA "
           f"p50 {percentile(latencies, 0.5) * 1000:.2f} ms, "
-          f"p99 {percentile(latencies, 0.99) * 1000:.2f} ms, failures {failures}; PCRF CPU "
-          f"{cpu / total * 1e6:,.0f} µs per call (AAR+RAR+STR+RAR, {cpu / elapsed:.0%} of a "
-          f"core, {waited / elapsed:.0%} waiting for one), load generator {own / elapsed:.0%} "
-          f"of a core")  # fmt: skip
+          f"p99 {percentile(latencies, 0.99) * 1000:.2f} ms, failures {failures}; "
+          f"{meter.report(total, 'call (AAR+RAR+STR+RAR)')}")  # fmt: skip
     await pgw.close(0.5)
     await pcscf.close(0.5)
 

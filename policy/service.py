@@ -103,6 +103,7 @@ class Pcrf:
 
     async def stop(self) -> None:
         await self.scheduler.close()
+        await self.store.writer.close()
 
     async def reload_policies(self) -> None:
         """After provisioning changed profiles: use them at the next decision."""

@@ -2,27 +2,32 @@
 (one fsync), off the event loop, and each caller resumes only once its write is durable.
 
 Row writes are declarative (:class:`Upsert`, :class:`Delete`) so a batch can merge them: the
-upserts of a table become one executemany, the deletes one ``DELETE … WHERE key IN (…)``. Merging
-never reorders two writes that touch the same row (or a row bound to it): such a write starts a
-new group, applied after the previous one in the same transaction. A function op runs as is, in
-queue order.
+upserts of a table become one executemany, its deletes another (policy.rowsql runs both as
+prepared driver statements). Merging never reorders two writes that touch the same row (or a row
+bound to it): such a write starts a new group, applied after the previous one in the same
+transaction. A function op runs as is, in queue order, on the SQLAlchemy connection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
+import queue
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from policy.models import utcnow
+from policy.rowsql import RowSql
 
-IN_CHUNK = 500  # keys per IN (…) list: far below every driver's bound-parameter limit
+log = logging.getLogger("openpcc.policy")
+
+IDLE_SECONDS = 1.0  # without writes, the writer thread hands its connection back and ends
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,77 +51,153 @@ class Delete:
 
 
 Op = Callable[[Connection], Any] | Upsert | Delete
+_Job = tuple[asyncio.AbstractEventLoop, list[tuple[Op, "asyncio.Future[Any]"]]]
 
 
 class GroupCommitWriter:
-    """Runs queued writes in as few transactions as possible, off the event loop."""
+    """Runs queued writes in as few transactions as possible on its own thread.
+
+    One batch is in the thread at a time; whatever is queued meanwhile becomes the next batch.
+    The thread keeps its connection between batches and ends, handing the connection back, after
+    ``IDLE_SECONDS`` without writes (the next write starts a new one).
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._queue: list[tuple[Op, asyncio.Future[Any]]] = []
-        self._running: asyncio.Task[None] | None = None
+        self._pending: list[tuple[Op, asyncio.Future[Any]]] = []
+        self._in_flight = False
+        self._lock = threading.Lock()  # guards _thread/_jobs against the thread's idle exit
+        self._thread: threading.Thread | None = None
+        self._jobs: queue.SimpleQueue[_Job | None] | None = None
+        self._sql: RowSql | None = None
 
     async def run(self, op: Op) -> Any:
         """Apply ``op`` in a committed transaction; returns a function op's result (a
         :class:`Delete` with children: their rows)."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append((op, future))
-        if self._running is None or self._running.done():
-            self._running = asyncio.create_task(self._drain())
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((op, future))
+        if not self._in_flight:
+            self._send(loop)
         return await future
 
-    async def _drain(self) -> None:
-        # One connection for consecutive batches: under load the queue never empties and the
-        # pool checkout/reset per transaction (as much CPU as the write itself) is saved.
-        conn: list[Connection] = []
-        while self._queue:
-            while self._queue:
-                batch, self._queue = self._queue, []
-                ops = [op for op, _ in batch]
-                try:
-                    results = await asyncio.to_thread(self._commit, ops, conn)
-                except Exception:
-                    # Isolate the failing write: replay each alone so the others still commit.
-                    for op, future in batch:
-                        try:
-                            result = (await asyncio.to_thread(self._commit, [op], conn))[0]
-                        except Exception as exc:
-                            if not future.done():
-                                future.set_exception(exc)
-                        else:
-                            if not future.done():
-                                future.set_result(result)
-                    continue
-                for (_, future), result in zip(batch, results, strict=True):
-                    if not future.done():
-                        future.set_result(result)
-            if conn:  # queue empty: hand the connection back (writes queued meanwhile loop)
-                await asyncio.to_thread(conn.pop().close)
+    async def close(self) -> None:
+        """Finish the queued batch and end the thread (a later write starts a new one)."""
+        with self._lock:
+            thread, jobs = self._thread, self._jobs
+            self._thread = self._jobs = None
+            if jobs is not None:
+                jobs.put(None)
+        if thread is not None:
+            await asyncio.to_thread(thread.join)
 
-    def _commit(self, ops: list[Op], held: list[Connection]) -> list[Any]:
-        """Apply ``ops`` in one transaction on ``held``'s connection (opened when empty; dropped
-        after a failure, so the next batch starts on a fresh one)."""
-        if not held:
-            held.append(self.engine.connect())
-        conn = held[0]
+    def _send(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch, self._pending = self._pending, []
+        self._in_flight = True
+        with self._lock:
+            if self._jobs is None:
+                self._jobs = queue.SimpleQueue()
+                self._thread = threading.Thread(
+                    target=self._serve, args=(self._jobs,), name="policy-writer", daemon=True
+                )
+                self._thread.start()
+            self._jobs.put((loop, batch))
+
+    def _finish(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        batch: list[tuple[Op, asyncio.Future[Any]]],
+        outcomes: list[tuple[bool, Any]],
+    ) -> None:
+        """On the event loop: resume the batch's writers, send what queued meanwhile."""
+        for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+            if not future.done():
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+        self._in_flight = False
+        if self._pending:
+            self._send(loop)
+
+    def _serve(self, jobs: queue.SimpleQueue[_Job | None]) -> None:
+        """The writer thread: apply batches until closed or idle."""
+        conn: Connection | None = None
+        try:
+            while True:
+                try:
+                    job = jobs.get(timeout=IDLE_SECONDS)
+                except queue.Empty:
+                    with self._lock:
+                        if jobs.empty():
+                            if self._jobs is jobs:
+                                self._thread = self._jobs = None
+                            return
+                    continue
+                if job is None:
+                    return
+                loop, batch = job
+                conn, outcomes = self._apply(conn, [op for op, _ in batch])
+                try:
+                    loop.call_soon_threadsafe(self._finish, loop, batch, outcomes)
+                except RuntimeError:  # the loop is closed: nobody waits for these
+                    self._in_flight = False
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def _apply(
+        self, conn: Connection | None, ops: list[Op]
+    ) -> tuple[Connection | None, list[tuple[bool, Any]]]:
+        """Commit ``ops`` in one transaction; when that fails, each alone (so the others still
+        commit). Returns the connection to keep (None after a failure) and per op (ok, result or
+        exception)."""
+        try:
+            if conn is None:
+                conn = self.engine.connect()
+            return conn, [(True, r) for r in self._commit(conn, ops)]
+        except Exception as exc:
+            if conn is not None:
+                _discard(conn)
+            if len(ops) == 1:
+                return None, [(False, exc)]
+        outcomes: list[tuple[bool, Any]] = []
+        conn = None
+        for op in ops:
+            conn, (outcome,) = self._apply(conn, [op])
+            outcomes.append(outcome)
+        return conn, outcomes
+
+    def _commit(self, conn: Connection, ops: list[Op]) -> list[Any]:
+        """Apply ``ops`` in one transaction on ``conn``."""
+        if self._sql is None:
+            self._sql = RowSql(conn.dialect)
         results: list[Any] = [None] * len(ops)
         group = _Group()
-        try:
-            with conn.begin():
+        with conn.begin():
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
                 for i, op in enumerate(ops):
                     if isinstance(op, Upsert | Delete):
                         if not group.add(i, op):
-                            group.flush(conn, results)
+                            group.flush(self._sql, cursor, results)
                             group.add(i, op)
                     else:
-                        group.flush(conn, results)
+                        group.flush(self._sql, cursor, results)
                         results[i] = op(conn)
-                group.flush(conn, results)
-        except Exception:
-            held.clear()
-            conn.close()
-            raise
+                group.flush(self._sql, cursor, results)
+            finally:
+                cursor.close()
         return results
+
+
+def _discard(conn: Connection) -> None:
+    """Hand back a connection whose transaction failed (SQLAlchemy invalidates a broken one);
+    the next batch checks out another."""
+    try:
+        conn.close()
+    except Exception:
+        log.debug("event=policy_writer_connection_close_failed", exc_info=True)
 
 
 @dataclass(slots=True)
@@ -167,16 +248,15 @@ class _Group:
         self.deletes.append((index, op))
         return True
 
-    def flush(self, conn: Connection, results: list[Any]) -> None:
+    def flush(self, sql: RowSql, cursor: Any, results: list[Any]) -> None:
         if self.upserts:
             now = utcnow()
+            stamps = {"created_at": now, "updated_at": now}
             order = _table_order(next(iter(self.upserts)).metadata)  # parents first
             for table in sorted(self.upserts, key=lambda t: order.get(t, len(order))):
-                rows = [{**r, "created_at": now, "updated_at": now}
-                        for r in self.upserts[table].values()]  # fmt: skip
-                conn.execute(upsert_statement(conn.dialect.name, table, self.keys[table]), rows)
+                sql.upsert(cursor, self.keys[table], self.upserts[table].values(), stamps)
         if self.deletes:
-            self._delete(conn, results)
+            self._delete(sql, cursor, results)
         self.upserts.clear()
         self.keys.clear()
         self.deletes.clear()
@@ -186,7 +266,7 @@ class _Group:
         self.direct.clear()
         self.cascaded.clear()
 
-    def _delete(self, conn: Connection, results: list[Any]) -> None:
+    def _delete(self, sql: RowSql, cursor: Any, results: list[Any]) -> None:
         cascades: dict[sa.Column[Any], list[tuple[int, Any]]] = {}
         by_key: dict[sa.Column[Any], list[Any]] = {}
         for index, op in self.deletes:
@@ -195,15 +275,12 @@ class _Group:
             by_key.setdefault(op.key, []).append(op.value)
         for column, targets in cascades.items():
             found: dict[Any, list[Any]] = {}
-            for chunk in _chunks([v for _, v in targets]):
-                delete = column.table.delete().where(column.in_(chunk)).returning(column.table)
-                for row in conn.execute(delete):
-                    found.setdefault(getattr(row, column.name), []).append(row)
+            for row in sql.delete_returning(cursor, column, [v for _, v in targets]):
+                found.setdefault(getattr(row, column.name), []).append(row)
             for index, value in targets:
                 results[index] = found.get(value, [])
         for key, values in by_key.items():
-            for chunk in _chunks(values):
-                conn.execute(key.table.delete().where(key.in_(chunk)))
+            sql.delete(cursor, key, values)
 
 
 @functools.cache
@@ -215,15 +292,3 @@ def _references(table: sa.Table) -> tuple[sa.Column[Any], ...]:
 @functools.cache
 def _table_order(metadata: sa.MetaData) -> dict[sa.Table, int]:
     return {t: i for i, t in enumerate(metadata.sorted_tables)}
-
-
-def _chunks(values: list[Any]) -> list[list[Any]]:
-    return [values[i : i + IN_CHUNK] for i in range(0, len(values), IN_CHUNK)]
-
-
-@functools.cache
-def upsert_statement(dialect: str, table: sa.Table, key: sa.Column[Any]) -> Any:
-    insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect](table)
-    keep = {key.name, "created_at"}
-    changes = {c.name: insert.excluded[c.name] for c in table.columns if c.name not in keep}
-    return insert.on_conflict_do_update(index_elements=[key], set_=changes)
