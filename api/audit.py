@@ -13,6 +13,8 @@ from api.models import AuditEntry
 from schemas.sql import utcnow
 
 audit_t = AuditEntry.__table__
+#: Built once (values come as parameters): no statement construction per write.
+_INSERT = audit_t.insert()
 
 
 def _jsonable(value: Any) -> Any:
@@ -31,16 +33,17 @@ def record(
 ) -> None:
     """Append one entry (call inside the write's transaction)."""
     conn.execute(
-        audit_t.insert().values(
-            at=utcnow(),
-            actor=who.name,
-            role=who.role.value,
-            action=action,
-            resource=resource[:255],
-            reason=reason and reason[:255],
-            before=_jsonable(before),
-            after=_jsonable(after),
-        )
+        _INSERT,
+        {
+            "at": utcnow(),
+            "actor": who.name,
+            "role": who.role.value,
+            "action": action,
+            "resource": resource[:255],
+            "reason": reason and reason[:255],
+            "before": _jsonable(before),
+            "after": _jsonable(after),
+        },
     )
 
 

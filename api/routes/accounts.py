@@ -104,7 +104,6 @@ async def _change(
     def run(conn: Connection) -> tuple[dict[str, Any], tuple[LiveSession, ...], list[dict]]:
         if claim is not None:
             idempotency.claim(conn, claim)
-        before = ledger.get_account(conn, name)
         changed, live = ledger.credit(
             conn, name, body.amount, kind=kind, reference=body.reason, balance=body.balance
         )
@@ -114,7 +113,7 @@ async def _change(
             f"balance.{kind}",
             f"account:{name}",
             reason=body.reason,
-            before=before["balances"],
+            before={"balance": _before(changed, body.amount)},
             after={"amount": body.amount, "balance": changed},
         )
         outcome = _outcome(name, changed, [], [])
@@ -147,6 +146,16 @@ async def _change(
         # The stored answer then names the follow-ups too (a crash before this leaves them empty).
         await awrite(ctx, lambda c: idempotency.complete(c, claim, 200, outcome))
     return outcome
+
+
+def _before(changed: dict[str, Any], amount: int) -> dict[str, Any]:
+    """The changed balance as it was: ``credit`` moved only its amount, by ``amount``, under the
+    account's row lock in this transaction, so this is exact (and saves reading it first)."""
+    return {
+        **changed,
+        "amount": changed["amount"] - amount,
+        "available": changed["available"] - amount,
+    }
 
 
 def _outcome(

@@ -144,7 +144,12 @@ def test_balances_top_up_adjust_history(stack: Any) -> None:
     audit = api.get("/api/v1/audit", params={"resource": "account:dave"}).json()["items"]
     topup = next(a for a in audit if a["action"] == "balance.topup")
     assert topup["reason"] == "voucher 42" and topup["actor"] == "test-operator"
-    assert topup["before"][0]["amount"] == 250 and topup["after"]["balance"]["amount"] == 1250
+    assert topup["before"]["balance"]["amount"] == 250
+    assert topup["before"]["balance"]["available"] == 250
+    assert topup["after"] == {
+        "amount": 1000,
+        "balance": {**topup["before"]["balance"], "amount": 1250, "available": 1250},
+    }
     dup = api.post("/api/v1/accounts", json={"name": "dave", "currency": "EUR"})
     assert dup.status_code == 409
     bad = api.post("/api/v1/accounts", json={"name": "eve", "currency": "euro"})
