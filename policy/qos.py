@@ -20,6 +20,7 @@ Choices where the specification leaves room (each is cited where it is made):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections.abc import Iterable, Mapping
@@ -247,6 +248,16 @@ def parse_filter(rule: str) -> FilterRule:
     """Parse a Rx Flow-Description; raise 5062 FILTER_RESTRICTIONS when it breaks TS 29.214
     §5.3.8 (action must be permit, direction in/out, no options)."""
     tokens = rule.split()
+    if (  # the usual "permit in|out proto from addr port to addr port", checked directly
+        len(tokens) == 9
+        and tokens[0] == "permit"
+        and tokens[1] in ("in", "out")
+        and tokens[3] == "from"
+        and tokens[6] == "to"
+        and _is_ports(tokens[5])
+        and _is_ports(tokens[8])
+    ):
+        return FilterRule(tokens[1], tokens[2], (tokens[4], tokens[5]), (tokens[7], tokens[8]))
     if len(tokens) < 7 or tokens[0] != "permit" or tokens[1] not in ("in", "out"):
         raise ServiceInformationError(FILTER_RESTRICTIONS, f"unsupported filter: {rule!r}")
     if tokens[3] != "from" or "to" not in tokens[5:]:
@@ -260,7 +271,7 @@ def parse_filter(rule: str) -> FilterRule:
 
 
 def _is_ports(token: str) -> bool:
-    return all(part.replace("-", "", 1).isdigit() for part in token.split(","))
+    return token.isdigit() or all(part.replace("-", "", 1).isdigit() for part in token.split(","))
 
 
 # --- codec → bit rate (when the AF sends no Max-Requested-Bandwidth) -------------------------
@@ -365,8 +376,27 @@ def _derive_one(
     filters = [parse_filter(d) for s in comp.sub_components for d in s.flow_descriptions]
     if not filters:
         return None
+    ipv6 = any(f.is_ipv6 for f in filters)
+    signalling = comp.is_signalling
+    status = comp.flow_status if comp.flow_status is not None else FlowStatus.ENABLED
+    return PccRule(
+        name=rule_name(af_session_id, comp.number),
+        qos=_component_qos(comp, signalling, ipv6, config),
+        flows=tuple(f.as_gx() for f in filters),
+        flow_status=status,
+        precedence=config.precedence + comp.number,
+        media_component_number=comp.number,
+        flow_numbers=tuple(s.flow_number for s in comp.sub_components),
+        af_charging_identifier=icid,
+        af_signalling=signalling,
+    )
+
+
+def _component_qos(
+    comp: MediaComponent, signalling: bool, ipv6: bool, config: QosConfig
+) -> BearerQos:
     media_type = comp.media_type if comp.media_type is not None else MediaType.OTHER
-    if comp.is_signalling:
+    if signalling:
         qci, arp, gbr = config.signalling_qci, config.signalling_arp, False
     elif media_type not in config.allowed_media:
         raise ServiceInformationError(
@@ -378,42 +408,28 @@ def _derive_one(
         qci, arp, gbr = config.video_qci, config.video_arp, True
     else:
         qci, arp, gbr = config.other_qci, config.other_arp, False
-    ipv6 = any(f.is_ipv6 for f in filters)
-    mbr_ul, mbr_dl = _max_rates(comp, ipv6)
-    qos = BearerQos(qci, arp, mbr_ul, mbr_dl)
-    if gbr:
-        if mbr_ul is None or mbr_dl is None:
-            raise ServiceInformationError(
-                INVALID_SERVICE_INFORMATION,
-                f"media component {comp.number}: no bandwidth and no known codec",
-            )
-        rtcp = (comp.rr or 0) + (comp.rs or 0) if comp.has_rtcp else 0
-        gbr_ul = comp.min_ul + rtcp if comp.min_ul is not None else mbr_ul
-        gbr_dl = comp.min_dl + rtcp if comp.min_dl is not None else mbr_dl
-        _check_limit(comp.number, gbr_ul, config.max_gbr_ul, "UL")
-        _check_limit(comp.number, gbr_dl, config.max_gbr_dl, "DL")
-        qos = replace(qos, gbr_ul=min(gbr_ul, mbr_ul), gbr_dl=min(gbr_dl, mbr_dl))
-    status = comp.flow_status if comp.flow_status is not None else FlowStatus.ENABLED
-    return PccRule(
-        name=rule_name(af_session_id, comp.number),
-        qos=qos,
-        flows=tuple(f.as_gx() for f in filters),
-        flow_status=status,
-        precedence=config.precedence + comp.number,
-        media_component_number=comp.number,
-        flow_numbers=tuple(s.flow_number for s in comp.sub_components),
-        af_charging_identifier=icid,
-        af_signalling=comp.is_signalling,
-    )
-
-
-def _max_rates(comp: MediaComponent, ipv6: bool) -> tuple[int | None, int | None]:
     rtcp = (comp.rr or 0) + (comp.rs or 0) if comp.has_rtcp else 0
+    mbr_ul, mbr_dl = _max_rates(comp, ipv6, rtcp)
+    if not gbr:
+        return BearerQos(qci, arp, mbr_ul, mbr_dl)
+    if mbr_ul is None or mbr_dl is None:
+        raise ServiceInformationError(
+            INVALID_SERVICE_INFORMATION,
+            f"media component {comp.number}: no bandwidth and no known codec",
+        )
+    gbr_ul = comp.min_ul + rtcp if comp.min_ul is not None else mbr_ul
+    gbr_dl = comp.min_dl + rtcp if comp.min_dl is not None else mbr_dl
+    _check_limit(comp.number, gbr_ul, config.max_gbr_ul, "UL")
+    _check_limit(comp.number, gbr_dl, config.max_gbr_dl, "DL")
+    return BearerQos(qci, arp, mbr_ul, mbr_dl, min(gbr_ul, mbr_ul), min(gbr_dl, mbr_dl))
+
+
+def _max_rates(comp: MediaComponent, ipv6: bool, rtcp: int) -> tuple[int | None, int | None]:
     ul, dl = comp.max_ul, comp.max_dl
     if ul is None:
-        ul = _sub_sum(comp, "max_ul") or _codec_rate(comp, ipv6)
+        ul = _sub_sum(comp, "max_ul") or _codec_rate(comp.codec_data, ipv6)
     if dl is None:
-        dl = _sub_sum(comp, "max_dl") or _codec_rate(comp, ipv6)
+        dl = _sub_sum(comp, "max_dl") or _codec_rate(comp.codec_data, ipv6)
     return (ul + rtcp if ul is not None else None, dl + rtcp if dl is not None else None)
 
 
@@ -422,15 +438,17 @@ def _sub_sum(comp: MediaComponent, attr: str) -> int | None:
     return sum(values) if values else None
 
 
-def _codec_rate(comp: MediaComponent, ipv6: bool) -> int | None:
+@functools.lru_cache(maxsize=1024)
+def _codec_rate(codec_data: tuple[str, ...], ipv6: bool) -> int | None:
     """The negotiated codec: Codec-Data of the SDP answer first (TS 29.214 §5.3.7: line 1 is the
-    direction, line 2 "offer"/"answer"); codec rates are the same in both directions."""
+    direction, line 2 "offer"/"answer"); codec rates are the same in both directions. Calls
+    with the same codecs share one parse."""
 
     def is_answer(data: str) -> bool:
         lines = data.split("\n", 2)
         return len(lines) > 1 and lines[1].strip().lower() == "answer"
 
-    for data in sorted(comp.codec_data, key=lambda d: not is_answer(d)):
+    for data in sorted(codec_data, key=lambda d: not is_answer(d)):
         rate = codec_bitrate(data, ipv6)
         if rate is not None:
             return rate

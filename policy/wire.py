@@ -7,14 +7,16 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, TypeVar
+from typing import Any
 
 from diam.constants import VENDOR_3GPP
+from diam.dictionary import avp_def
 from diam.message import Avp, Message
 from policy.decision import Ambr, MonitoringGrant
 from policy.qos import (
     Arp,
     BearerQos,
+    FlowDirection,
     FlowStatus,
     FlowUsage,
     MediaComponent,
@@ -116,25 +118,48 @@ def apn_ambr(ambr: Ambr) -> Avp:
 
 
 def rule_definition(rule: PccRule) -> Avp:
-    """Charging-Rule-Definition (TS 29.212 §5.3.4) of a dynamic rule."""
-    children: list[Any] = [("Charging-Rule-Name", rule.name.encode())]
+    """Charging-Rule-Definition (TS 29.212 §5.3.4) of a dynamic rule. The parts a call's SDP does
+    not change (status, QoS, precedence, Flows) are encoded once per shape and shared."""
+    children = [Avp.new("Charging-Rule-Name", rule.name.encode())]
     children += [
-        ("Flow-Information", [("Flow-Description", f.description), ("Flow-Direction", f.direction)])
+        Avp.new(
+            "Flow-Information",
+            [Avp.new("Flow-Description", f.description), _DIRECTIONS[f.direction]],
+        )
         for f in rule.flows
     ]
-    children += [
-        ("Flow-Status", rule.flow_status),
-        _rule_qos(rule.qos),
-        ("Precedence", rule.precedence),
-    ]
+    children += _rule_middle(rule.flow_status, rule.qos, rule.precedence)
     if rule.af_charging_identifier is not None:
-        children.append(("AF-Charging-Identifier", rule.af_charging_identifier))
-    flows: list[Any] = [("Media-Component-Number", rule.media_component_number)]
-    flows += [("Flow-Number", n) for n in rule.flow_numbers]
-    children.append(("Flows", flows))
-    if rule.af_signalling:
-        children.append(("AF-Signalling-Protocol", 1))  # SIP (TS 29.212 §5.3.58)
+        children.append(Avp.new("AF-Charging-Identifier", rule.af_charging_identifier))
+    children += _rule_tail(rule.media_component_number, rule.flow_numbers, rule.af_signalling)
     return Avp.new("Charging-Rule-Definition", children)
+
+
+def _shared(avp: Avp) -> Avp:
+    """``avp`` as wire bytes: re-emitted as is, never modified (one object serves every use)."""
+    return Avp.from_wire(avp.wire())
+
+
+_DIRECTIONS = {d: _shared(Avp.new("Flow-Direction", d)) for d in FlowDirection}
+
+
+@functools.lru_cache(maxsize=1024)
+def _rule_middle(status: int, qos: BearerQos, precedence: int) -> tuple[Avp, ...]:
+    return (
+        _shared(Avp.new("Flow-Status", status)),
+        _rule_qos(qos),
+        _shared(Avp.new("Precedence", precedence)),
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _rule_tail(component: int, flow_numbers: tuple[int, ...], signalling: bool) -> tuple[Avp, ...]:
+    flows: list[Any] = [("Media-Component-Number", component)]
+    flows += [("Flow-Number", n) for n in flow_numbers]
+    tail = [_shared(Avp.new("Flows", flows))]
+    if signalling:
+        tail.append(_shared(Avp.new("AF-Signalling-Protocol", 1)))  # SIP (TS 29.212 §5.3.58)
+    return tuple(tail)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -151,21 +176,21 @@ def _rule_qos(qos: BearerQos) -> Avp:
         if value is not None:
             children.append((name, value))
     children.append(arp_avp(qos.arp))
-    return Avp.from_wire(Avp.new("QoS-Information", children).wire())
+    return _shared(Avp.new("QoS-Information", children))
 
 
 def rule_install(
     rules: Iterable[PccRule] = (), names: Iterable[str] = (), bases: Iterable[str] = ()
 ) -> Avp | None:
-    children: list[Any] = [rule_definition(r) for r in rules]
-    children += [("Charging-Rule-Name", n.encode()) for n in sorted(names)]
-    children += [("Charging-Rule-Base-Name", b) for b in sorted(bases)]
+    children = [rule_definition(r) for r in rules]
+    children += [Avp.new("Charging-Rule-Name", n.encode()) for n in sorted(names)]
+    children += [Avp.new("Charging-Rule-Base-Name", b) for b in sorted(bases)]
     return Avp.new("Charging-Rule-Install", children) if children else None
 
 
 def rule_remove(names: Iterable[str] = (), bases: Iterable[str] = ()) -> Avp | None:
-    children: list[Any] = [("Charging-Rule-Name", n.encode()) for n in sorted(names)]
-    children += [("Charging-Rule-Base-Name", b) for b in sorted(bases)]
+    children = [Avp.new("Charging-Rule-Name", n.encode()) for n in sorted(names)]
+    children += [Avp.new("Charging-Rule-Base-Name", b) for b in sorted(bases)]
     return Avp.new("Charging-Rule-Remove", children) if children else None
 
 
@@ -292,52 +317,102 @@ def _text(value: bytes | str) -> str:
 # --- Rx decoding ---------------------------------------------------------------------------
 
 
+def _key(name: str) -> int:
+    d = avp_def(name)
+    return (d.vendor << 32) | d.code
+
+
+# Media-Component-Description / Media-Sub-Component children read, by (vendor << 32 | code): one
+# pass over a group's children instead of a search per AVP name (the AAR hot path).
+_MCD_FIELDS = {
+    _key(name): field
+    for name, field in (
+        ("Media-Component-Number", "number"),
+        ("Media-Type", "media_type"),
+        ("Max-Requested-Bandwidth-UL", "max_ul"),
+        ("Max-Requested-Bandwidth-DL", "max_dl"),
+        ("Min-Requested-Bandwidth-UL", "min_ul"),
+        ("Min-Requested-Bandwidth-DL", "min_dl"),
+        ("RR-Bandwidth", "rr"),
+        ("RS-Bandwidth", "rs"),
+        ("Flow-Status", "flow_status"),
+    )
+}
+_MSC_FIELDS = {
+    _key(name): field
+    for name, field in (
+        ("Flow-Number", "flow_number"),
+        ("Flow-Status", "flow_status"),
+        ("Flow-Usage", "flow_usage"),
+        ("Max-Requested-Bandwidth-UL", "max_ul"),
+        ("Max-Requested-Bandwidth-DL", "max_dl"),
+        ("AF-Signalling-Protocol", "af_signalling_protocol"),
+    )
+}
+_MEDIA_SUB_COMPONENT = _key("Media-Sub-Component")
+_CODEC_DATA = _key("Codec-Data")
+_FLOW_DESCRIPTION = _key("Flow-Description")
+_MEDIA_TYPES = {m.value: m for m in MediaType}
+_FLOW_STATUSES = {m.value: m for m in FlowStatus}
+_FLOW_USAGES = {m.value: m for m in FlowUsage}
+
+
 def media_components(message: Message) -> list[MediaComponent]:
-    """Media-Component-Description AVPs (TS 29.214 §5.3.7), tolerant of what real P-CSCFs send."""
+    """Media-Component-Description AVPs (TS 29.214 §5.3.7), tolerant of what real P-CSCFs send:
+    the first instance of a single-valued AVP counts, unknown enum values read as absent."""
     out = []
     for mcd in message["Media-Component-Description"]:
-        subs = tuple(
-            MediaSubComponent(
-                flow_number=msc.get("Flow-Number", 0),
-                flow_descriptions=tuple(a.value for a in msc["Flow-Description"]),
-                flow_usage=_flow_usage(msc),
-                flow_status=_enum(FlowStatus, msc.get("Flow-Status")),
-                max_ul=msc.get("Max-Requested-Bandwidth-UL"),
-                max_dl=msc.get("Max-Requested-Bandwidth-DL"),
-            )
-            for msc in mcd["Media-Sub-Component"]
-        )
+        values: dict[str, Any] = {}
+        subs: list[MediaSubComponent] = []
+        codecs: list[str] = []
+        for avp in mcd:
+            key = (avp.vendor << 32) | avp.code
+            field = _MCD_FIELDS.get(key)
+            if field is not None:
+                if field not in values:
+                    values[field] = avp.value
+            elif key == _MEDIA_SUB_COMPONENT:
+                subs.append(_sub_component(avp))
+            elif key == _CODEC_DATA:
+                codecs.append(_text(avp.value))
         out.append(
             MediaComponent(
-                number=mcd.get("Media-Component-Number", 0),
-                media_type=_enum(MediaType, mcd.get("Media-Type")),
-                max_ul=mcd.get("Max-Requested-Bandwidth-UL"),
-                max_dl=mcd.get("Max-Requested-Bandwidth-DL"),
-                min_ul=mcd.get("Min-Requested-Bandwidth-UL"),
-                min_dl=mcd.get("Min-Requested-Bandwidth-DL"),
-                rr=mcd.get("RR-Bandwidth"),
-                rs=mcd.get("RS-Bandwidth"),
-                flow_status=_enum(FlowStatus, mcd.get("Flow-Status")),
-                codec_data=tuple(_text(a.value) for a in mcd["Codec-Data"]),
-                sub_components=subs,
+                number=values.get("number", 0),
+                media_type=_MEDIA_TYPES.get(values.get("media_type")),  # type: ignore[arg-type]
+                max_ul=values.get("max_ul"),
+                max_dl=values.get("max_dl"),
+                min_ul=values.get("min_ul"),
+                min_dl=values.get("min_dl"),
+                rr=values.get("rr"),
+                rs=values.get("rs"),
+                flow_status=_FLOW_STATUSES.get(values.get("flow_status")),  # type: ignore[arg-type]
+                codec_data=tuple(codecs),
+                sub_components=tuple(subs),
             )
         )
     return out
 
 
-def _flow_usage(msc: Avp) -> FlowUsage | None:
-    """Flow-Usage, or AF_SIGNALLING when the sub-component names its AF-Signalling-Protocol
-    (TS 29.214 §5.3.26: present for the AF's signalling flows)."""
-    usage = _enum(FlowUsage, msc.get("Flow-Usage"))
-    if usage is None and msc.get("AF-Signalling-Protocol", 0) != 0:  # 0 = NO_INFORMATION
-        return FlowUsage.AF_SIGNALLING
-    return usage
-
-
-_E = TypeVar("_E", bound=IntEnum)
-
-
-def _enum(kind: type[_E], value: int | None) -> _E | None:
-    if value is None or value not in kind._value2member_map_:
-        return None
-    return kind(value)
+def _sub_component(msc: Avp) -> MediaSubComponent:
+    values: dict[str, Any] = {}
+    flows: list[str] = []
+    for avp in msc:
+        key = (avp.vendor << 32) | avp.code
+        field = _MSC_FIELDS.get(key)
+        if field is not None:
+            if field not in values:
+                values[field] = avp.value
+        elif key == _FLOW_DESCRIPTION:
+            flows.append(avp.value)
+    usage = _FLOW_USAGES.get(values.get("flow_usage"))  # type: ignore[arg-type]
+    if usage is None and values.get("af_signalling_protocol", 0) != 0:  # 0 = NO_INFORMATION
+        # TS 29.214 §5.3.26: AF-Signalling-Protocol is present for the AF's signalling flows.
+        usage = FlowUsage.AF_SIGNALLING
+    return MediaSubComponent(
+        flow_number=values.get("flow_number", 0),
+        flow_descriptions=tuple(flows),
+        flow_usage=usage,
+        flow_status=_FLOW_STATUSES.get(values.get("flow_status")),  # type: ignore[arg-type]
+        max_ul=values.get("max_ul"),
+        max_dl=values.get("max_dl"),
+    )
