@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from diam.constants import FLAG_ERROR, FLAG_PROXIABLE
-from diam.message import Avp, DecodeError, Header, Message
+from diam.message import Avp, DecodeError, Header, Message, result_code_avp
 
 
 def error_answer(request: Message, code: int, vendor_id: int = 0) -> Message:
@@ -22,7 +22,7 @@ def error_answer(request: Message, code: int, vendor_id: int = 0) -> Message:
     )
     session = request.first("Session-Id")
     if session is not None:
-        answer.avps.append(Avp.from_wire(session.wire()))
+        answer.avps.append(session.clone())
     if vendor_id:
         return answer.add(
             Avp.new(
@@ -30,7 +30,7 @@ def error_answer(request: Message, code: int, vendor_id: int = 0) -> Message:
                 [("Vendor-Id", vendor_id), ("Experimental-Result-Code", code)],
             )
         )
-    return answer.add(Avp.new("Result-Code", code))
+    return answer.add(result_code_avp(code))
 
 
 def add_error_details(answer: Message, failed_avp: object | None, text: str | None) -> None:

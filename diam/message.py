@@ -27,6 +27,7 @@ from diam.avp import (
     walk,
 )
 from diam.constants import (
+    AVP_FLAG_MANDATORY,
     FLAG_ERROR,
     FLAG_PROXIABLE,
     FLAG_REQUEST,
@@ -45,6 +46,7 @@ __all__ = [
     "Header",
     "Message",
     "read_header",
+    "result_code_avp",
 ]
 
 HEADER_LENGTH = 20
@@ -54,6 +56,7 @@ VERSION = 1
 _HDR = struct.Struct(">IIIII")
 _SESSION_ID = avp_def("Session-Id")
 _RESULT_CODE = avp_def("Result-Code")
+_SESSION_ID_CODE = _SESSION_ID.code  # vendor 0
 
 
 def read_header(data: bytes | memoryview) -> Header:
@@ -76,6 +79,21 @@ def _header_error(header: Header, size: int) -> DecodeError:
                            f"Message-Length {header.length} for {size} octets", None, header)
     return DecodeError(ResultCode.INVALID_HDR_BITS, f"header flags {header.flags:#04x}", None,
                        header)
+
+
+# Result-Code (RFC 6733 §7.1) data for every code we name; others are encoded when used.
+_RESULT_CODE_DATA = {int(code): Avp.new("Result-Code", int(code)).data for code in ResultCode}
+_RESULT_CODE_FLAGS = AVP_FLAG_MANDATORY if _RESULT_CODE.mandatory else 0
+
+
+def result_code_avp(code: int) -> Avp:
+    """A Result-Code AVP (the encoded value of the common codes is reused)."""
+    data = _RESULT_CODE_DATA.get(code)
+    if data is None:
+        return Avp.new("Result-Code", int(code))
+    avp = Avp(_RESULT_CODE.code, 0, _RESULT_CODE_FLAGS, None, 0, 0, 0)
+    avp._data = data
+    return avp
 
 
 class Message:
@@ -142,12 +160,14 @@ class Message:
             flags |= FLAG_ERROR
         out = Message(self.command_code, self.application_id, flags, self.hop_by_hop,
                       self.end_to_end)
-        session = self.first("Session-Id")
-        if session is not None:
-            out.avps.append(Avp.from_wire(session.wire()))  # the very octets, never re-decoded
+        out_avps = out.avps
+        for a in self.avps:  # Session-Id: the very octets, never re-decoded
+            if a._code == _SESSION_ID_CODE and not a._vendor:
+                out_avps.append(a.clone())
+                break
         if result_code is not None:
-            out.avps.append(Avp.new("Result-Code", int(result_code)))
-        out.avps.extend(_coerce(a) for a in avps)
+            out_avps.append(result_code_avp(result_code))
+        out_avps.extend(_coerce(a) for a in avps)
         return out
 
     def add(self, *items: Avp | tuple[str, Any]) -> Message:

@@ -15,14 +15,14 @@ from __future__ import annotations
 import struct
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from diam.avp import check
+from diam.avp import _UNSET, check, walk
 from diam.constants import AVP_FLAG_MANDATORY, AVP_FLAG_VENDOR, ResultCode
 from diam.dictionary import AvpType, all_defs, avp_def
 from diam.errors import AnswerError
-from diam.message import HEADER_LENGTH, MAX_GROUP_DEPTH, Avp, Message
+from diam.message import HEADER_LENGTH, MAX_GROUP_DEPTH, Avp, DecodeError, Message
 
 if TYPE_CHECKING:
     from diam.peer import Peer
@@ -37,6 +37,12 @@ SESSION_REQUIRED: tuple[str, ...] = ("Session-Id", "Origin-Host", "Origin-Realm"
 class Route:
     handler: Handler
     required: tuple[str, ...]
+    # (code, vendor) of each required AVP, in the order of ``required``
+    required_keys: tuple[tuple[int, int], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        keys = tuple((d.code, d.vendor) for d in map(avp_def, self.required))
+        object.__setattr__(self, "required_keys", keys)
 
 
 class Router:
@@ -85,17 +91,57 @@ class Router:
 def check_request(request: Message, route: Route, wire: bytes) -> AnswerError | None:
     """The 5001/5005 checks of a routed request (``wire``: its bytes); ``None`` when it may
     reach the handler. Raises DecodeError (5014) for a malformed AVP inside a Grouped one."""
-    unknown = unknown_mandatory_avp(wire)
-    if unknown is not None:
-        return AnswerError(
-            ResultCode.AVP_UNSUPPORTED,
-            unknown,
-            f"AVP {unknown.code} (vendor {unknown.vendor}) unknown",
-        )
-    for name in route.required:
-        if request.first(name) is None:
+    if len(wire) > PREWALK_LIMIT or not all_known(request.avps):
+        unknown = unknown_mandatory_avp(wire)  # the exact verdict, from the bytes
+        if unknown is not None:
+            return AnswerError(
+                ResultCode.AVP_UNSUPPORTED,
+                unknown,
+                f"AVP {unknown.code} (vendor {unknown.vendor}) unknown",
+            )
+    avps = request.avps
+    for index, (code, vendor) in enumerate(route.required_keys):
+        for avp in avps:
+            if avp._code == code and avp._vendor == vendor:
+                break
+        else:
+            name = route.required[index]
             return AnswerError(ResultCode.MISSING_AVP, missing_avp_example(name), f"{name} missing")
     return None
+
+
+# Requests up to this size have their Grouped AVPs split while checked (the handler reads them
+# anyway); larger ones are checked by the byte scan, which builds no objects (bounded memory).
+PREWALK_LIMIT = 16 << 10
+
+
+def all_known(avps: list[Avp]) -> bool:
+    """True when no AVP of this decoded tree has the M bit and is unknown to the dictionary,
+    and every known Grouped AVP in it splits cleanly (its children are kept: the lazy value the
+    handler would build on access, built once). False says nothing more: the caller then asks
+    :func:`unknown_mandatory_avp` for the verdict, so which request gets 5001 (and which AVP
+    goes in Failed-AVP) or 5014/5004 does not depend on this shortcut."""
+    known = _KNOWN.get
+    for avp in avps:
+        is_grouped = known((avp._vendor << 32) | avp._code)
+        if is_grouped is None:
+            if avp._flags & AVP_FLAG_MANDATORY:
+                return False
+        elif is_grouped:
+            children = avp._value
+            if children is _UNSET:
+                depth = avp._depth + 1
+                if depth >= MAX_GROUP_DEPTH or avp._buf is None:
+                    return False
+                try:
+                    children = avp._value = walk(avp._buf, avp._start, avp._end, depth)
+                except DecodeError:
+                    return False
+            elif type(children) is not list:
+                return False
+            if not all_known(children):
+                return False
+    return True
 
 
 _AVP_HEAD = struct.Struct(">II")
