@@ -1,11 +1,16 @@
 """OCS benchmark: full Ro sessions (CCR-I, 3 × CCR-U, CCR-T) over many subscribers against
 ``openpcc run`` on PostgreSQL and on SQLite, every answer durable before it is sent.
 
-    python -m bench.charging [--db sqlite|postgres|both] [--duration 5] [--subscribers 2000]
+    python -m bench.charging [--db sqlite|postgres|both] [--servers 2] [--parallel 64]
+                             [--duration 5] [--subscribers 2000] [--pg-url URL]
 
-Prints CCR/s, latency p50/p99, the server process's CPU µs per CCR and, on PostgreSQL, the CPU
+``--servers N`` starts N ``openpcc run`` processes (own Diameter port and Origin-Host each) on
+the one database; the client spreads its connections, and so its sessions, over them.
+
+Prints CCR/s, latency p50/p99, the server processes' CPU µs per CCR and, on PostgreSQL, the CPU
 µs per CCR of the benchmark database's backends plus the WAL writer, checkpointer and background
-writer (shared with anything else using the cluster meanwhile). The client is a raw asyncio
+writer (shared with anything else using the cluster meanwhile), and the load client's own.
+Lists (``--servers 1,2 --parallel 4,16,64``) measure every combination. The client is a raw asyncio
 protocol patching pre-encoded CCRs in this process, so the server is what gets measured.
 """
 
@@ -14,8 +19,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import os
 import shutil
+import socket
 import struct
 import subprocess
 import sys
@@ -36,6 +43,9 @@ _U32 = struct.Struct(">I")
 SESSION_MARK = b"SSSSSSSSSS"
 MSISDN_MARK = b"9999999999"
 STEPS = 5  # CCR-I, 3 × CCR-U, CCR-T
+#: OCS processes by default: the most CCR/s on this 2-core machine (see README).
+DEFAULT_SERVERS = 2
+_CLIENT_INDEX = itertools.count(1)
 
 
 def template(origin_host: str, request_type: int, number: int) -> tuple[bytearray, int, int]:
@@ -201,15 +211,19 @@ def machine_busy() -> tuple[float, float]:
 
 
 async def measure(
-    port: int, pid: int, args: argparse.Namespace, pg_url: str | None = None
-) -> dict[str, float]:
+    ports: list[int], pids: list[int], args: argparse.Namespace, parallel: int,
+    pg_url: str | None = None,
+) -> dict[str, float]:  # fmt: skip
+    """Run sessions over ``ports`` (connection i to server i mod N, as a CTF spreads sessions
+    over the OCS peers of a realm) and measure one window."""
     loop = asyncio.get_running_loop()
     stats = Stats()
     clients = []
-    for i in range(args.connections):
+    for i in range(max(args.connections, len(ports))):
+        index = next(_CLIENT_INDEX)  # Session-Ids stay unique over every measurement
         _, client = await loop.create_connection(
-            lambda i=i: SessionClient(i + 1, args.parallel, args.subscribers, stats),
-            "127.0.0.1", port,
+            lambda index=index: SessionClient(index, parallel, args.subscribers, stats),
+            "127.0.0.1", ports[i % len(ports)],
         )  # fmt: skip
         await asyncio.wait_for(client.open, 10)
         clients.append(client)
@@ -217,13 +231,13 @@ async def measure(
         client.start()
     await asyncio.sleep(args.warmup)
     pg_pids = postgres_pids(pg_url)
-    pg0 = cpu_of(pg_pids)
-    cpu0, busy0, t0 = cpu_seconds(pid), machine_busy(), time.perf_counter()
+    pg0, me0 = cpu_of(pg_pids), cpu_seconds(os.getpid())
+    cpu0, busy0, t0 = cpu_of(pids), machine_busy(), time.perf_counter()
     stats.recording = True
     await asyncio.sleep(args.duration)
     stats.recording = False
-    elapsed, cpu1, busy1 = time.perf_counter() - t0, cpu_seconds(pid), machine_busy()
-    pg1 = cpu_of(pg_pids)
+    elapsed, cpu1, busy1 = time.perf_counter() - t0, cpu_of(pids), machine_busy()
+    pg1, me1 = cpu_of(pg_pids), cpu_seconds(os.getpid())
     for client in clients:
         client.stopping = True
     await asyncio.sleep(0.5)
@@ -232,17 +246,32 @@ async def measure(
     lat = sorted(stats.latencies)
     n = max(stats.answered, 1)
     return {
+        "in_flight": parallel * len(clients),
         "ccr_per_s": stats.answered / elapsed,
         "p50_ms": lat[len(lat) // 2] * 1000 if lat else 0.0,
         "p99_ms": lat[int(len(lat) * 0.99)] * 1000 if lat else 0.0,
         "cpu_us_per_ccr": (cpu1 - cpu0) / n * 1e6,
         "pg_us_per_ccr": (pg1 - pg0) / n * 1e6,
+        "client_us_per_ccr": (me1 - me0) / n * 1e6,
         "machine_busy": (busy1[0] - busy0[0]) / max(busy1[1] - busy0[1], 1),
         "failed": stats.failed,
     }
 
 
-def run_one(kind: str, args: argparse.Namespace, work: Path) -> dict[str, float]:
+def _wait_listening(port: int, server: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(log.read_text())
+        time.sleep(0.1)
+
+
+def run_config(kind: str, servers: int, args: argparse.Namespace,
+               work: Path) -> list[dict[str, float]]:  # fmt: skip
+    """Start ``servers`` OCS processes on a fresh database, then measure each concurrency."""
     if kind == "postgres":
         server_url = args.pg_url or subprocess.run(
             ["bash", str(ROOT / "scripts/postgres-local.sh"), "start"],
@@ -258,62 +287,92 @@ def run_one(kind: str, args: argparse.Namespace, work: Path) -> dict[str, float]
         engine.dispose()
         url = pg_url = server_url.rsplit("/", 1)[0] + "/bench_charging"
     else:
+        (work / "bench.db").unlink(missing_ok=True)
         url, pg_url = f"sqlite:///{work / 'bench.db'}", None
     provisioning = work / f"provisioning-{args.subscribers}.yaml"
     if not provisioning.exists():
         provisioning_file(provisioning, args.subscribers)
-    env = dict(os.environ, OPENPCC_DATABASE_URL=url, OPENPCC_DIAMETER_HOST="127.0.0.1",
-               OPENPCC_DIAMETER_PORT=str(args.port), OPENPCC_DIAMETER_APPLICATIONS="ro",
-               OPENPCC_PROVISIONING=str(provisioning), OPENPCC_CDR_SINK="off",
-               OPENPCC_CHARGING_TARIFFS=str(ROOT / "examples/tariff.yaml"))  # fmt: skip
-    log = open(work / f"{kind}.log", "wb")  # noqa: SIM115
-    server = subprocess.Popen([sys.executable, "-m", "openpcc.cli", "run", "--log-level",
-                               "ERROR"], cwd=ROOT, env=env, stdout=log, stderr=log)  # fmt: skip
+    ports = [args.port + i for i in range(servers)]
+    procs: list[subprocess.Popen[bytes]] = []
+    logs = []
     try:
-        import socket
-
-        deadline = time.monotonic() + 120
-        while True:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", args.port)) == 0:
-                    break
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((work / f"{kind}.log").read_text())
-            time.sleep(0.1)
-        return asyncio.run(measure(args.port, server.pid, args, pg_url))
+        for i, port in enumerate(ports):
+            # The first process migrates and provisions; the others start once it listens.
+            env = dict(os.environ, OPENPCC_DATABASE_URL=url, OPENPCC_DIAMETER_HOST="127.0.0.1",
+                       OPENPCC_DIAMETER_PORT=str(port), OPENPCC_DIAMETER_APPLICATIONS="ro",
+                       OPENPCC_DIAMETER_ORIGIN_HOST=f"ocs{i + 1}.ocs.test",
+                       OPENPCC_DIAMETER_ORIGIN_REALM="ocs.test",
+                       OPENPCC_PROVISIONING=str(provisioning) if i == 0 else "",
+                       OPENPCC_CDR_SINK="off",
+                       OPENPCC_CHARGING_TARIFFS=str(ROOT / "examples/tariff.yaml"))  # fmt: skip
+            log_path = work / f"{kind}-{i}.log"
+            logs.append(open(log_path, "wb"))  # noqa: SIM115
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "openpcc.cli", "run", "--log-level", "ERROR"],
+                cwd=ROOT, env=env, stdout=logs[-1], stderr=logs[-1],
+            ))  # fmt: skip
+            _wait_listening(port, procs[-1], log_path)
+        pids = [p.pid for p in procs]
+        return [asyncio.run(measure(ports, pids, args, parallel, pg_url))
+                for parallel in args.parallel]  # fmt: skip
     finally:
-        server.terminate()
-        server.wait(30)
-        log.close()
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(30)
+        for log in logs:
+            log.close()
+
+
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument(
+        "--servers",
+        type=_ints,
+        default=[DEFAULT_SERVERS],
+        help="OCS processes on the one database; a list runs each (e.g. 1,2,3)",
+    )
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=1.5)
     parser.add_argument("--subscribers", type=int, default=2000)
-    parser.add_argument("--connections", type=int, default=4)
-    parser.add_argument("--parallel", type=int, default=64, help="sessions per connection")
+    parser.add_argument(
+        "--connections", type=int, default=4, help="client connections, spread over the servers"
+    )
+    parser.add_argument(
+        "--parallel",
+        type=_ints,
+        default=[64],
+        help="sessions in flight per connection; a list measures each",
+    )
     parser.add_argument("--port", type=int, default=13869)
-    parser.add_argument("--pg-url", default=os.environ.get("OPENPCC_BENCH_PG_URL"),
-                        help="a running PostgreSQL server (default: scripts/postgres-local.sh)")
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get("OPENPCC_BENCH_PG_URL"),
+        help="a running PostgreSQL server (default: scripts/postgres-local.sh)",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-charging-"))
     try:
         kinds = ["postgres", "sqlite"] if args.db == "both" else [args.db]
         print(f"sessions: CCR-I, 3 × CCR-U, CCR-T; {args.subscribers} subscribers, "
-              f"{args.connections} connections × {args.parallel} sessions in flight")  # fmt: skip
+              f"{args.connections} client connections; CPU µs per CCR")  # fmt: skip
         for kind in kinds:
-            r = run_one(kind, args, work)
-            print(
-                f"{kind:9} {r['ccr_per_s']:8.0f} CCR/s  p50 {r['p50_ms']:6.1f} ms  "
-                f"p99 {r['p99_ms']:6.1f} ms  CPU µs/CCR server {r['cpu_us_per_ccr']:4.0f}"
-                + (f" PostgreSQL {r['pg_us_per_ccr']:4.0f}" if kind == "postgres" else "")
-                + "  "
-                f"machine busy {r['machine_busy']:.0%}  non-2001 {r['failed']}",
-                flush=True,
-            )
+            for servers in args.servers:
+                for r in run_config(kind, servers, args, work):
+                    print(
+                        f"{kind:8} servers {servers}  in flight {r['in_flight']:4.0f}  "
+                        f"{r['ccr_per_s']:6.0f} CCR/s  p50 {r['p50_ms']:6.1f} ms  "
+                        f"p99 {r['p99_ms']:6.1f} ms  CPU server {r['cpu_us_per_ccr']:4.0f}"
+                        + (f" PG {r['pg_us_per_ccr']:4.0f}" if kind == "postgres" else "")
+                        + f" client {r['client_us_per_ccr']:3.0f}  "
+                        f"busy {r['machine_busy']:4.0%}  non-2001 {r['failed']}",
+                        flush=True,
+                    )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -1,7 +1,8 @@
 """Set-based writes of a batch transaction: one statement per table, whatever the row count.
 
 On PostgreSQL each write is ONE statement whose parameters are column arrays, sent in binary
-(``INSERT … SELECT … FROM unnest(…)``, ``UPDATE … FROM unnest(…)``, ``DELETE … = ANY(…)``):
+as charging.pgarrays encodes them (``INSERT … SELECT … FROM unnest(…)``,
+``UPDATE … FROM unnest(…)``, ``DELETE … = ANY(…)``):
 one Bind/Execute, one plan (psycopg prepares the fixed text after a few uses) and no per-row
 SQLAlchemy compilation, where ``executemany`` sends a Bind/Execute per row. Other backends
 (SQLite runs in-process) use SQLAlchemy ``executemany`` on an equivalent Core statement.
@@ -9,7 +10,6 @@ SQLAlchemy compilation, where ``executemany`` sends a Bind/Execute per row. Othe
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -17,14 +17,26 @@ from typing import Any
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine import Connection
 
-_Processor = Callable[[Any], Any] | None
+from charging import pgarrays
+
 #: ``member(column, name)``: the condition "column is in the list parameter ``name``".
 Member = Callable[[sa.ColumnElement[Any], str], sa.ColumnElement[bool]]
 
 
 _PIPELINE = "charging.bulk.pipeline"
+_REGISTERED = "charging.bulk.arrays"
+
+
+def _driver(conn: Connection) -> psycopg.Connection[Any]:
+    """The psycopg connection under ``conn``, able to send :class:`PgArray` parameters."""
+    info = conn.connection.info  # kept with the DBAPI connection across checkouts
+    raw: psycopg.Connection[Any] = conn.connection.driver_connection
+    if not info.get(_REGISTERED):
+        pgarrays.register(raw)
+        info[_REGISTERED] = True
+    return raw
 
 
 @contextmanager
@@ -35,7 +47,7 @@ def pipeline(conn: Connection) -> Iterator[None]:
     if conn.dialect.name != "postgresql":
         yield
         return
-    raw = conn.connection.driver_connection
+    raw = _driver(conn)
     conn.info[_PIPELINE] = raw
     try:
         with raw.pipeline():
@@ -51,40 +63,37 @@ def pipeline(conn: Connection) -> Iterator[None]:
 def _write(conn: Connection, sql: str, params: tuple[Any, ...]) -> int:
     raw = conn.info.get(_PIPELINE)
     if raw is None:
+        _driver(conn)
         return int(conn.exec_driver_sql(sql, params).rowcount)
     raw.cursor().execute(sql, params)  # queued: the result arrives when the pipeline ends
     return -1
 
 
-def _pg_type(column: sa.Column[Any], dialect: Dialect) -> str:
-    if isinstance(column.type, sa.JSON):
-        return "TEXT"  # serialised here, cast to JSON in the statement
-    return column.type.compile(dialect=dialect)
-
-
-def _processor(column: sa.Column[Any], dialect: Dialect) -> _Processor:
-    if isinstance(column.type, sa.JSON):
-        return lambda v: None if v is None else json.dumps(v)
-    return column.type.bind_processor(dialect)
-
-
-def _arrays(rows: Sequence[dict[str, Any]], keys: Sequence[str],
-            processors: Sequence[_Processor]) -> tuple[list[Any], ...]:  # fmt: skip
-    out = []
-    for key, proc in zip(keys, processors, strict=True):
-        values = [row[key] for row in rows]
-        out.append([proc(v) for v in values] if proc is not None else values)
-    return tuple(out)
-
-
 class _Compiled:
-    """Per-dialect compiled state of a bulk statement (built on first use)."""
+    """Per-dialect compiled state of a bulk statement (built on first use): its SQL and the
+    array codec of each parameter column."""
 
-    __slots__ = ("processors", "sql")
+    __slots__ = ("codecs", "sql")
 
-    def __init__(self, sql: str, processors: list[_Processor]) -> None:
+    def __init__(self, sql: str, codecs: list[pgarrays.Codec]) -> None:
         self.sql = sql
-        self.processors = processors
+        self.codecs = codecs
+
+    def arrays(self, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> tuple[Any, ...]:
+        return tuple(
+            codec.array([row[key] for row in rows])
+            for key, codec in zip(keys, self.codecs, strict=True)
+        )
+
+
+def _cast(column: sa.ColumnElement[Any], alias: str) -> str:
+    """``u.alias`` as the column's value (JSON arrives as text)."""
+    return f"u.{alias}::JSON" if isinstance(column.type, sa.JSON) else f"u.{alias}"
+
+
+def _params(columns: Sequence[sa.ColumnElement[Any]]) -> tuple[str, list[pgarrays.Codec]]:
+    codecs = [pgarrays.codec(c) for c in columns]
+    return ", ".join(f"%b::{c.sql_type}[]" for c in codecs), codecs
 
 
 class BulkInsert:
@@ -101,8 +110,8 @@ class BulkInsert:
         if conn.dialect.name != "postgresql":
             conn.execute(self.table.insert(), [{c: r[c] for c in self.columns} for r in rows])
             return
-        pg = self._pg or self._compile(conn.dialect)
-        _write(conn, pg.sql, _arrays(rows, self.columns, pg.processors))
+        pg = self._pg or self._compile()
+        _write(conn, pg.sql, pg.arrays(rows, self.columns))
 
     def ids_by(self, conn: Connection, rows: Sequence[dict[str, Any]], key: str) -> dict[Any, int]:
         """Insert ``rows`` and return the generated ``id`` of each by its (unique) ``key``."""
@@ -115,22 +124,21 @@ class BulkInsert:
                 [{c: r[c] for c in self.columns} for r in rows],
             )
             return {k: int(pk) for k, pk in result}
-        pg = self._pg or self._compile(conn.dialect)
+        pg = self._pg or self._compile()
+        _driver(conn)
         result = conn.exec_driver_sql(
-            f"{pg.sql} RETURNING {key}, id", _arrays(rows, self.columns, pg.processors)
+            f"{pg.sql} RETURNING {key}, id", pg.arrays(rows, self.columns)
         )
         return {k: int(pk) for k, pk in result}
 
-    def _compile(self, dialect: Dialect) -> _Compiled:
+    def _compile(self) -> _Compiled:
         cols = [self.table.c[name] for name in self.columns]
         names = ", ".join(self.columns)
-        arrays = ", ".join(f"%b::{_pg_type(c, dialect)}[]" for c in cols)
-        select = ", ".join(
-            f"u.{c.name}::JSON" if isinstance(c.type, sa.JSON) else f"u.{c.name}" for c in cols
-        )
+        arrays, codecs = _params(cols)
+        select = ", ".join(_cast(c, c.name) for c in cols)
         sql = (f"INSERT INTO {self.table.name} ({names}) SELECT {select} "
                f"FROM unnest({arrays}) AS u({names})")  # fmt: skip
-        self._pg = _Compiled(sql, [_processor(c, dialect) for c in cols])
+        self._pg = _Compiled(sql, codecs)
         return self._pg
 
 
@@ -165,23 +173,20 @@ class BulkUpdate:
                 for r in rows
             ]  # fmt: skip
             return int(conn.execute(self._core, params).rowcount)
-        pg = self._pg or self._compile(conn.dialect)
+        pg = self._pg or self._compile()
         keys = (self.key, *self.columns, *(f"was_{m}" for m in self.match))
-        return _write(conn, pg.sql, _arrays(rows, keys, pg.processors))
+        return _write(conn, pg.sql, pg.arrays(rows, keys))
 
-    def _compile(self, dialect: Dialect) -> _Compiled:
+    def _compile(self) -> _Compiled:
         t = self.table
         cols = [t.c[self.key], *(t.c[c] for c in self.columns), *(t.c[m] for m in self.match)]
         aliases = ["k", *(f"n_{c}" for c in self.columns), *(f"w_{m}" for m in self.match)]
-        arrays = ", ".join(f"%b::{_pg_type(c, dialect)}[]" for c in cols)
-        sets = ", ".join(
-            f"{c} = u.n_{c}::JSON" if isinstance(t.c[c].type, sa.JSON) else f"{c} = u.n_{c}"
-            for c in self.columns
-        )
+        arrays, codecs = _params(cols)
+        sets = ", ".join(f"{c} = {_cast(t.c[c], f'n_{c}')}" for c in self.columns)
         where = " AND ".join([f"t.{self.key} = u.k", *(f"t.{m} = u.w_{m}" for m in self.match)])
         sql = (f"UPDATE {t.name} AS t SET {sets} FROM unnest({arrays}) "
                f"AS u({', '.join(aliases)}) WHERE {where}")  # fmt: skip
-        self._pg = _Compiled(sql, [_processor(c, dialect) for c in cols])
+        self._pg = _Compiled(sql, codecs)
         return self._pg
 
 
@@ -191,7 +196,8 @@ class BulkDelete:
     def __init__(self, table: sa.Table, key: str) -> None:
         self.table = table
         self.key = key
-        self._pg_sql = f"DELETE FROM {table.name} WHERE {key} = ANY(%b::BIGINT[])"
+        self._codec = pgarrays.codec(table.c[key])
+        self._pg_sql = f"DELETE FROM {table.name} WHERE {key} = ANY(%b::{self._codec.sql_type}[])"
 
     def __call__(self, conn: Connection, keys: Sequence[Any]) -> None:
         if not keys:
@@ -199,7 +205,7 @@ class BulkDelete:
         if conn.dialect.name != "postgresql":
             conn.execute(self.table.delete().where(self.table.c[self.key].in_(list(keys))))
             return
-        _write(conn, self._pg_sql, (list(keys),))
+        _write(conn, self._pg_sql, (self._codec.array(keys),))
 
 
 def _in_list(column: sa.ColumnElement[Any], name: str) -> sa.ColumnElement[bool]:
@@ -222,7 +228,7 @@ def fetch_all(
     """
     if conn.dialect.name != "postgresql":
         return [list(conn.execute(query(conn), params)) for query, params in queries]
-    raw = conn.connection.driver_connection
+    raw = _driver(conn)
     try:
         with raw.pipeline():
             cursors = []
