@@ -26,6 +26,8 @@ T = TypeVar("T")
 MAX_PAGE = 500
 #: Autocommit connections kept for reads; more concurrent reads wait for one to be free.
 READERS = 8
+#: ``application_name`` of the API's connections (pg_stat_activity shows them by it).
+APPLICATION_NAME = "openpcc-api"
 
 
 async def context(request: Request) -> ApiContext:
@@ -80,8 +82,14 @@ class AsyncDatabase:
     """
 
     def __init__(self, engine: Engine, readers: int = READERS) -> None:
+        # No pre-ping round trip per checkout: a connection the server dropped fails one
+        # request with 503 (api/app.py) and SQLAlchemy then replaces the pool's connections.
         self.engine: AsyncEngine = create_async_engine(
-            engine.url, pool_size=10, max_overflow=20, pool_pre_ping=False
+            engine.url,
+            pool_size=10,
+            max_overflow=20,
+            pool_pre_ping=False,
+            connect_args={"application_name": APPLICATION_NAME},
         )
         self._idle: list[AsyncConnection] = []
         self._readers = asyncio.Semaphore(readers)
@@ -99,7 +107,10 @@ class AsyncDatabase:
                 result = await conn.run_sync(fn)
             except DBAPIError as exc:
                 if exc.connection_invalidated or conn.invalidated:
-                    await conn.close()  # dropped by the server: the next read opens a new one
+                    # The server dropped it (restart, failover): the idle ones went with it.
+                    # This request answers 503; the next read opens a fresh connection.
+                    await conn.close()
+                    await self._close_idle()
                 else:
                     self._idle.append(conn)
                 raise
@@ -122,10 +133,13 @@ class AsyncDatabase:
         conn = await self.engine.connect()
         return await conn.execution_options(isolation_level="AUTOCOMMIT")
 
-    async def close(self) -> None:
+    async def _close_idle(self) -> None:
         idle, self._idle = self._idle, []
         for conn in idle:
             await conn.close()
+
+    async def close(self) -> None:
+        await self._close_idle()
         await self.engine.dispose()
 
 
