@@ -1,10 +1,15 @@
 """Node benchmark: requests/s, p50/p99 latency and server CPU µs per request.
 
     python -m bench.node [--connections 4] [--window 64] [--duration 5] [--no-uvloop]
+                         [--suspend-ms 0]
 
 Starts a server subprocess (one process: a Node with a trivial Ro CCA handler, uvloop when
 importable) and loads it from this process with pipelined CCRs over several connections. Server
 CPU comes from /proc/<pid>/stat (user + system) over the measured interval only.
+
+With ``--suspend-ms N`` the handler awaits a future that is released, together with every other
+one waiting, N ms after the first of them: the shape of the OCS's group commit (answers leave
+in bursts, from tasks, not from inside ``data_received``).
 """
 
 from __future__ import annotations
@@ -37,12 +42,43 @@ async def trivial_cca(request: Message, peer: Any) -> Message:
     )
 
 
-async def serve() -> None:
+class BatchRelease:
+    """Futures released together ``window`` seconds after the first one was asked for."""
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self.loop = asyncio.get_running_loop()
+        self.waiting: list[asyncio.Future[None]] = []
+
+    def wait(self) -> asyncio.Future[None]:
+        future = self.loop.create_future()
+        if not self.waiting:
+            self.loop.call_later(self.window, self._release)
+        self.waiting.append(future)
+        return future
+
+    def _release(self) -> None:
+        waiting, self.waiting = self.waiting, []
+        for future in waiting:
+            if not future.done():
+                future.set_result(None)
+
+
+async def serve(suspend_ms: float) -> None:
     identity = LocalIdentity(
         "ocs.bench.test", "ocs.test", ("127.0.0.1",), applications=applications_from_names(["ro"])
     )
     node = Node(identity, PeerPolicy.parse("*@bench.test"), max_in_flight=4096)
-    node.add_route(APP_CREDIT_CONTROL, CMD_CREDIT_CONTROL, trivial_cca)
+    if suspend_ms > 0:
+        release = BatchRelease(suspend_ms / 1000)
+
+        async def committed_cca(request: Message, peer: Any) -> Message:
+            await release.wait()
+            return await trivial_cca(request, peer)
+
+        node.add_route(APP_CREDIT_CONTROL, CMD_CREDIT_CONTROL, committed_cca)
+    else:
+        node.add_route(APP_CREDIT_CONTROL, CMD_CREDIT_CONTROL, trivial_cca)
     _, port = await node.listen("127.0.0.1", 0)
     print(f"PORT {port}", flush=True)
     stop = asyncio.Event()
@@ -80,13 +116,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--no-uvloop", action="store_true")
+    parser.add_argument(
+        "--suspend-ms",
+        type=float,
+        default=0.0,
+        help="handler awaits a batch release after this many ms (0: answers without suspending)",
+    )
     args = parser.parse_args(argv)
     use_uvloop = not args.no_uvloop
     if args.serve:
-        run_loop(serve(), use_uvloop)
+        run_loop(serve(args.suspend_ms), use_uvloop)
         return 0
 
-    command = [sys.executable, "-m", "bench.node", "--serve"]
+    command = [sys.executable, "-m", "bench.node", "--serve", "--suspend-ms", str(args.suspend_ms)]
     if not use_uvloop:
         command.append("--no-uvloop")
     root = Path(__file__).resolve().parents[1]
@@ -124,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"node: {n / args.duration:,.0f} requests/s over {args.duration:g} s "
         f"({args.connections} connections x window {args.window}, "
-        f"{'uvloop' if use_uvloop else 'asyncio'}), errors {stats.errors}"
+        f"{'uvloop' if use_uvloop else 'asyncio'}"
+        f"{f', handler suspends {args.suspend_ms:g} ms' if args.suspend_ms > 0 else ''}), "
+        f"errors {stats.errors}"
     )
     print(
         f"latency p50 {percentile(latencies, 0.50) * 1e6:,.0f} µs, "
