@@ -58,6 +58,7 @@ from policy.wire import (
     rule_install,
     rule_remove,
     rule_reports,
+    shared,
     subscription_ids,
     ue_addresses,
     usage_reports,
@@ -74,10 +75,17 @@ GX_FEATURES = 0b111
 
 
 # The parts of a CCA-I that depend only on the APN policy's decision are encoded once and then
-# appended as wire bytes (Avp.from_wire): never modified, so one object serves every answer.
-_GX_APPLICATION = Avp.from_wire(Avp.new("Auth-Application-Id", APP_GX).wire())
-_REQUEST_TYPE = {k: Avp.from_wire(Avp.new("CC-Request-Type", k).wire()) for k in CcRequestType}
-_BEARER_CONTROL = {m: Avp.from_wire(Avp.new("Bearer-Control-Mode", m).wire()) for m in (0, 1, 2)}
+# appended as wire bytes (wire.shared): never modified, so one object serves every answer.
+_GX_APPLICATION = shared(Avp.new("Auth-Application-Id", APP_GX))
+_REQUEST_TYPE = {k: shared(Avp.new("CC-Request-Type", k)) for k in CcRequestType}
+_BEARER_CONTROL = {m: shared(Avp.new("Bearer-Control-Mode", m)) for m in (0, 1, 2)}
+_AUTHORIZE_ONLY = shared(Avp.new("Re-Auth-Request-Type", AUTHORIZE_ONLY))
+
+
+@functools.lru_cache(maxsize=1024)
+def _destination(realm: str, host: str) -> tuple[Avp, Avp]:
+    """Destination-Realm and -Host of a PCEF (few distinct ones), for its RARs."""
+    return shared(Avp.new("Destination-Realm", realm)), shared(Avp.new("Destination-Host", host))
 
 
 @functools.lru_cache(maxsize=64)
@@ -87,7 +95,7 @@ def _features(feature_list: int) -> Avp:
         "Supported-Features",
         [("Vendor-Id", VENDOR_3GPP), ("Feature-List-ID", 1), ("Feature-List", feature_list)],
     )
-    return Avp.from_wire(avp.wire())
+    return shared(avp)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -95,7 +103,7 @@ def _bearer_avps(triggers: frozenset[int], qci: int, arp: Arp, ambr: Ambr) -> tu
     """Event-Trigger subscriptions, Default-EPS-Bearer-QoS and APN-AMBR."""
     avps = [Avp.new("Event-Trigger", t) for t in sorted(triggers)]
     avps += [default_bearer_qos(qci, arp), apn_ambr(ambr)]
-    return tuple(Avp.from_wire(a.wire()) for a in avps)
+    return tuple(shared(a) for a in avps)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -109,7 +117,7 @@ def _rule_avps(
         Avp.new("Online", ENABLE if online else DISABLE),
         Avp.new("Offline", ENABLE if offline else DISABLE),
     ]
-    return tuple(Avp.from_wire(a.wire()) for a in avps)
+    return tuple(shared(a) for a in avps)
 
 
 class AfNotifier(Protocol):
@@ -385,11 +393,10 @@ class GxApp:
             CMD_RE_AUTH,
             APP_GX,
             [
-                ("Session-Id", state.session_id),
-                ("Auth-Application-Id", APP_GX),
-                ("Destination-Realm", state.pcef_realm),
-                ("Destination-Host", state.pcef_host),
-                ("Re-Auth-Request-Type", AUTHORIZE_ONLY),
+                Avp.new("Session-Id", state.session_id),
+                _GX_APPLICATION,
+                *_destination(state.pcef_realm, state.pcef_host),
+                _AUTHORIZE_ONLY,
             ],
         )
         install = list(install)

@@ -37,6 +37,7 @@ from policy.wire import (
     SpecificAction,
     experimental_result,
     media_components,
+    shared,
     ue_addresses,
 )
 
@@ -51,6 +52,7 @@ AF_TRIGGERS = {
 }  # fmt: skip
 BEARER_RELEASED = 0  # Abort-Cause, TS 29.214 §5.3.1
 RECENTLY_ABORTED = 65_536
+_RX_APPLICATION = shared(Avp.new("Auth-Application-Id", APP_RX))
 
 
 class RxApp:
@@ -154,7 +156,8 @@ class RxApp:
             answer = request.answer(code)
         else:
             answer = request.answer(None, experimental_result(code))
-        return answer.add(("Auth-Application-Id", APP_RX))
+        answer.avps.append(_RX_APPLICATION)
+        return answer
 
     async def _gx_of(self, rx: RxState) -> GxState | None:
         gx = self.store.gx(rx.gx_session_id)

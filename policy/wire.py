@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
@@ -74,10 +75,19 @@ USAGE_MONITORING_DISABLED = 0  # Usage-Monitoring-Support, TS 29.212 §5.3.63
 SESSION_LEVEL = 0  # Usage-Monitoring-Level, TS 29.212 §5.3.61
 
 
+def shared(avp: Avp) -> Avp:
+    """``avp`` as wire bytes, re-emitted as is: for AVPs built once and appended to many
+    messages (never modified, so one object serves every use)."""
+    return Avp.from_wire(avp.wire())
+
+
+@functools.lru_cache(maxsize=64)
 def experimental_result(code: int) -> Avp:
-    return Avp.new(
-        "Experimental-Result",
-        [("Vendor-Id", VENDOR_3GPP), ("Experimental-Result-Code", int(code))],
+    return shared(
+        Avp.new(
+            "Experimental-Result",
+            [("Vendor-Id", VENDOR_3GPP), ("Experimental-Result-Code", int(code))],
+        )
     )
 
 
@@ -135,20 +145,15 @@ def rule_definition(rule: PccRule) -> Avp:
     return Avp.new("Charging-Rule-Definition", children)
 
 
-def _shared(avp: Avp) -> Avp:
-    """``avp`` as wire bytes: re-emitted as is, never modified (one object serves every use)."""
-    return Avp.from_wire(avp.wire())
-
-
-_DIRECTIONS = {d: _shared(Avp.new("Flow-Direction", d)) for d in FlowDirection}
+_DIRECTIONS = {d: shared(Avp.new("Flow-Direction", d)) for d in FlowDirection}
 
 
 @functools.lru_cache(maxsize=1024)
 def _rule_middle(status: int, qos: BearerQos, precedence: int) -> tuple[Avp, ...]:
     return (
-        _shared(Avp.new("Flow-Status", status)),
+        shared(Avp.new("Flow-Status", status)),
         _rule_qos(qos),
-        _shared(Avp.new("Precedence", precedence)),
+        shared(Avp.new("Precedence", precedence)),
     )
 
 
@@ -156,9 +161,9 @@ def _rule_middle(status: int, qos: BearerQos, precedence: int) -> tuple[Avp, ...
 def _rule_tail(component: int, flow_numbers: tuple[int, ...], signalling: bool) -> tuple[Avp, ...]:
     flows: list[Any] = [("Media-Component-Number", component)]
     flows += [("Flow-Number", n) for n in flow_numbers]
-    tail = [_shared(Avp.new("Flows", flows))]
+    tail = [shared(Avp.new("Flows", flows))]
     if signalling:
-        tail.append(_shared(Avp.new("AF-Signalling-Protocol", 1)))  # SIP (TS 29.212 §5.3.58)
+        tail.append(shared(Avp.new("AF-Signalling-Protocol", 1)))  # SIP (TS 29.212 §5.3.58)
     return tuple(tail)
 
 
@@ -176,7 +181,7 @@ def _rule_qos(qos: BearerQos) -> Avp:
         if value is not None:
             children.append((name, value))
     children.append(arp_avp(qos.arp))
-    return _shared(Avp.new("QoS-Information", children))
+    return shared(Avp.new("QoS-Information", children))
 
 
 def rule_install(
@@ -240,7 +245,7 @@ def ue_addresses(message: Message) -> tuple[str | None, str | None]:
     v4 = v6 = None
     raw = message.get("Framed-IP-Address")
     if isinstance(raw, bytes) and len(raw) == 4:
-        v4 = str(ipaddress.IPv4Address(raw))
+        v4 = socket.inet_ntoa(raw)
     prefix = message.get("Framed-IPv6-Prefix")
     if isinstance(prefix, bytes) and len(prefix) >= 2:
         length = prefix[1]

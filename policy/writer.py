@@ -78,7 +78,10 @@ class GroupCommitWriter:
         future: asyncio.Future[Any] = loop.create_future()
         self._pending.append((op, future))
         if not self._in_flight:
-            self._send(loop)
+            # Sent at the end of this loop iteration: writes of the other requests that arrived
+            # with this one join the batch.
+            self._in_flight = True
+            loop.call_soon(self._send, loop)
         return await future
 
     async def close(self) -> None:
@@ -93,7 +96,6 @@ class GroupCommitWriter:
 
     def _send(self, loop: asyncio.AbstractEventLoop) -> None:
         batch, self._pending = self._pending, []
-        self._in_flight = True
         with self._lock:
             if self._jobs is None:
                 self._jobs = queue.SimpleQueue()
@@ -116,9 +118,10 @@ class GroupCommitWriter:
                     future.set_result(value)
                 else:
                     future.set_exception(value)
-        self._in_flight = False
         if self._pending:
             self._send(loop)
+        else:
+            self._in_flight = False
 
     def _serve(self, jobs: queue.SimpleQueue[_Job | None]) -> None:
         """The writer thread: apply batches until closed or idle."""
