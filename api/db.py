@@ -99,8 +99,9 @@ class AsyncDatabase:
         return engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
-        """``fn`` on an autocommit connection: each statement sees the latest committed data
-        (the API's reads are single statements or tolerate statement-level consistency)."""
+        """``fn`` on an autocommit connection: each statement sees what was committed when it
+        started, as inside PostgreSQL's default READ COMMITTED transaction (which the reads
+        used before), minus the BEGIN and ROLLBACK round trips."""
         async with self._readers:
             conn = self._idle.pop() if self._idle else await self._connect()
             try:
