@@ -37,6 +37,9 @@ class PcrfConfig:
     timezone: str = "UTC"
     rar_timeout: float = 2.0  # Gx RAR → RAA; the AAA waits for it
     af_timeout: float = 2.0  # Rx RAR/ASR to the AF (Kamailio never answers an Rx RAR)
+    # Group commits start at least this far apart (seconds): at 1,000 calls/s each commit then
+    # serves ~4 writes instead of ~1.3, for at most 2 ms more on an AAA/STA/CCA.
+    commit_interval: float = 0.002
     qos: QosConfig = field(default_factory=QosConfig)
 
 
@@ -78,7 +81,7 @@ class Pcrf:
         zone = ZoneInfo(config.timezone)
         self.clock = clock if clock is not None else (lambda: datetime.now(zone))
         self.node = node
-        self.store = SessionStore(engine, node.identity.origin_host)
+        self.store = SessionStore(engine, node.identity.origin_host, config.commit_interval)
         self.catalog = PolicyCatalog(engine, self.store.writer)
         self.scheduler = Scheduler(self.clock)
         self.gx = GxApp(
