@@ -60,13 +60,17 @@ def pipeline(conn: Connection) -> Iterator[None]:
         conn.info.pop(_PIPELINE, None)
 
 
-def _write(conn: Connection, sql: str, params: tuple[Any, ...]) -> int:
+def _write(conn: Connection, sql: str, params: tuple[Any, ...]) -> Callable[[], int]:
+    """Run (or, inside :func:`pipeline`, queue) a write; returns its row count getter (inside
+    the pipeline, valid once the block has ended)."""
     raw = conn.info.get(_PIPELINE)
     if raw is None:
         _driver(conn)
-        return int(conn.exec_driver_sql(sql, params).rowcount)
-    raw.cursor().execute(sql, params)  # queued: the result arrives when the pipeline ends
-    return -1
+        count = int(conn.exec_driver_sql(sql, params).rowcount)
+        return lambda: count
+    cursor = raw.cursor()
+    cursor.execute(sql, params)  # queued: the result arrives when the pipeline ends
+    return lambda: int(cursor.rowcount)
 
 
 class _Compiled:
@@ -145,8 +149,7 @@ class BulkInsert:
 class BulkUpdate:
     """``UPDATE`` of many rows by ``key``: each row dict holds the key, the new values of
     ``columns`` and, for every column in ``match``, its expected current value under
-    ``"was_" + name`` (a compare-and-swap: rows that moved are not updated). Returns the number
-    of rows updated (-1 inside :func:`pipeline`, where it is not known yet)."""
+    ``"was_" + name`` (a compare-and-swap: rows that moved are not updated)."""
 
     def __init__(self, table: sa.Table, key: str, columns: Sequence[str],
                  match: Sequence[str] = ()) -> None:  # fmt: skip
@@ -163,16 +166,19 @@ class BulkUpdate:
             .values({c: sa.bindparam(f"b_{c}") for c in self.columns})
         )  # fmt: skip
 
-    def __call__(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
+    def __call__(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> Callable[[], int]:
+        """Update ``rows``; returns the getter of the number of rows updated (inside
+        :func:`pipeline`, call it after the block)."""
         if not rows:
-            return 0
+            return lambda: 0
         if conn.dialect.name != "postgresql":
             params = [
                 {"b_key": r[self.key], **{f"b_{c}": r[c] for c in self.columns},
                  **{f"b_was_{m}": r[f"was_{m}"] for m in self.match}}
                 for r in rows
             ]  # fmt: skip
-            return int(conn.execute(self._core, params).rowcount)
+            count = int(conn.execute(self._core, params).rowcount)
+            return lambda: count
         pg = self._pg or self._compile()
         keys = (self.key, *self.columns, *(f"was_{m}" for m in self.match))
         return _write(conn, pg.sql, pg.arrays(rows, keys))
@@ -233,7 +239,7 @@ def fetch_all(
         with raw.pipeline():
             cursors = []
             for query, params in queries:
-                cursor = raw.cursor()
+                cursor = raw.cursor(binary=True)  # no text formatting/parsing of values
                 cursor.execute(query.sql(conn), params)
                 cursors.append(cursor)
             return [cursor.fetchall() for cursor in cursors]

@@ -17,7 +17,7 @@ caller commits).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -236,6 +236,12 @@ class Ledger:
 
     def flush_balances(self) -> None:
         """Write tracked balances (compare-and-swap); :class:`LedgerConflict` if one moved."""
+        self.swap_balances()()
+
+    def swap_balances(self) -> Callable[[], None]:
+        """Write tracked balances (compare-and-swap; queued inside ``charging.bulk.pipeline``);
+        returns the check to call afterwards (before commit): :class:`LedgerConflict` if one
+        moved."""
         moved = [
             {
                 "id": balance_id,
@@ -248,13 +254,16 @@ class Ledger:
             for balance_id, t in self._tracked.items()
             if (t.amount, t.reserved) != (t.old_amount, t.old_reserved)
         ]
-        if moved:
-            updated = _SWAP(self.conn, moved)
-            if updated != len(moved):
-                raise LedgerConflict(f"{len(moved) - updated} balance(s) moved meanwhile")
+        updated = _SWAP(self.conn, moved)
+
+        def check() -> None:
+            if updated() != len(moved):
+                raise LedgerConflict(f"{len(moved) - updated()} balance(s) moved meanwhile")
             for row in moved:
                 tracked = self._tracked[row["id"]]
                 tracked.old_amount, tracked.old_reserved = row["amount"], row["reserved"]
+
+        return check
 
     def flush_journal(self) -> None:
         """Write the buffered journal rows."""

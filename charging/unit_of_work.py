@@ -259,12 +259,14 @@ class BatchContext:
     # -- writing -------------------------------------------------------------------------------
     def flush(self, conn: Connection, ledger: Ledger) -> None:
         """Write every buffered change (call once, before commit)."""
-        # The balance compare-and-swap first (its row count is checked), then every other
-        # write in one pipelined round trip (charging.bulk.pipeline).
-        ledger.flush_balances()
+        # Every write in one pipelined round trip (charging.bulk.pipeline); the balance
+        # compare-and-swap's row count is checked once it has come back (a balance that moved
+        # meanwhile rolls the whole transaction back for a retry).
         with pipeline(conn):
+            check_balances = ledger.swap_balances()
             self._write(conn)
             ledger.flush_journal()
+        check_balances()
 
     def _write(self, conn: Connection) -> None:
         _DELETE_HOLD(conn, self._dropped)

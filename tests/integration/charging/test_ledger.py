@@ -221,6 +221,30 @@ def test_tracked_balances_are_written_by_compare_and_swap(engine: sa.Engine) -> 
     assert verify(engine) != []  # the reservation row was never written: flagged
 
 
+def test_a_batch_flush_rolls_back_when_a_tracked_balance_moved(engine: sa.Engine) -> None:
+    """The batch's writes go in one pipelined round trip with the compare-and-swap; its row
+    count is checked afterwards, and a moved balance still fails the whole transaction."""
+    from charging.ledger import LedgerConflict
+    from charging.unit_of_work import BatchContext
+
+    main = balance_id(engine, "main")
+    b = Balance.__table__
+    before = amounts(engine, "main")
+    with pytest.raises(LedgerConflict), engine.begin() as conn:
+        now = utcnow()
+        ledger = Ledger(conn, now)
+        row = conn.execute(sa.select(b).where(b.c.id == main)).one()
+        ledger.track(main, row.account_id, row.amount, row.reserved, row.credit_limit)
+        assert ledger.reserve(main, 250, Cause("reserve", "s9", 0))
+        conn.execute(b.update().where(b.c.id == main).values(amount=b.c.amount + 7))
+        BatchContext(now).flush(conn, ledger)
+    assert amounts(engine, "main") == before  # nothing of the batch (nor the +7) committed
+    with engine.connect() as conn:
+        journal = JournalEntry.__table__
+        rows = conn.execute(sa.select(journal.c.id).where(journal.c.session_id == "s9")).all()
+        assert rows == []
+
+
 def test_provisioning_file_may_carry_other_domains_sections() -> None:
     spec = ProvisioningFile.model_validate(
         {"plans": [], "policy": {"profiles": [{"name": "gold"}]}}
