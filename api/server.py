@@ -10,10 +10,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
+from sqlalchemy.engine import make_url
 
 from api.app import create_app
 from api.context import ApiContext, Endpoint
-from api.db import AsyncDatabase
+from api.db import APPLICATION_NAME, AsyncDatabase
 from api.http import HttpProtocol
 from api.tariff_activation import Activator
 from openpcc.database import create_engine
@@ -93,8 +94,13 @@ def install(app: Any) -> ApiServer | None:
     app.database()  # migrated to head once, by the process's shared engine
     # The API's own pool: more connections for concurrent requests and no pre-ping round trip
     # per checkout (a dropped connection fails one request with 503 and the pool is refreshed).
+    named = {"connect_args": {"application_name": APPLICATION_NAME}}
     engine = create_engine(
-        settings.database_url, pool_pre_ping=False, pool_size=10, max_overflow=20
+        settings.database_url,
+        pool_pre_ping=False,
+        pool_size=10,
+        max_overflow=20,
+        **(named if make_url(settings.database_url).get_backend_name() == "postgresql" else {}),
     )
     ctx = ApiContext(
         settings,

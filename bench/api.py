@@ -29,7 +29,7 @@ import sqlalchemy as sa
 
 from api.auth import generate_key, hash_key
 from bench._loadgen import cer_bytes
-from bench.charging import STEPS, cpu_seconds, provisioning_file, template
+from bench.charging import STEPS, provisioning_file, template
 from diam.constants import CMD_CAPABILITIES_EXCHANGE, CMD_CREDIT_CONTROL, CMD_RE_AUTH
 from diam.message import Message
 
@@ -308,6 +308,13 @@ def _start(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         )
 
 
+def _cpu(pid: int) -> tuple[float, float]:
+    """User and kernel CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
 def _spy(pid: int, out: Path, duration: float) -> subprocess.Popen[bytes]:
     """py-spy on the server for the measured phase: GIL-holding samples only, raw stacks."""
     exe = str(Path(sys.executable).parent / "py-spy")
@@ -399,17 +406,20 @@ def main() -> int:
             rates = {"lookup": args.lookups, "topup": args.topups}
             asyncio.run(http_load(api_port, key, rates, 1.0, args.subscribers))  # warm-up
             spy = _spy(servers[0].pid, args.profile, args.duration) if args.profile else None
-            cpu0 = cpu_seconds(servers[0].pid)
+            user0, kernel0 = _cpu(servers[0].pid)
             alone = asyncio.run(http_load(api_port, key, rates, args.duration, args.subscribers))
-            cpu = cpu_seconds(servers[0].pid) - cpu0
+            user1, kernel1 = _cpu(servers[0].pid)
             if spy is not None:
                 spy.wait(30)
             _print("API alone (PostgreSQL)", alone)
             requests = sum(r["per_s"] for r in alone.values()) * args.duration
-            per_request = cpu / max(requests, 1) * 1e6
+            user, kernel = (
+                (b - a) / max(requests, 1) * 1e6 for a, b in ((user0, user1), (kernel0, kernel1))
+            )
+            per_request = user + kernel
             print(
-                f"  server CPU per request: {per_request:.0f} µs "
-                f"(one core serves ~{1e6 / per_request:.0f} requests/s of this mix)"
+                f"  server CPU per request: {per_request:.0f} µs (user {user:.0f}, kernel "
+                f"{kernel:.0f}; one core serves ~{1e6 / per_request:.0f} requests/s of this mix)"
             )
             offered = f"{args.ccr:.0f} CCR/s offered"
             results = []
