@@ -381,14 +381,12 @@ class Avp:
 
     def __getitem__(self, name: str) -> list[Avp]:
         """Every child AVP called `name` (possibly none)."""
-        d = avp_def(name)
-        code, vendor = d.code, d.vendor
+        code, vendor = _KEYS.get(name) or key_of(name)
         return [a for a in self._children() if a._code == code and a._vendor == vendor]
 
     def first(self, name: str) -> Avp | None:
         """The first child AVP called `name`, else None."""
-        d = avp_def(name)
-        code, vendor = d.code, d.vendor
+        code, vendor = _KEYS.get(name) or key_of(name)
         for a in self._children():
             if a._code == code and a._vendor == vendor:
                 return a
@@ -396,8 +394,11 @@ class Avp:
 
     def get(self, name: str, default: Any = None) -> Any:
         """The value of the first child called `name`, else `default`."""
-        a = self.first(name)
-        return default if a is None else a.value
+        code, vendor = _KEYS.get(name) or key_of(name)
+        for a in self._children():
+            if a._code == code and a._vendor == vendor:
+                return a.value
+        return default
 
     def __iter__(self) -> Iterator[Avp]:
         return iter(self._children())
@@ -473,6 +474,19 @@ _NEW: dict[str, tuple[int, int, int, Any]] = {
     )
     for d in _BY_KEY.values()
 }
+# name -> (code, vendor): the lookup of every access by name.
+_KEYS: dict[str, tuple[int, int]] = {d.name: (d.code, d.vendor) for d in _BY_KEY.values()}
+
+
+def key_of(name: str) -> tuple[int, int]:
+    """(code, vendor) of AVP `name`; KeyError naming it when the dictionary lacks it."""
+    key = _KEYS.get(name)
+    if key is None:
+        d = avp_def(name)  # raises the KeyError naming it
+        key = (d.code, d.vendor)
+    return key
+
+
 _CONVERTERS: dict[int, Any] = {
     key: None if d.type is _GROUPED else NUMBER_STRUCTS.get(d.type, DECODERS[d.type])
     for key, d in _BY_KEY.items()

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from diam.avp import (
+    _KEYS,
     MAX_GROUP_DEPTH,
     Avp,
     DecodeError,
@@ -24,6 +25,7 @@ from diam.avp import (
     _coerce,
     check,
     check_avps,
+    key_of,
     walk,
 )
 from diam.constants import (
@@ -178,14 +180,12 @@ class Message:
     # -- access --------------------------------------------------------------------------------
     def __getitem__(self, name: str) -> list[Avp]:
         """Every top-level AVP called `name` (possibly none)."""
-        d = avp_def(name)
-        code, vendor = d.code, d.vendor
+        code, vendor = _KEYS.get(name) or key_of(name)
         return [a for a in self.avps if a._code == code and a._vendor == vendor]
 
     def first(self, name: str) -> Avp | None:
         """The first top-level AVP called `name`, else None."""
-        d = avp_def(name)
-        code, vendor = d.code, d.vendor
+        code, vendor = _KEYS.get(name) or key_of(name)
         for a in self.avps:
             if a._code == code and a._vendor == vendor:
                 return a
@@ -193,8 +193,11 @@ class Message:
 
     def get(self, name: str, default: Any = None) -> Any:
         """The value of the first top-level AVP called `name`, else `default`."""
-        a = self.first(name)
-        return default if a is None else a.value
+        code, vendor = _KEYS.get(name) or key_of(name)
+        for a in self.avps:
+            if a._code == code and a._vendor == vendor:
+                return a.value
+        return default
 
     def __repr__(self) -> str:
         kind = "request" if self.is_request else "answer"
