@@ -195,6 +195,19 @@ def postgres_pids(url: str | None) -> list[int]:
         engine.dispose()
 
 
+def analyze(url: str) -> None:
+    """Table statistics as autovacuum keeps them in a running system (it would take a minute
+    or more to get to a database this young)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE")
+    finally:
+        engine.dispose()
+
+
 def cpu_of(pids: list[int]) -> float:
     total = 0.0
     for pid in pids:
@@ -230,6 +243,8 @@ async def measure(
     for client in clients:
         client.start()
     await asyncio.sleep(args.warmup)
+    if pg_url is not None:
+        await asyncio.to_thread(analyze, pg_url)
     pg_pids = postgres_pids(pg_url)
     pg0, me0 = cpu_of(pg_pids), cpu_seconds(os.getpid())
     cpu0, busy0, t0 = cpu_of(pids), machine_busy(), time.perf_counter()

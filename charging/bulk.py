@@ -254,8 +254,13 @@ class Prebuilt:
     text is the same for any list length and psycopg's query and prepared-statement caches hit.
     """
 
-    def __init__(self, build: Callable[[Member], sa.Executable]) -> None:
+    def __init__(
+        self,
+        build: Callable[[Member], sa.Executable],
+        postgresql: Callable[[], sa.Executable] | None = None,
+    ) -> None:
         self._build = build
+        self._postgresql = postgresql  # a PostgreSQL-specific form, when there is one
         self._by_dialect: dict[str, sa.Executable] = {}
         self._pg_sql: str | None = None
 
@@ -269,7 +274,9 @@ class Prebuilt:
         name = conn.dialect.name
         stmt = self._by_dialect.get(name)
         if stmt is None:
-            stmt = self._by_dialect[name] = self._build(
-                _any_array if name == "postgresql" else _in_list
-            )
+            if name == "postgresql":
+                stmt = self._postgresql() if self._postgresql else self._build(_any_array)
+            else:
+                stmt = self._build(_in_list)
+            self._by_dialect[name] = stmt
         return stmt

@@ -93,7 +93,8 @@ class Processor:
             s.subscriber_id for s in ctx.subscriptions.values() if s is not None
         }
         periods = {_period_name(p, ctx.now) for p in self.config.tariffs.values()}
-        ctx.load(conn, ledger, session_ids, accounts, subscribers, periods)
+        requests = [(c.session_id, c.request_number) for c in ccrs]
+        ctx.load(conn, ledger, session_ids, requests, accounts, subscribers, periods)
         opening: dict[str, tuple[CreditControlRequest, store.Subscription]] = {}
         for ccr in ccrs:
             sub = ctx.subscriptions.get(ccr.subscription_ids)

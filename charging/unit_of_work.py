@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from charging import store
@@ -45,10 +46,19 @@ _USAGE_FIELDS = (
     "first_usage_at", "last_usage_at",
 )  # fmt: skip
 # Reads, built once per dialect (see charging.bulk.Prebuilt).
+_OUTCOME_COLUMNS = (outcomes_t.c.session_id, outcomes_t.c.request_number, outcomes_t.c.answer)
+# Stored answers of the batch's (Session-Id, CC-Request-Number) pairs (usually none: only a
+# retransmission has one); elsewhere every answer of the batch's sessions, matched in Python.
 _OUTCOMES = Prebuilt(
-    lambda member: sa.select(
-        outcomes_t.c.session_id, outcomes_t.c.request_number, outcomes_t.c.answer
-    ).where(member(outcomes_t.c.session_id, "ids"))
+    lambda member: sa.select(*_OUTCOME_COLUMNS).where(member(outcomes_t.c.session_id, "ids")),
+    postgresql=lambda: sa.select(*_OUTCOME_COLUMNS).where(
+        sa.tuple_(outcomes_t.c.session_id, outcomes_t.c.request_number).in_(
+            sa.select(
+                sa.func.unnest(sa.bindparam("ids", type_=postgresql.ARRAY(sa.String))),
+                sa.func.unnest(sa.bindparam("numbers", type_=postgresql.ARRAY(sa.BigInteger))),
+            )
+        )
+    ),
 )
 # Holds and usage by Session-Id (not by the session's key, which may not be known yet).
 _HOLDS = Prebuilt(
@@ -146,18 +156,22 @@ class BatchContext:
     # -- reading -------------------------------------------------------------------------------
     def load(
         self, conn: Connection, ledger: Ledger, session_ids: Iterable[str],
-        account_ids: Iterable[int], subscriber_ids: Iterable[int], periods: Iterable[str],
+        requests: Iterable[tuple[str, int]], account_ids: Iterable[int],
+        subscriber_ids: Iterable[int], periods: Iterable[str],
     ) -> None:  # fmt: skip
-        """Lock the accounts, then read the outcomes, sessions (with holds and usage), wallets
-        and period counters: one round trip on PostgreSQL (charging.bulk.fetch_all)."""
+        """Lock the accounts, then read the stored outcomes of ``requests`` (Session-Id,
+        CC-Request-Number), the sessions (with holds and usage), wallets and period counters:
+        one round trip on PostgreSQL (charging.bulk.fetch_all)."""
         sids, accounts = sorted(set(session_ids)), sorted(set(account_ids))
+        pairs = sorted(set(requests))
         subs, names = set(subscriber_ids), sorted(set(periods))
         queries: list[tuple[Prebuilt, dict[str, Any]]] = []
         if accounts and conn.dialect.name != "sqlite":  # SQLite: the transaction is exclusive
             queries.append((LOCK, {"ids": accounts}))
         if sids:
             ids = {"ids": sids}
-            queries += [(_OUTCOMES, ids), (store.SESSIONS_WITH_SUBSCRIPTIONS, ids),
+            wanted = {"ids": [sid for sid, _ in pairs], "numbers": [n for _, n in pairs]}
+            queries += [(_OUTCOMES, wanted), (store.SESSIONS_WITH_SUBSCRIPTIONS, ids),
                         (_HOLDS, ids), (_USAGE, ids)]  # fmt: skip
         if accounts:
             queries.append((WALLETS, {"ids": accounts, "now": self.now}))
