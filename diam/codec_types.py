@@ -78,7 +78,7 @@ def _struct_encoder(s: struct.Struct, kind: type) -> Callable[[Any], bytes]:
     pack = s.pack
 
     def encode(value: Any) -> bytes:
-        if not isinstance(value, kind) or isinstance(value, bool):
+        if type(value) is not kind and (not isinstance(value, kind) or isinstance(value, bool)):
             raise TypeError(f"expected {kind.__name__}, got {type(value).__name__}")
         try:
             return pack(value)
