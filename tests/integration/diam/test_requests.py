@@ -463,3 +463,43 @@ def test_hand_built_answers_get_the_request_ids_and_a_request_is_not_an_answer(d
         await node.close(0.2)
 
     dk.run(main)
+
+
+def test_answers_released_together_leave_in_one_write(dk):
+    """Handlers woken in one event-loop iteration (one group commit) answer with one
+    transport.write, in the order they finish; the answers are all there and correct."""
+
+    async def main():
+        node = dk.make_node()
+        release = asyncio.Event()
+
+        @node.route(APP_CREDIT_CONTROL, CMD_CREDIT_CONTROL)
+        async def held(request, peer):
+            await release.wait()
+            return request.answer(2001)
+
+        _, port = await node.listen("127.0.0.1", 0)
+        client = await dk.RawPeer.connect(port)
+        await client.open()
+        (server_peer,) = node.peers
+        transport = server_peer._transport
+        writes: list[int] = []
+        real_write = transport.write
+
+        def counting_write(data):
+            writes.append(len(data))
+            real_write(data)
+
+        transport.write = counting_write
+        sent = [client.send(dk.ccr(f"s;{i}")) for i in range(20)]
+        await asyncio.sleep(0.2)  # every request is in its handler
+        assert writes == []
+        release.set()
+        answers = [await client.recv() for _ in range(20)]
+        assert len(writes) == 1
+        assert sum(len(a.encode()) for a in answers) == writes[0]
+        assert [a.hop_by_hop for a in answers] == [m.hop_by_hop for m in sent]
+        assert {a.get("Result-Code") for a in answers} == {2001}
+        await node.close(0.2)
+
+    dk.run(main)
