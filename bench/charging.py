@@ -197,7 +197,9 @@ def postgres_pids(url: str | None) -> list[int]:
 
 def analyze(url: str) -> None:
     """Table statistics as autovacuum keeps them in a running system (it would take a minute
-    or more to get to a database this young)."""
+    or more to get to a database this young). Without them the generic plans the prepared
+    statements settle on while ro_sessions and ccr_outcomes are a few pages are sequential
+    scans, kept as the tables grow until an ANALYZE invalidates them."""
     import sqlalchemy as sa
 
     engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")

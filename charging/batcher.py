@@ -181,13 +181,6 @@ class GroupCommitter:
         conn: Connection | None = getattr(self._local, "conn", None)
         if conn is None or conn.closed:
             conn = self._local.conn = self.engine.connect()
-            if conn.dialect.name == "postgresql":
-                # Plan each execution for its own arguments (array lengths) and the tables'
-                # current size: a generic plan cached while ro_sessions/ccr_outcomes were small
-                # would keep sequential scans as they grow (psycopg prepares after 5 uses, and
-                # no ANALYZE may come for minutes). Parsing is still saved by the preparation.
-                conn.exec_driver_sql("SET plan_cache_mode = force_custom_plan")
-                conn.commit()
             self._connections.append(conn)
         return conn
 
