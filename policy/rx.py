@@ -119,11 +119,10 @@ class RxApp:
         names = tuple(r.name for r in rules)
         # A modification re-installs only the rules that changed (TS 29.212: installing
         # an existing rule name modifies it) and removes the components that went away.
-        unchanged = (
-            set(derive_rules(session_id, rx.components.values(), self.qos, rx.icid))
-            if rx.components
-            else set()
-        )
+        previous = rx.derived
+        if previous is None:
+            previous = tuple(derive_rules(session_id, rx.components.values(), self.qos, rx.icid))
+        unchanged = set(previous)
         install = [r for r in rules if r not in unchanged]
         remove = [n for n in rx.rules if n not in names]
         actions = frozenset(a.value for a in request["Specific-Action"]) or rx.specific_actions
@@ -144,6 +143,7 @@ class RxApp:
                 await self.store.save_gx(gx)
             rx.components = components
             rx.rules = names
+            rx.derived = tuple(rules)
             rx.specific_actions = actions
             rx.icid = icid
             await self.store.save_rx(gx, rx)

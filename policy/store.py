@@ -25,7 +25,15 @@ from sqlalchemy.engine import Connection, Engine
 
 from policy.decision import Ambr, Decision, MonitoringGrant
 from policy.models import GxSession, RxSession
-from policy.qos import Arp, FlowStatus, FlowUsage, MediaComponent, MediaSubComponent, MediaType
+from policy.qos import (
+    Arp,
+    FlowStatus,
+    FlowUsage,
+    MediaComponent,
+    MediaSubComponent,
+    MediaType,
+    PccRule,
+)
 from policy.writer import Delete, GroupCommitWriter, Upsert
 
 log = logging.getLogger("openpcc.policy")
@@ -117,6 +125,9 @@ class RxState:
     rules: tuple[str, ...] = ()
     specific_actions: frozenset[int] = frozenset()
     icid: bytes | None = None
+    # The PCC rules last derived from ``components`` (not stored: None after a restart, when
+    # they are derived again), so a modification compares without deriving the old ones anew.
+    derived: tuple[PccRule, ...] | None = field(default=None, compare=False, repr=False)
 
     def row(self) -> dict[str, Any]:
         state = {
