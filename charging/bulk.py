@@ -39,38 +39,62 @@ def _driver(conn: Connection) -> psycopg.Connection[Any]:
     return raw
 
 
+class _Combined:
+    """Writes collected inside :func:`pipeline`, sent as ONE statement: each write becomes a
+    data-modifying ``WITH`` query (PostgreSQL §7.8.4) and the statement returns their row
+    counts. They share one snapshot, so the block must not write a row twice (its writes go to
+    distinct rows: the holds dropped and added, sessions, usage, counters, new rows)."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.params: list[Any] = []
+        self.counts: tuple[int, ...] = ()
+
+    def add(self, sql: str, params: tuple[Any, ...]) -> Callable[[], int]:
+        index = len(self.parts)
+        self.parts.append(sql)
+        self.params.extend(params)
+        return lambda: self.counts[index]
+
+    def run(self, raw: psycopg.Connection[Any]) -> None:
+        if not self.parts:
+            return
+        ctes = ", ".join(f"w{i} AS ({sql} RETURNING 1)" for i, sql in enumerate(self.parts))
+        counts = ", ".join(f"(SELECT count(*) FROM w{i})" for i in range(len(self.parts)))
+        row = raw.execute(f"WITH {ctes} SELECT {counts}", self.params).fetchone()
+        self.counts = tuple(int(n) for n in row or ())
+
+
 @contextmanager
 def pipeline(conn: Connection) -> Iterator[None]:
-    """Send the bulk writes made inside the block in one round trip on PostgreSQL (psycopg
-    pipeline mode); their errors are raised, as SQLAlchemy's, when the block ends. A no-op
-    elsewhere."""
+    """Send the bulk writes made inside the block as one statement, in one round trip, on
+    PostgreSQL (see :class:`_Combined`); its errors are raised, as SQLAlchemy's, when the block
+    ends. Elsewhere the writes run one by one as they are made."""
     if conn.dialect.name != "postgresql":
         yield
         return
     raw = _driver(conn)
-    conn.info[_PIPELINE] = raw
+    combined = conn.info[_PIPELINE] = _Combined()
     try:
-        with raw.pipeline():
-            yield
+        yield
+        combined.run(raw)
     except psycopg.Error as exc:
         raise sa.exc.DBAPIError.instance(
-            "(pipelined bulk writes)", None, exc, psycopg.Error
+            "(combined bulk writes)", None, exc, psycopg.Error
         ) from exc
     finally:
         conn.info.pop(_PIPELINE, None)
 
 
 def _write(conn: Connection, sql: str, params: tuple[Any, ...]) -> Callable[[], int]:
-    """Run (or, inside :func:`pipeline`, queue) a write; returns its row count getter (inside
-    the pipeline, valid once the block has ended)."""
-    raw = conn.info.get(_PIPELINE)
-    if raw is None:
+    """Run (or, inside :func:`pipeline`, collect) a write; returns its row count getter
+    (inside the pipeline, valid once the block has ended)."""
+    combined: _Combined | None = conn.info.get(_PIPELINE)
+    if combined is None:
         _driver(conn)
         count = int(conn.exec_driver_sql(sql, params).rowcount)
         return lambda: count
-    cursor = raw.cursor()
-    cursor.execute(sql, params)  # queued: the result arrives when the pipeline ends
-    return lambda: int(cursor.rowcount)
+    return combined.add(sql, params)
 
 
 class _Compiled:

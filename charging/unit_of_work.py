@@ -88,7 +88,7 @@ _PERIODS = Prebuilt(
 
 _UPDATE_SESSION = BulkUpdate(sessions_t, "id", _SESSION_FIELDS)
 # Service-Information changes only when a CDR is written: not re-serialised on every CCR.
-_UPDATE_SESSION_INFO = BulkUpdate(sessions_t, "id", ("service_information",))
+_UPDATE_SESSION_INFO = BulkUpdate(sessions_t, "id", (*_SESSION_FIELDS, "service_information"))
 _UPDATE_USAGE = BulkUpdate(usage_t, "id", _USAGE_FIELDS)
 _INSERT_USAGE = BulkInsert(
     usage_t, ("ro_session_id", "service_key", "rating_group", "service_id", *_USAGE_FIELDS)
@@ -273,9 +273,9 @@ class BatchContext:
     # -- writing -------------------------------------------------------------------------------
     def flush(self, conn: Connection, ledger: Ledger) -> None:
         """Write every buffered change (call once, before commit)."""
-        # Every write in one pipelined round trip (charging.bulk.pipeline); the balance
-        # compare-and-swap's row count is checked once it has come back (a balance that moved
-        # meanwhile rolls the whole transaction back for a retry).
+        # Every write in one statement and round trip (charging.bulk.pipeline; each write goes
+        # to distinct rows); the balance compare-and-swap's row count is checked once it has
+        # come back (a balance that moved meanwhile rolls the whole transaction back).
         with pipeline(conn):
             check_balances = ledger.swap_balances()
             self._write(conn)
@@ -285,7 +285,9 @@ class BatchContext:
     def _write(self, conn: Connection) -> None:
         _DELETE_HOLD(conn, self._dropped)
         _INSERT_HOLD(conn, self._added)
-        _UPDATE_SESSION(conn, [s.row for s in self._dirty.values()])
+        _UPDATE_SESSION(
+            conn, [s.row for pk, s in self._dirty.items() if pk not in self._dirty_info]
+        )
         _UPDATE_SESSION_INFO(conn, [s.row for s in self._dirty_info.values()])
         new_usage, changed_usage = [], []
         for state in self.states.values():
