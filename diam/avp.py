@@ -243,10 +243,10 @@ class Avp:
         """An independent AVP that encodes to this one's current octets (a received one's bytes
         exactly, e.g. the Session-Id an answer copies, RFC 6733 §8.8)."""
         buf = self._buf
-        if buf is None or type(self._value) is list:
-            return Avp.from_wire(self.wire())
         start = self._start
         pos = start - (12 if self._flags & AVP_FLAG_VENDOR else 8)
+        if buf is None or pos < 0 or type(self._value) is list:  # built, changed or truncated
+            return Avp.from_wire(self.wire())
         raw = buf[pos : pos + ((self._end - pos + 3) & ~3)]
         return Avp(self._code, self._vendor, self._flags, raw, start - pos, self._end - pos, 0)
 

@@ -91,3 +91,21 @@ def test_header_fields_round_trip(cmd: int, app: int, h2h: int, e2e: int, flags:
             back.end_to_end) == (cmd, app, flags, h2h, e2e)
     assert back.is_request == bool(flags & 0x80) and back.is_proxiable == bool(flags & 0x40)
     assert back.is_error == bool(flags & 0x20) and back.is_retransmit == bool(flags & 0x10)
+
+
+def test_clone_is_independent_and_encodes_to_the_same_octets() -> None:
+    wire = _ccr().encode()
+    msg = Message.decode(wire)
+    sources = [
+        *msg.avps,  # decoded, unchanged: their received octets
+        Avp.new("Subscription-Id", [("Subscription-Id-Type", 0), ("Subscription-Id-Data", "1")]),
+        Avp.from_wire(b"\x00\x00\x01\x07\x40\x00\x00\x0dabcde"),  # odd length: padded
+        Avp.from_wire(b"\x00\x00\x01\x07\x40"),  # a truncated header, as Failed-AVP may carry
+    ]
+    for avp in sources:
+        copy = avp.clone()
+        assert copy is not avp and copy.wire() == avp.wire()
+    session = msg.first("Session-Id")
+    copy = session.clone()
+    copy.value = "changed"
+    assert session.value != "changed" and msg.encode() == wire
