@@ -3,11 +3,12 @@
 
     python -m bench.policy [--duration 3] [--window 64] [--calls-per-second 1000] [--db URL]
 
-The PCRF runs in a subprocess (uvloop when importable) on a fresh SQLite file (WAL,
-synchronous=FULL: every answer is durable) unless --db gives a PostgreSQL URL. This process plays
-the PGW (our diam node: sends CCRs, answers RARs) and the P-CSCF (sends AARs and STRs). Both
-report the CPU each side used per request: the load generator's must stay well below one core, or
-it, not the PCRF, is what limits the figures.
+The PCRF runs in a subprocess (uvloop when importable, the garbage-collector tuning of
+`openpcc run`) on a fresh SQLite file (WAL, synchronous=FULL: every answer is durable) unless
+--db gives a PostgreSQL URL. This process plays the PGW (our diam node: sends CCRs, answers RARs)
+and the P-CSCF (sends AARs and STRs). Both report the CPU each side used per request (the PCRF's
+split into user and kernel time): the load generator's must stay well below one core, or it, not
+the PCRF, is what limits the figures.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ POLICY = {
 
 
 async def serve(url: str) -> None:
+    from openpcc.app import tune_gc
     from openpcc.database import create_engine, upgrade
     from policy import provisioning
     from policy.service import Pcrf, PcrfConfig
@@ -57,6 +59,7 @@ async def serve(url: str) -> None:
                 max_in_flight=8192)  # fmt: skip
     pcrf = Pcrf(node, engine, PcrfConfig())
     await pcrf.start()
+    tune_gc()  # as `openpcc run` does at start-up
     _, port = await node.listen("127.0.0.1", 0)
     print(f"PORT {port}", flush=True)
     stop = asyncio.Event()
