@@ -125,7 +125,10 @@ class SessionClient(asyncio.Protocol):
         self.next_id = (ident + 1) & 0xFFFFFFFF
         _IDS.pack_into(wire, 12, ident, ident)
         wire[s_at : s_at + 10] = b"%010d" % session
-        wire[m_at : m_at + 10] = b"%010d" % (4917000000 + session % self.subscribers)
+        # Each connection walks the subscribers from its own offset: concurrent sessions of
+        # different connections are different subscribers (as in real traffic), not one account.
+        subscriber = (self.index * 7919 + session) % self.subscribers
+        wire[m_at : m_at + 10] = b"%010d" % (4917000000 + subscriber)
         self.pending[ident] = (session, step, time.perf_counter())
         return bytes(wire)
 

@@ -25,7 +25,7 @@ from charging import pgarrays
 Member = Callable[[sa.ColumnElement[Any], str], sa.ColumnElement[bool]]
 
 
-_PIPELINE = "charging.bulk.pipeline"
+_COMBINED = "charging.bulk.combined"
 _REGISTERED = "charging.bulk.arrays"
 
 
@@ -40,7 +40,7 @@ def _driver(conn: Connection) -> psycopg.Connection[Any]:
 
 
 class _Combined:
-    """Writes collected inside :func:`pipeline`, sent as ONE statement: each write becomes a
+    """Writes collected inside :func:`combined_writes`, sent as ONE statement: each write becomes a
     data-modifying ``WITH`` query (PostgreSQL §7.8.4) and the statement returns their row
     counts. They share one snapshot, so the block must not write a row twice (its writes go to
     distinct rows: the holds dropped and added, sessions, usage, counters, new rows)."""
@@ -66,7 +66,7 @@ class _Combined:
 
 
 @contextmanager
-def pipeline(conn: Connection) -> Iterator[None]:
+def combined_writes(conn: Connection) -> Iterator[None]:
     """Send the bulk writes made inside the block as one statement, in one round trip, on
     PostgreSQL (see :class:`_Combined`); its errors are raised, as SQLAlchemy's, when the block
     ends. Elsewhere the writes run one by one as they are made."""
@@ -74,7 +74,7 @@ def pipeline(conn: Connection) -> Iterator[None]:
         yield
         return
     raw = _driver(conn)
-    combined = conn.info[_PIPELINE] = _Combined()
+    combined = conn.info[_COMBINED] = _Combined()
     try:
         yield
         combined.run(raw)
@@ -83,13 +83,13 @@ def pipeline(conn: Connection) -> Iterator[None]:
             "(combined bulk writes)", None, exc, psycopg.Error
         ) from exc
     finally:
-        conn.info.pop(_PIPELINE, None)
+        conn.info.pop(_COMBINED, None)
 
 
 def _write(conn: Connection, sql: str, params: tuple[Any, ...]) -> Callable[[], int]:
-    """Run (or, inside :func:`pipeline`, collect) a write; returns its row count getter
-    (inside the pipeline, valid once the block has ended)."""
-    combined: _Combined | None = conn.info.get(_PIPELINE)
+    """Run (or, inside :func:`combined_writes`, collect) a write; returns its row count getter
+    (inside the block, valid once it has ended)."""
+    combined: _Combined | None = conn.info.get(_COMBINED)
     if combined is None:
         _driver(conn)
         count = int(conn.exec_driver_sql(sql, params).rowcount)
@@ -192,7 +192,7 @@ class BulkUpdate:
 
     def __call__(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> Callable[[], int]:
         """Update ``rows``; returns the getter of the number of rows updated (inside
-        :func:`pipeline`, call it after the block)."""
+        :func:`combined_writes`, call it after the block)."""
         if not rows:
             return lambda: 0
         if conn.dialect.name != "postgresql":

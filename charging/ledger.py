@@ -239,9 +239,9 @@ class Ledger:
         self.swap_balances()()
 
     def swap_balances(self) -> Callable[[], None]:
-        """Write tracked balances (compare-and-swap; queued inside ``charging.bulk.pipeline``);
-        returns the check to call afterwards (before commit): :class:`LedgerConflict` if one
-        moved."""
+        """Write tracked balances (compare-and-swap; collected inside
+        ``charging.bulk.combined_writes``); returns the check to call afterwards (before
+        commit): :class:`LedgerConflict` if one moved."""
         moved = [
             {
                 "id": balance_id,

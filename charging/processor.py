@@ -67,17 +67,17 @@ class Processor:
             if c.request_type in (RequestType.INITIAL, RequestType.EVENT)
             and c.subscription_ids not in ctx.subscriptions
         ]
-        values = store.identity_values(wanted)
+        lookup = store.identity_lookup(wanted)
         queries = [(store.SESSION_OWNERS, {"ids": sids})] if sids else []
-        if values:
-            queries.append((store.SUBSCRIPTIONS_BY_IDENTITY, {"values": values}))
+        if lookup["values"]:
+            queries.append((store.SUBSCRIPTIONS_BY_IDENTITY, lookup))
         results = fetch_all(conn, queries)
         owners = results[0] if sids else []
         keys = [int(account) for _, account, _ in owners]
         ctx.owners = {int(subscriber) for _, _, subscriber in owners}
         if wanted:
             ctx.subscriptions.update(
-                store.match_subscriptions(wanted, results[-1] if values else [])
+                store.match_subscriptions(wanted, results[-1] if lookup["values"] else [])
             )
         for ccr in ccrs:
             sub = ctx.subscriptions.get(ccr.subscription_ids)

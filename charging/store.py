@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from charging import identities
@@ -69,24 +70,38 @@ def _subscription_query() -> sa.Select[Any]:
     )
 
 
-#: Subscribers (with their identity) named by any of the identity values ``values``; callers
-#: keep the rows whose (kind, value) they asked for.
-SUBSCRIPTIONS_BY_IDENTITY = Prebuilt(
-    lambda member: (
+def _by_identity() -> sa.Select[Any]:
+    return (
         _subscription_query()
         .add_columns(identities_t.c.kind, identities_t.c.value)
         .join(identities_t, identities_t.c.subscriber_id == subscribers_t.c.id)
-        .where(member(identities_t.c.value, "values"))
     )
+
+
+#: Subscribers (with their identity) named by the identities (``kinds[i]``, ``values[i]``);
+#: PostgreSQL probes the (kind, value) index per pair, elsewhere callers keep the rows whose
+#: pair they asked for.
+SUBSCRIPTIONS_BY_IDENTITY = Prebuilt(
+    lambda member: _by_identity().where(
+        member(identities_t.c.kind, "kinds"), member(identities_t.c.value, "values")
+    ),
+    postgresql=lambda: _by_identity().where(
+        sa.tuple_(identities_t.c.kind, identities_t.c.value).in_(
+            sa.select(
+                sa.func.unnest(sa.bindparam("kinds", type_=postgresql.ARRAY(sa.String))),
+                sa.func.unnest(sa.bindparam("values", type_=postgresql.ARRAY(sa.String))),
+            )
+        )
+    ),
 )
 
 
-def identity_values(requests: list[tuple[tuple[int, str], ...]]) -> list[str]:
-    """The identity values to look up for these requests' Subscription-Ids."""
-    return sorted(
-        {value for ids in requests for id_type, data in ids
-         for _, value in identities.lookup_keys(id_type, data)}
-    )  # fmt: skip
+def identity_lookup(requests: list[tuple[tuple[int, str], ...]]) -> dict[str, list[str]]:
+    """The parameters of :data:`SUBSCRIPTIONS_BY_IDENTITY` for these requests'
+    Subscription-Ids (empty lists: nothing to look up)."""
+    keys = sorted({key for ids in requests for id_type, data in ids
+                   for key in identities.lookup_keys(id_type, data)})  # fmt: skip
+    return {"kinds": [k for k, _ in keys], "values": [v for _, v in keys]}
 
 
 def match_subscriptions(
@@ -111,8 +126,8 @@ def find_subscriptions(
 ) -> dict[tuple[tuple[int, str], ...], Subscription | None]:
     """For each request's Subscription-Ids, the subscriber the first matching one names, all in
     one query."""
-    values = identity_values(requests)
-    rows = fetch_all(conn, [(SUBSCRIPTIONS_BY_IDENTITY, {"values": values})])[0] if values else []
+    lookup = identity_lookup(requests)
+    rows = fetch_all(conn, [(SUBSCRIPTIONS_BY_IDENTITY, lookup)])[0] if lookup["values"] else []
     return match_subscriptions(requests, rows)
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from charging import store
-from charging.bulk import BulkDelete, BulkInsert, BulkUpdate, Prebuilt, fetch_all, pipeline
+from charging.bulk import BulkDelete, BulkInsert, BulkUpdate, Prebuilt, combined_writes, fetch_all
 from charging.grants import WALLETS, Wallet
 from charging.ledger import LOCK, Ledger
 from charging.models import (
@@ -273,10 +273,10 @@ class BatchContext:
     # -- writing -------------------------------------------------------------------------------
     def flush(self, conn: Connection, ledger: Ledger) -> None:
         """Write every buffered change (call once, before commit)."""
-        # Every write in one statement and round trip (charging.bulk.pipeline; each write goes
-        # to distinct rows); the balance compare-and-swap's row count is checked once it has
-        # come back (a balance that moved meanwhile rolls the whole transaction back).
-        with pipeline(conn):
+        # Every write in one statement and round trip (charging.bulk.combined_writes; each
+        # write goes to distinct rows); the balance compare-and-swap's row count is checked
+        # once it has come back (a balance that moved meanwhile rolls the transaction back).
+        with combined_writes(conn):
             check_balances = ledger.swap_balances()
             self._write(conn)
             ledger.flush_journal()
