@@ -413,27 +413,26 @@ class Avp:
         """Append this AVP's wire form (padded) to `out`; return its padded length."""
         value = self._value
         flags = self._flags
-        hlen = 12 if flags & AVP_FLAG_VENDOR else 8
         if type(value) is not list:
-            buf = self._buf
-            if buf is not None:  # unmodified: the octets it came with
-                pos = self._start - hlen
-                end = pos + ((self._end - pos + 3) & ~3)
-                out.append(buf[pos:end])
-                return end - pos
             data = self._data
-            assert data is not None
-            length = hlen + len(data)
-            if hlen == 12:
-                out.append(_HDR12.pack(self._code, (flags << 24) | length, self._vendor))
-            else:
-                out.append(_HDR8.pack(self._code, (flags << 24) | length))
-            out.append(data)
-            pad = _PAD[length & 3]
-            if pad:
-                out.append(pad)
-                return length + len(pad)
-            return length
+            if data is not None:  # built or changed: header, data, padding
+                if flags & 0x80:  # AVP_FLAG_VENDOR
+                    length = 12 + len(data)
+                    out.append(_HDR12.pack(self._code, (flags << 24) | length, self._vendor))
+                else:
+                    length = 8 + len(data)
+                    out.append(_HDR8.pack(self._code, (flags << 24) | length))
+                out.append(data)
+                if length & 3:
+                    out.append(_PAD[length & 3])
+                    return (length + 3) & ~3
+                return length
+            # unmodified: the octets it came with
+            pos = self._start - (12 if flags & 0x80 else 8)
+            end = pos + ((self._end - pos + 3) & ~3)
+            out.append(self._buf[pos:end])  # type: ignore[index]
+            return end - pos
+        hlen = 12 if flags & AVP_FLAG_VENDOR else 8
         slot = len(out)
         out.append(b"")  # the header, once the children's length is known
         length = hlen
