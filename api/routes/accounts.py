@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -61,11 +61,11 @@ def create_account(
 
 @router.get("/{name}", response_model=AccountOut)
 async def get_account(
-    name: str, ctx: Ctx, _: Annotated[Principal, Depends(reader)]
+    name: str, request: Request, _: Annotated[Principal, Depends(reader)]
 ) -> dict[str, Any]:
-    # async + one worker-thread hop for the query: FastAPI then serialises on the loop instead
-    # of in a second thread hop (the balance lookup is the hottest call).
-    return await aread(ctx, lambda c: ledger.get_account(c, name))
+    # The hottest call: async, its query on the event loop (api/db.py), and the context taken
+    # from the app rather than through one more dependency.
+    return await aread(request.app.state.ctx, lambda c: ledger.get_account(c, name))
 
 
 @router.get("/{name}/history", response_model=Page[JournalOut])
