@@ -13,6 +13,7 @@ waits (15-25 % per top-up, measured) and release the GIL while PostgreSQL works.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -97,7 +98,12 @@ class AsyncDatabase:
 
     @staticmethod
     def supports(engine: Engine) -> bool:
-        return engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
+        """PostgreSQL through psycopg, and greenlet (``SQLAlchemy[asyncio]``) installed."""
+        return (
+            engine.dialect.name == "postgresql"
+            and engine.dialect.driver == "psycopg"
+            and importlib.util.find_spec("greenlet") is not None
+        )
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         """``fn`` on an autocommit connection: each statement sees what was committed when it
