@@ -328,6 +328,33 @@ def _spy(pid: int, out: Path, duration: float) -> subprocess.Popen[bytes]:
     return spy
 
 
+def _gil_split(raw: Path, duration: float) -> str:
+    """How busy the process's GIL was and who held it, from py-spy's ``--gil`` raw samples."""
+    parts = dict.fromkeys(("API", "Diameter/OCS", "other on the loop", "worker threads"), 0)
+    for line in raw.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not n.isdigit():
+            continue  # a stack py-spy split over lines
+        # The API's writes run in worker threads under api/ frames, other threads are the
+        # OCS's group commit; on the loop, SQL is the API's reads (greenlets rooted at the
+        # route's function; the OCS does its SQL in its threads).
+        thread = stack.startswith("Thread._bootstrap")
+        if any(m in stack for m in ("uvicorn/", "fastapi/", "starlette/", "(api/")) or (
+            not thread and "(sqlalchemy/" in stack
+        ):
+            part = "API"
+        elif thread:
+            part = "worker threads"
+        elif "(diam/" in stack or "(charging/" in stack:
+            part = "Diameter/OCS"
+        else:
+            part = "other on the loop"
+        parts[part] += int(n)
+    total = sum(parts.values())
+    shares = ", ".join(f"{k} {v / max(total, 1):.0%}" for k, v in parts.items())
+    return f"held {total / (250 * int(duration)):.0%} of the time: {shares}"
+
+
 def _loaded_phase(
     args: argparse.Namespace,
     key: str,
@@ -352,6 +379,7 @@ def _loaded_phase(
     loaded = asyncio.run(http_load(api_port, key, rates, args.duration, args.subscribers))
     if spy is not None:
         spy.wait(30)
+        print(f"  GIL ({phase}): {_gil_split(out, args.duration)}")
     result = queue.get(timeout=60)
     ccr.join(30)
     return loaded, result
@@ -411,6 +439,7 @@ def main() -> int:
             user1, kernel1 = _cpu(servers[0].pid)
             if spy is not None:
                 spy.wait(30)
+                print(f"  GIL (API alone): {_gil_split(args.profile, args.duration)}")
             _print("API alone (PostgreSQL)", alone)
             requests = sum(r["per_s"] for r in alone.values()) * args.duration
             user, kernel = (
