@@ -141,6 +141,14 @@ class BulkInsert:
         pg = self._pg or self._compile()
         _write(conn, pg.sql, pg.arrays(rows, self.columns))
 
+    def statement(
+        self, rows: Sequence[dict[str, Any]], tail: str = ""
+    ) -> tuple[str, tuple[Any, ...]]:
+        """The PostgreSQL INSERT of ``rows`` with ``tail`` appended (conditions on the unnest
+        alias ``u``, RETURNING…), and its parameters: for :func:`fetch_all`."""
+        pg = self._pg or self._compile()
+        return f"{pg.sql} {tail}", pg.arrays(rows, self.columns)
+
     def ids_by(self, conn: Connection, rows: Sequence[dict[str, Any]], key: str) -> dict[Any, int]:
         """Insert ``rows`` and return the generated ``id`` of each by its (unique) ``key``."""
         if not rows:
@@ -247,9 +255,11 @@ def _any_array(column: sa.ColumnElement[Any], name: str) -> sa.ColumnElement[boo
 
 
 def fetch_all(
-    conn: Connection, queries: Sequence[tuple[Prebuilt, dict[str, Any]]]
+    conn: Connection, queries: Sequence[tuple[Prebuilt | str, Any]]
 ) -> list[list[Sequence[Any]]]:
-    """Run read statements in order; returns each one's rows (in select-column order).
+    """Run read statements in order; returns each one's rows (in select-column order). A
+    statement given as SQL text (PostgreSQL only, e.g. :meth:`BulkInsert.statement` with a
+    RETURNING) is run as it is.
 
     On PostgreSQL they go in ONE round trip (psycopg pipeline mode) as plain tuples; the server
     still runs them one after the other, each with its own snapshot (READ COMMITTED), so reads
@@ -257,14 +267,14 @@ def fetch_all(
     committed. Elsewhere they run one by one through SQLAlchemy.
     """
     if conn.dialect.name != "postgresql":
-        return [list(conn.execute(query(conn), params)) for query, params in queries]
+        return [list(conn.execute(query(conn), params)) for query, params in queries]  # type: ignore[operator]
     raw = _driver(conn)
     try:
         with raw.pipeline():
             cursors = []
             for query, params in queries:
                 cursor = raw.cursor(binary=True)  # no text formatting/parsing of values
-                cursor.execute(query.sql(conn), params)
+                cursor.execute(query if isinstance(query, str) else query.sql(conn), params)
                 cursors.append(cursor)
             return [cursor.fetchall() for cursor in cursors]
     except psycopg.Error as exc:

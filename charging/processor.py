@@ -87,32 +87,42 @@ class Processor:
 
     def load(self, conn: Connection, ledger: Ledger, ctx: BatchContext, accounts: list[int],
              session_ids: Sequence[str], ccrs: Sequence[CreditControlRequest]) -> None:  # fmt: skip
-        """Lock the accounts and read the batch's state (one round trip on PostgreSQL), then
-        insert the sessions its new CCR-Is open (one statement for all of them)."""
+        """Lock the accounts, read the batch's state and insert the sessions its new CCR-Is
+        open (one statement for all of them): one round trip on PostgreSQL."""
         subscribers = ctx.owners | {
             s.subscriber_id for s in ctx.subscriptions.values() if s is not None
         }
         periods = {_period_name(p, ctx.now) for p in self.config.tariffs.values()}
         requests = [(c.session_id, c.request_number) for c in ccrs]
-        ctx.load(conn, ledger, session_ids, requests, accounts, subscribers, periods)
         opening: dict[str, tuple[CreditControlRequest, store.Subscription]] = {}
         for ccr in ccrs:
             sub = ctx.subscriptions.get(ccr.subscription_ids)
             if (
                 ccr.request_type is RequestType.INITIAL
-                and (ccr.session_id, ccr.request_number) not in ctx.outcomes
-                and ccr.session_id not in ctx.states
                 and ccr.session_id not in opening
                 and sub is not None
                 and sub.status == "active"
                 and sub.tariff in self.config.tariffs
             ):
                 opening[ccr.session_id] = (ccr, sub)
-        rows = store.insert_sessions(
-            conn, [self._session_values(ccr, sub, ctx.now) for ccr, sub in opening.values()]
-        )
-        for row, (_, sub) in zip(rows, opening.values(), strict=True):
-            ctx.opened(row, sub)
+        rows = [self._session_values(ccr, sub, ctx.now) for ccr, sub in opening.values()]
+        if rows and conn.dialect.name == "postgresql":
+            # Inserted in the same round trip as the reads (only the new, unanswered ones).
+            rows, insert = store.open_sessions(rows)
+            ids = dict(ctx.load(conn, ledger, session_ids, requests, accounts, subscribers,
+                                periods, then=insert))  # fmt: skip
+            inserted = [r for r in rows if r["session_id"] in ids]
+            for row in inserted:
+                row["id"] = int(ids[row["session_id"]])
+        else:
+            ctx.load(conn, ledger, session_ids, requests, accounts, subscribers, periods)
+            inserted = store.insert_sessions(conn, [
+                r for r in rows
+                if (r["session_id"], r["last_request_number"]) not in ctx.outcomes
+                and r["session_id"] not in ctx.states
+            ])  # fmt: skip
+        for row in inserted:
+            ctx.opened(row, opening[row["session_id"]][1])
             ctx.fresh.add(row["session_id"])
 
     def flush(self, conn: Connection, ledger: Ledger, ctx: BatchContext) -> None:

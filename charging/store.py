@@ -194,14 +194,32 @@ _INSERT_SESSIONS = BulkInsert(
 )  # fmt: skip
 
 
+def _full(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"closed_at": None, "close_cause": None, "cdr_sequence": 0, **r} for r in rows]
+
+
 def insert_sessions(conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Insert session rows (each with every column of ``_INSERT_SESSIONS``; Session-Ids
     distinct) in one statement; returns them with their ids, in order."""
-    full = [{"closed_at": None, "close_cause": None, "cdr_sequence": 0, **r} for r in rows]
+    full = _full(rows)
     ids = _INSERT_SESSIONS.ids_by(conn, full, "session_id")
     for row in full:
         row["id"] = ids[row["session_id"]]
     return full
+
+
+def open_sessions(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], tuple[str, Any]]:
+    """PostgreSQL: the statement (for ``charging.bulk.fetch_all``) inserting those of the
+    CCR-I session ``rows`` whose Session-Id is new and whose request has no stored outcome
+    (a retransmission is answered from it), returning (Session-Id, id) of the rows inserted;
+    and the rows, completed, to give those ids to."""
+    full = _full(rows)
+    sql, params = _INSERT_SESSIONS.statement(full, (
+        "WHERE NOT EXISTS (SELECT 1 FROM ro_sessions s WHERE s.session_id = u.session_id) "
+        "AND NOT EXISTS (SELECT 1 FROM ccr_outcomes o WHERE o.session_id = u.session_id "
+        "AND o.request_number = u.last_request_number) RETURNING session_id, id"
+    ))  # fmt: skip
+    return full, (sql, params)
 
 
 def expired_sessions(conn: Connection, now: datetime, limit: int) -> list[tuple[str, int]]:

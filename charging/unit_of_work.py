@@ -158,10 +158,12 @@ class BatchContext:
         self, conn: Connection, ledger: Ledger, session_ids: Iterable[str],
         requests: Iterable[tuple[str, int]], account_ids: Iterable[int],
         subscriber_ids: Iterable[int], periods: Iterable[str],
-    ) -> None:  # fmt: skip
+        then: tuple[str, Any] | None = None,
+    ) -> list[Sequence[Any]]:  # fmt: skip
         """Lock the accounts, then read the stored outcomes of ``requests`` (Session-Id,
         CC-Request-Number), the sessions (with holds and usage), wallets and period counters:
-        one round trip on PostgreSQL (charging.bulk.fetch_all)."""
+        one round trip on PostgreSQL (charging.bulk.fetch_all), which also runs the statement
+        ``then`` last (PostgreSQL only) and returns its rows."""
         sids, accounts = sorted(set(session_ids)), sorted(set(account_ids))
         pairs = sorted(set(requests))
         subs, names = set(subscriber_ids), sorted(set(periods))
@@ -177,6 +179,8 @@ class BatchContext:
             queries.append((WALLETS, {"ids": accounts, "now": self.now}))
         if subs and names:
             queries.append((_PERIODS, {"subs": sorted(subs), "names": names}))
+        if then is not None:
+            queries.append(then)
         results = iter(fetch_all(conn, queries))
         if accounts and conn.dialect.name != "sqlite":
             next(results)
@@ -200,10 +204,12 @@ class BatchContext:
                 self.wallets[account_id] = Wallet.from_rows(account_rows, ledger)
         if subs and names:
             self._periods(next(results))
+        last = next(results) if then is not None else []
         # A session another node opened after the batch's accounts were looked up.
         late = {s.subscription.subscriber_id for s in self.states.values()} - subs
         if late and names:
             self.load_periods(conn, late, names)
+        return last
 
     def load_periods(
         self, conn: Connection, subscriber_ids: Iterable[int], periods: Iterable[str]
