@@ -510,6 +510,9 @@ def main() -> None:
         "--profile", action="store_true", help="charge this process's CPU to components (py-spy)"
     )
     parser.add_argument(
+        "--profile-raw", type=Path, help="with --profile: keep py-spy's raw samples in this file"
+    )
+    parser.add_argument(
         "--no-uvloop", action="store_true", help="default asyncio loop (openpcc run uses uvloop)"
     )
     parser.add_argument(
@@ -544,6 +547,8 @@ def main() -> None:
             ),
             not args.no_uvloop,
         )
+        if args.profile_raw is not None and (Path(tmp) / "py-spy.txt").exists():
+            shutil.copyfile(Path(tmp) / "py-spy.txt", args.profile_raw)
     print(
         f"offered {args.rate} calls/s, {args.calls} calls, hold {args.hold_ms} ms; "
         f"topology {args.topology}, {args.db}"

@@ -14,7 +14,7 @@ import asyncio
 import ipaddress
 import logging
 from collections.abc import Callable
-from typing import Any
+from functools import lru_cache
 
 from diam.constants import (
     APP_RX,
@@ -25,10 +25,12 @@ from diam.constants import (
     VENDOR_3GPP,
 )
 from diam.errors import DiameterError
-from diam.message import Avp, Message
+from diam.message import Message
 from diam.node import Node
 from diam.peer import Peer
 from ims.call import Call, CallHooks, Rejection
+from ims.diamwire import avp, group
+from ims.diamwire import request as wire_request
 from ims.links import PeerLink
 from ims.media import MediaComponentInput, media_components, signalling_component, ue_address
 from ims.sip.message import Response
@@ -43,11 +45,12 @@ DIAMETER_LOGOUT = 1
 POLICY_REFUSALS = frozenset({5061, 5062, 5063, 5065})  # TS 29.214 §5.5: service/IP-CAN refused
 
 
-def component_avp(comp: MediaComponentInput) -> Avp:
-    """Media-Component-Description (TS 29.214 §5.3.21) with Max = Min requested bandwidth."""
-    children: list[Any] = [
-        ("Media-Component-Number", comp.number),
-        ("Media-Type", int(comp.media_type)),
+def component_avp(comp: MediaComponentInput) -> bytes:
+    """Media-Component-Description (TS 29.214 §5.3.21) with Max = Min requested bandwidth, as
+    wire octets."""
+    children = [
+        avp("Media-Component-Number", comp.number),
+        avp("Media-Type", int(comp.media_type)),
     ]
     for name, value in (
         ("Max-Requested-Bandwidth-UL", comp.max_ul),
@@ -58,21 +61,47 @@ def component_avp(comp: MediaComponentInput) -> Avp:
         ("RS-Bandwidth", comp.rs),
     ):
         if value is not None:
-            children.append((name, value))
-    children += [("Codec-Data", data) for data in comp.codec_data]
-    children.append(("Flow-Status", int(comp.flow_status)))
+            children.append(avp(name, value))
+    children += [avp("Codec-Data", data) for data in comp.codec_data]
+    children.append(avp("Flow-Status", int(comp.flow_status)))
     for sub in comp.sub_components:
         children.append(
-            (
+            group(
                 "Media-Sub-Component",
-                [
-                    ("Flow-Number", sub.flow_number),
-                    *(("Flow-Description", d) for d in sub.flow_descriptions),
-                    ("Flow-Usage", int(sub.flow_usage)),
-                ],
+                avp("Flow-Number", sub.flow_number),
+                *(avp("Flow-Description", d) for d in sub.flow_descriptions),
+                avp("Flow-Usage", int(sub.flow_usage)),
             )
         )
-    return Avp.new("Media-Component-Description", children)
+    return group("Media-Component-Description", *children)
+
+
+# TS 29.214 §5.3.16: the seven subscriptions, encoded once.
+_ACTIONS = b"".join(avp("Specific-Action", a) for a in KAMAILIO_ACTIONS)
+_RX_APP = avp("Auth-Application-Id", APP_RX)
+_LOGOUT = avp("Termination-Cause", DIAMETER_LOGOUT)
+
+
+@lru_cache(maxsize=16)
+def _aar_head(realm: str) -> bytes:
+    """The AAR's constant AVPs after Session-Id, as ims_qos sends them."""
+    return b"".join(
+        (
+            _RX_APP,
+            group(
+                "Vendor-Specific-Application-Id",
+                avp("Vendor-Id", VENDOR_3GPP),
+                _RX_APP,
+            ),
+            avp("Destination-Realm", realm),
+            avp("AF-Application-Identifier", b"IMS Services"),
+        )
+    )
+
+
+@lru_cache(maxsize=16)
+def _realm(realm: str) -> bytes:
+    return avp("Destination-Realm", realm)
 
 
 def result_code(answer: Message) -> int | None:
@@ -158,35 +187,26 @@ class PcscfRx(CallHooks):
         icid: str | None,
     ) -> int | None:
         """One AAR as ims_qos builds it; the result code, None when the PCRF is unreachable."""
-        request = Message.request(
-            CMD_AA,
-            APP_RX,
-            [
-                ("Session-Id", session_id),
-                ("Auth-Application-Id", APP_RX),
-                (
-                    "Vendor-Specific-Application-Id",
-                    [("Vendor-Id", VENDOR_3GPP), ("Auth-Application-Id", APP_RX)],
-                ),
-                ("Destination-Realm", self.link.realm),
-                ("AF-Application-Identifier", b"IMS Services"),
-            ],
-        )
-        if icid is not None:
-            request.add(("AF-Charging-Identifier", icid.encode()))
-        request.add(*(component_avp(comp) for comp in components))
-        request.add(
-            (
-                "Subscription-Id",
-                [("Subscription-Id-Type", 2), ("Subscription-Id-Data", aor)],  # SIP URI
-            )
-        )
         address = ipaddress.ip_address(ip)
         if address.version == 4:
-            request.add(("Framed-IP-Address", address.packed))
+            framed = avp("Framed-IP-Address", address.packed)
         else:  # RFC 3162 prefix /128, as ims_qos sends it
-            request.add(("Framed-IPv6-Prefix", bytes([0, 128]) + address.packed))
-        request.add(*(("Specific-Action", a) for a in KAMAILIO_ACTIONS))
+            framed = avp("Framed-IPv6-Prefix", bytes([0, 128]) + address.packed)
+        request = wire_request(
+            CMD_AA,
+            APP_RX,
+            avp("Session-Id", session_id),
+            _aar_head(self.link.realm),
+            b"" if icid is None else avp("AF-Charging-Identifier", icid.encode()),
+            *(component_avp(comp) for comp in components),
+            group(
+                "Subscription-Id",
+                avp("Subscription-Id-Type", 2),  # SIP URI
+                avp("Subscription-Id-Data", aor),
+            ),
+            framed,
+            _ACTIONS,
+        )
         try:
             answer = await self.link.request(request, self.timeout)
         except (DiameterError, TimeoutError, ConnectionError, OSError) as exc:
@@ -225,15 +245,13 @@ class PcscfRx(CallHooks):
 
     async def _str(self, session_id: str) -> None:
         self.sessions.pop(session_id, None)
-        request = Message.request(
+        request = wire_request(
             CMD_SESSION_TERMINATION,
             APP_RX,
-            [
-                ("Session-Id", session_id),
-                ("Auth-Application-Id", APP_RX),
-                ("Destination-Realm", self.link.realm),
-                ("Termination-Cause", DIAMETER_LOGOUT),
-            ],
+            avp("Session-Id", session_id),
+            _RX_APP,
+            _realm(self.link.realm),
+            _LOGOUT,
         )
         try:
             await self.link.request(request, self.timeout)

@@ -19,6 +19,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from diam.constants import (
@@ -32,6 +33,8 @@ from diam.message import Message
 from diam.node import Node
 from diam.peer import Peer
 from ims.call import Call, CallHooks, CallState, Rejection
+from ims.diamwire import avp, group
+from ims.diamwire import request as wire_request
 from ims.links import PeerLink
 from ims.pcscf import result_code
 
@@ -53,6 +56,30 @@ TERMINATION_CAUSES = {
 }
 FUI_TERMINATE = 0
 SIP_STATUS = {5030: 403, 5031: 403, 4010: 402, 4012: 402, 5006: 486}
+
+
+# The CCR's constant parts (TS 32.299 §6.4.2, Kamailio ims_charging's shape), encoded once.
+_E164, _SIP_URI = avp("Subscription-Id-Type", 0), avp("Subscription-Id-Type", 2)
+_VOICE = avp("Service-Identifier", 1000) + avp("Rating-Group", 100)
+_ROLE_AND_FUNCTION = avp("Role-Of-Node", ORIGINATING_ROLE) + avp("Node-Functionality", S_CSCF)
+_SIP_METHOD = {
+    kind: group("Event-Type", avp("SIP-Method", method))
+    for kind, method in ((INITIAL, "INVITE"), (UPDATE, "ACK"), (TERMINATION, "BYE"))
+}
+_REQUEST_TYPE = {kind: avp("CC-Request-Type", kind) for kind in (INITIAL, UPDATE, TERMINATION)}
+
+
+def _service_unit(name: str, seconds: int) -> bytes:
+    return group(name, avp("CC-Time", seconds))
+
+
+@lru_cache(maxsize=16)
+def _ccr_head(realm: str, service_context: str) -> bytes:
+    return (
+        avp("Auth-Application-Id", APP_CREDIT_CONTROL)
+        + avp("Destination-Realm", realm)
+        + avp("Service-Context-Id", service_context)
+    )
 
 
 @dataclass(slots=True, eq=False)
@@ -115,56 +142,42 @@ class ScscfRo(CallHooks):
         ro: RoSession,
         kind: int,
         used: int | None,
-        extra: tuple[tuple[str, Any], ...] = (),
+        extra: bytes = b"",
     ) -> Message:
-        mscc: list[Any] = []
+        mscc: list[bytes] = []
         if kind != TERMINATION:
-            mscc.append(("Requested-Service-Unit", [("CC-Time", self.requested_seconds)]))
+            mscc.append(_service_unit("Requested-Service-Unit", self.requested_seconds))
         if used is not None:
-            mscc.append(("Used-Service-Unit", [("CC-Time", used)]))
-        mscc += [("Service-Identifier", 1000), ("Rating-Group", 100)]
+            mscc.append(_service_unit("Used-Service-Unit", used))
+        mscc.append(_VOICE)
         identity = call.caller.identity.lstrip("+")
-        subscription = (0, identity) if identity.isdigit() else (2, call.caller.aor)
-        ims: list[Any] = [
-            (
-                "Event-Type",
-                [
-                    (
-                        "SIP-Method",
-                        "INVITE" if kind == INITIAL else "BYE" if kind == TERMINATION else "ACK",
-                    )
-                ],
-            ),
-            ("Role-Of-Node", ORIGINATING_ROLE),
-            ("Node-Functionality", S_CSCF),
-            ("User-Session-Id", call.call_id),
-            ("Calling-Party-Address", tel_or_sip(call.caller.aor)),
-            ("Called-Party-Address", tel_or_sip(call.callee.aor)),
-            ("IMS-Charging-Identifier", call.icid),
+        if identity.isdigit():  # E.164, '+' stripped as ims_charging sends it
+            subscription = group("Subscription-Id", _E164, avp("Subscription-Id-Data", identity))
+        else:
+            subscription = group(
+                "Subscription-Id", _SIP_URI, avp("Subscription-Id-Data", call.caller.aor)
+            )
+        ims = [
+            _SIP_METHOD[kind],
+            _ROLE_AND_FUNCTION,
+            avp("User-Session-Id", call.call_id),
+            avp("Calling-Party-Address", tel_or_sip(call.caller.aor)),
+            avp("Called-Party-Address", tel_or_sip(call.callee.aor)),
+            avp("IMS-Charging-Identifier", call.icid),
         ]
         if call.access_network_info:
-            ims.append(("Access-Network-Information", call.access_network_info))
-        return Message.request(
+            ims.append(avp("Access-Network-Information", call.access_network_info))
+        return wire_request(
             CMD_CREDIT_CONTROL,
             APP_CREDIT_CONTROL,
-            [
-                ("Session-Id", ro.session_id),
-                ("Auth-Application-Id", APP_CREDIT_CONTROL),
-                ("Destination-Realm", self.link.realm),
-                ("Service-Context-Id", self.service_context),
-                ("CC-Request-Type", kind),
-                ("CC-Request-Number", ro.number),
-                (
-                    "Subscription-Id",
-                    [
-                        ("Subscription-Id-Type", subscription[0]),
-                        ("Subscription-Id-Data", subscription[1]),
-                    ],
-                ),
-                ("Multiple-Services-Credit-Control", mscc),
-                ("Service-Information", [("IMS-Information", ims)]),
-                *extra,
-            ],
+            avp("Session-Id", ro.session_id),
+            _ccr_head(self.link.realm, self.service_context),
+            _REQUEST_TYPE[kind],
+            avp("CC-Request-Number", ro.number),
+            subscription,
+            group("Multiple-Services-Credit-Control", *mscc),
+            group("Service-Information", group("IMS-Information", *ims)),
+            extra,
         )
 
     async def _send(
@@ -173,7 +186,7 @@ class ScscfRo(CallHooks):
         ro: RoSession,
         kind: int,
         used: int | None,
-        extra: tuple[tuple[str, Any], ...] = (),
+        extra: bytes = b"",
     ) -> Message | None:
         request = self._ccr(call, ro, kind, used, extra)
         ro.number += 1
@@ -221,7 +234,7 @@ class ScscfRo(CallHooks):
             )
         if call.state == CallState.ENDED:  # released while the CCR-I was out: give it back
             await self._send(
-                call, ro, TERMINATION, 0, (("Termination-Cause", SERVICE_NOT_PROVIDED),)
+                call, ro, TERMINATION, 0, avp("Termination-Cause", SERVICE_NOT_PROVIDED)
             )
             return None
         call.data["ro"] = ro
@@ -287,7 +300,7 @@ class ScscfRo(CallHooks):
             # never answered (cancelled, rejected downstream): the service was not provided
             termination = TERMINATION_CAUSES.get(cause, SERVICE_NOT_PROVIDED)
             await self._send(
-                call, ro, TERMINATION, self._take_usage(ro), (("Termination-Cause", termination),)
+                call, ro, TERMINATION, self._take_usage(ro), avp("Termination-Cause", termination)
             )
 
     # --- OCS-initiated ------------------------------------------------------------------------
