@@ -1,7 +1,7 @@
 """OCS benchmark: full Ro sessions (CCR-I, 3 × CCR-U, CCR-T) over many subscribers against
 ``openpcc run`` on PostgreSQL and on SQLite, every answer durable before it is sent.
 
-    python -m bench.charging [--db sqlite|postgres|both] [--servers 2] [--parallel 64]
+    python -m bench.charging [--db sqlite|postgres|both] [--servers N] [--parallel 4,64]
                              [--duration 5] [--subscribers 2000] [--pg-url URL]
 
 ``--servers N`` starts N ``openpcc run`` processes (own Diameter port and Origin-Host each) on
@@ -43,8 +43,9 @@ _U32 = struct.Struct(">I")
 SESSION_MARK = b"SSSSSSSSSS"
 MSISDN_MARK = b"9999999999"
 STEPS = 5  # CCR-I, 3 × CCR-U, CCR-T
-#: OCS processes by default: the most CCR/s on this 2-core machine (see README).
-DEFAULT_SERVERS = 2
+#: OCS processes by default: the most CCR/s on this 2-core machine (see README); SQLite
+#: serialises writers on its file lock, so a second process there only adds waiting.
+DEFAULT_SERVERS = {"postgres": 2, "sqlite": 1}
 _CLIENT_INDEX = itertools.count(1)
 
 
@@ -354,8 +355,9 @@ def main() -> int:
     parser.add_argument(
         "--servers",
         type=_ints,
-        default=[DEFAULT_SERVERS],
-        help="OCS processes on the one database; a list runs each (e.g. 1,2,3)",
+        default=None,
+        help="OCS processes on the one database; a list runs each (default: 2 on PostgreSQL, "
+        "1 on SQLite)",
     )
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=1.5)
@@ -366,8 +368,9 @@ def main() -> int:
     parser.add_argument(
         "--parallel",
         type=_ints,
-        default=[64],
-        help="sessions in flight per connection; a list measures each",
+        default=[4, 64],
+        help="sessions in flight per connection; a list measures each (default: a latency point, "
+        "16 in flight, and a throughput point, 256)",
     )
     parser.add_argument("--port", type=int, default=13869)
     parser.add_argument(
@@ -382,7 +385,7 @@ def main() -> int:
         print(f"sessions: CCR-I, 3 × CCR-U, CCR-T; {args.subscribers} subscribers, "
               f"{args.connections} client connections; CPU µs per CCR")  # fmt: skip
         for kind in kinds:
-            for servers in args.servers:
+            for servers in args.servers or [DEFAULT_SERVERS[kind]]:
                 for r in run_config(kind, servers, args, work):
                     print(
                         f"{kind:8} servers {servers}  in flight {r['in_flight']:4.0f}  "
