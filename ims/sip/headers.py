@@ -169,10 +169,10 @@ def is_token(text: str) -> bool:
 def split_list(value: str) -> list[str]:
     """Split a comma-separated header value, ignoring commas inside quotes, <...> and
     parentheses (comments); empty elements are dropped."""
-    if '"' not in value and "<" not in value:  # the common case: no quoting, split at C speed
-        if "," not in value:
-            value = value.strip()
-            return [value] if value else []
+    if "," not in value and '"' not in value:  # one value (the common case)
+        value = value.strip()
+        return [value] if value else []
+    if '"' not in value and "<" not in value:  # no quoting: split at C speed
         return [p for p in (p.strip() for p in value.split(",")) if p]
     parts: list[str] = []
     start = 0
@@ -203,12 +203,14 @@ def split_list(value: str) -> list[str]:
 
 
 class Headers:
-    """Ordered header fields; each entry is (name as received, value)."""
+    """Ordered header fields; each entry is (name as received, value). A parallel list holds
+    each entry's case-insensitive key, so lookups compare strings at C speed."""
 
-    __slots__ = ("_items",)
+    __slots__ = ("_items", "_keys")
 
     def __init__(self, items: list[tuple[str, str]] | None = None) -> None:
         self._items: list[tuple[str, str]] = list(items or [])
+        self._keys: list[str] = [_key(n) for n, _ in self._items]
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._items)
@@ -217,21 +219,26 @@ class Headers:
         return len(self._items)
 
     def __contains__(self, name: str) -> bool:
-        key = _key(name)
-        return any(_key(n) == key for n, _ in self._items)
+        return _key(name) in self._keys
 
     def copy(self) -> Headers:
-        return Headers(self._items)
+        clone = Headers.__new__(Headers)
+        clone._items = self._items.copy()
+        clone._keys = self._keys.copy()
+        return clone
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of ``name``: for list headers the first list element."""
         key = _key(name)
-        listed = key in LIST_HEADERS
-        for n, v in self._items:
-            if _key(n) == key:
-                if not listed:
-                    return v
-                values = split_list(v)
+        keys = self._keys
+        if key not in LIST_HEADERS:
+            try:
+                return self._items[keys.index(key)][1]
+            except ValueError:
+                return default
+        for i, k in enumerate(keys):
+            if k == key:
+                values = split_list(self._items[i][1])
                 if values:
                     return values[0]
         return default
@@ -239,73 +246,98 @@ class Headers:
     def get_all(self, name: str) -> list[str]:
         """Every value of ``name`` in order; list headers are split at their commas."""
         key = _key(name)
-        out: list[str] = []
-        for n, v in self._items:
-            if _key(n) == key:
-                out.extend(split_list(v) if key in LIST_HEADERS else [v])
-        return out
+        items = self._items
+        if key in LIST_HEADERS:
+            out: list[str] = []
+            for i, k in enumerate(self._keys):
+                if k == key:
+                    out.extend(split_list(items[i][1]))
+            return out
+        return [items[i][1] for i, k in enumerate(self._keys) if k == key]
 
     def add(self, name: str, value: str) -> None:
         """Append a header line."""
         self._items.append((name, value))
+        self._keys.append(_key(name))
 
     def prepend(self, name: str, value: str) -> None:
         """Insert a header line before the first header of that name (or at the top)."""
         key = _key(name)
-        for i, (n, _) in enumerate(self._items):
-            if _key(n) == key:
-                self._items.insert(i, (name, value))
-                return
-        self._items.insert(0, (name, value))
+        try:
+            i = self._keys.index(key)
+        except ValueError:
+            i = 0
+        self._items.insert(i, (name, value))
+        self._keys.insert(i, key)
 
     def set(self, name: str, value: str) -> None:
         """Replace every line of ``name`` with one line, keeping the first one's position and
         spelling."""
         key = _key(name)
-        for i, (n, _) in enumerate(self._items):
-            if _key(n) == key:
-                self._items[i] = (n, value)
-                self._items[i + 1 :] = [
-                    item for item in self._items[i + 1 :] if _key(item[0]) != key
-                ]
-                return
-        self._items.append((canonical(name), value))
+        keys = self._keys
+        try:
+            i = keys.index(key)
+        except ValueError:
+            self._items.append((canonical(name), value))
+            keys.append(key)
+            return
+        self._items[i] = (self._items[i][0], value)
+        if key in keys[i + 1 :]:
+            kept = [j for j in range(len(keys)) if j <= i or keys[j] != key]
+            self._items = [self._items[j] for j in kept]
+            self._keys = [keys[j] for j in kept]
 
     def remove(self, name: str) -> None:
         key = _key(name)
-        self._items = [item for item in self._items if _key(item[0]) != key]
+        kept = [j for j, k in enumerate(self._keys) if k != key]
+        self._items = [self._items[j] for j in kept]
+        self._keys = [self._keys[j] for j in kept]
 
     def pop_first(self, name: str) -> str | None:
         """Remove and return the first value of a list header (e.g. the top Via or Route)."""
         key = _key(name)
-        for i, (n, v) in enumerate(self._items):
-            if _key(n) == key:
-                values = split_list(v) if key in LIST_HEADERS else [v]
-                if len(values) > 1:
-                    self._items[i] = (n, ", ".join(values[1:]))
-                else:
-                    del self._items[i]
-                return values[0] if values else None
-        return None
+        try:
+            i = self._keys.index(key)
+        except ValueError:
+            return None
+        n, v = self._items[i]
+        values = split_list(v) if key in LIST_HEADERS else [v]
+        if len(values) > 1:
+            self._items[i] = (n, ", ".join(values[1:]))
+        else:
+            del self._items[i]
+            del self._keys[i]
+        return values[0] if values else None
 
 
 def parse_header_lines(lines: list[str], is_request: bool | None) -> Headers:
     """Parse header lines (split at CRLF), unfolding continuation lines (RFC 3261 §7.3.1)."""
     headers = Headers()
+    items, keys = headers._items, headers._keys
     for line in lines:
         if line[:1] in (" ", "\t"):
-            if not len(headers):
+            if not items:
                 raise SipError(
                     "continuation line before any header", headers=headers, is_request=is_request
                 )
-            name, value = headers._items[-1]
-            headers._items[-1] = (name, f"{value} {line.strip()}".strip())
+            name, value = items[-1]
+            items[-1] = (name, f"{value} {line.strip()}".strip())
             continue
         name, sep, value = line.partition(":")
-        name = name.rstrip(" \t")
-        if not sep or not is_token(name):
+        known = _line_name(name.rstrip(" \t")) if sep else None
+        if known is None:
             raise SipError(
                 f"malformed header line {line[:60]!r}", headers=headers, is_request=is_request
             )
-        headers.add(canonical(name) if len(name) == 1 else name, value.strip())
+        items.append((known[0], value.strip()))
+        keys.append(known[1])
     return headers
+
+
+@lru_cache(maxsize=4096)
+def _line_name(name: str) -> tuple[str, str] | None:
+    """(name as stored, key) for a received header name; None when it is not a token."""
+    if not is_token(name):
+        return None
+    stored = canonical(name) if len(name) == 1 else name
+    return stored, _key(stored)

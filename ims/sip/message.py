@@ -18,6 +18,7 @@ from ims.sip.uri import (
     MEMO_MAX_CHARS,
     NameAddr,
     SipUri,
+    check_name_addr,
     format_params,
     parse_hostport,
     parse_name_addr,
@@ -289,15 +290,16 @@ def _validate(msg: Request | Response) -> None:
     for name in _REQUIRED:
         if name not in msg.headers:
             raise SipError(f"missing mandatory header {name}")
-    if not msg.call_id or " " in msg.call_id:
+    call_id = msg.call_id
+    if not call_id or " " in call_id:
         raise SipError("malformed Call-ID")
     _, method = msg.cseq
     if isinstance(msg, Request) and method != msg.method:
         raise SipError(f"CSeq method {method} does not match request method {msg.method}")
     for via in msg.headers.get_all("Via"):
-        parse_via(via)
-    parse_name_addr(msg.headers.get("From") or "")
-    parse_name_addr(msg.headers.get("To") or "")
+        (_parse_via if len(via) <= MEMO_MAX_CHARS else _parse_via.__wrapped__)(via)
+    check_name_addr(msg.headers.get("From") or "")
+    check_name_addr(msg.headers.get("To") or "")
     if isinstance(msg, Request):
         mf = msg.headers.get("Max-Forwards")
         if mf is not None and (not mf.isdigit() or int(mf) > 255):
