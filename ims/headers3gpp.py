@@ -10,12 +10,21 @@ from dataclasses import dataclass, field
 from ims.sip.uri import format_params, parse_params
 
 _counter = itertools.count(1)
+_pid = f"{os.getpid():x}"  # getpid is a system call on current glibc: read it once per process
+
+
+def _after_fork() -> None:
+    global _pid
+    _pid = f"{os.getpid():x}"
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def new_icid(host: str) -> str:
     """A globally unique IMS Charging Identifier (TS 24.229 §7.2A.5.2.1 leaves the format to the
     generating node): generator host, start time, process id and a counter, all hex."""
-    return f"{host}-{int(time.time() * 1000):x}-{os.getpid():x}-{next(_counter):x}"
+    return f"{host}-{int(time.time() * 1000):x}-{_pid}-{next(_counter):x}"
 
 
 @dataclass(slots=True)

@@ -7,6 +7,8 @@ parse/serialize round trip; Content-Length is recomputed on output.
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -67,8 +69,23 @@ REASONS: dict[int, str] = {
 }
 
 
-def new_branch() -> str:
-    return BRANCH_MAGIC + secrets.token_hex(8)
+class _BranchSource:
+    """Branches unique across space and time (RFC 3261 §8.1.1.7): a random 64-bit prefix per
+    process (drawn again in a forked child) and a counter, instead of a getrandom per request."""
+
+    def __init__(self) -> None:
+        self.reseed()
+
+    def reseed(self) -> None:
+        self.prefix = BRANCH_MAGIC + secrets.token_hex(8)
+        self.counter = itertools.count(1)
+
+    def __call__(self) -> str:
+        return f"{self.prefix}{next(self.counter):x}"
+
+
+new_branch = _BranchSource()
+os.register_at_fork(after_in_child=new_branch.reseed)
 
 
 def new_tag() -> str:

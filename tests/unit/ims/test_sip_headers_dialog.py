@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ims.sip.dialog import Dialog
 from ims.sip.headers import Headers, canonical
-from ims.sip.message import Request, Response, make_response, parse_message
+from ims.sip.message import Request, Response, make_response, new_branch, parse_message
 from ims.sip.uri import parse_uri
 
 
@@ -68,3 +68,32 @@ def _with_cseq(request: Request, value: str) -> Headers:
     headers = request.headers.copy()
     headers.set("CSeq", value)
     return headers
+
+
+def test_header_edits_keep_order_spelling_and_compact_forms() -> None:
+    h = Headers(
+        [("v", "SIP/2.0/UDP a;branch=z9hG4bK1"), ("X-Custom", "1"), ("VIA", "SIP/2.0/UDP b")]
+    )
+    copy = h.copy()
+    h.prepend("Via", "SIP/2.0/UDP p;branch=z9hG4bK0")
+    h.set("x-custom", "2")
+    h.add("x-CUSTOM", "3")
+    h.set("X-Custom", "4")  # every line replaced by one, first position and spelling kept
+    assert list(h) == [
+        ("Via", "SIP/2.0/UDP p;branch=z9hG4bK0"),
+        ("v", "SIP/2.0/UDP a;branch=z9hG4bK1"),
+        ("X-Custom", "4"),
+        ("VIA", "SIP/2.0/UDP b"),
+    ]
+    assert h.pop_first("via") == "SIP/2.0/UDP p;branch=z9hG4bK0"
+    assert h.get_all("Via") == ["SIP/2.0/UDP a;branch=z9hG4bK1", "SIP/2.0/UDP b"]
+    h.remove("V")
+    assert "Via" not in h and "x-custom" in h and h.get("Via") is None
+    assert copy.get_all("v") == ["SIP/2.0/UDP a;branch=z9hG4bK1", "SIP/2.0/UDP b"]  # untouched
+    h.set("Content-Length", "0")
+    assert list(h)[-1] == ("Content-Length", "0")
+
+
+def test_branches_are_unique_and_carry_the_magic_cookie() -> None:
+    branches = {new_branch() for _ in range(1000)}
+    assert len(branches) == 1000 and all(b.startswith("z9hG4bK") for b in branches)
