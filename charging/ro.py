@@ -138,6 +138,7 @@ class OcsApplication:
         self.sweep_batch = sweep_batch
         self.nodes: list[Node] = []
         self._scheduler: AsyncIOScheduler | None = None
+        self._sweeping = asyncio.Lock()  # held by a scheduled sweep while it runs
 
     def install(self, router: Router, nodes: list[Node]) -> None:
         """Route CCRs to this application; ``nodes`` are used to send Re-Auth-Requests."""
@@ -150,7 +151,7 @@ class OcsApplication:
         if self._scheduler is None and self.sweep_interval > 0:
             self._scheduler = AsyncIOScheduler()
             self._scheduler.add_job(
-                self.sweep,
+                self._scheduled_sweep,
                 "interval",
                 seconds=self.sweep_interval,
                 max_instances=1,
@@ -160,10 +161,18 @@ class OcsApplication:
             self._scheduler.start()
 
     async def stop(self) -> None:
+        """Stop sweeping (a sweep under way finishes first: shutting the scheduler down would
+        cancel it mid-batch), then finish what is queued."""
         if self._scheduler is not None:
-            self._scheduler.shutdown(wait=False)
+            self._scheduler.pause()
+            async with self._sweeping:
+                self._scheduler.shutdown(wait=False)
             self._scheduler = None
         await self.committer.close()
+
+    async def _scheduled_sweep(self) -> None:
+        async with self._sweeping:
+            await self.sweep()
 
     async def handle(self, request: Message, _peer: Any) -> Message:
         """CCR → CCA, answered only after its outcome is durable."""

@@ -6,9 +6,12 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+from charging.config import OcsConfig
+from charging.ro import OcsApplication
 from charging.verify import verify
 from diam.constants import FLAG_RETRANSMIT
 from diam.message import Avp, Message
+from openpcc.database import create_engine, upgrade
 from tests.fixtures.ocs import (
     INITIAL,
     SIP_URI,
@@ -26,6 +29,7 @@ from tests.fixtures.ocs import (
     provisioning,
     ro_client,
     subscriber,
+    test_plan,
     units,
 )
 
@@ -222,5 +226,34 @@ def test_sweep_expires_buckets_past_their_validity(sqlite_url: str) -> None:
             assert balance(server.engine, "bob", "data") == (0, 0)
             assert balance(server.engine, "bob") == (100, 0)
             assert verify(server.engine) == []
+
+    asyncio.run(scenario())
+
+
+def test_stop_lets_a_running_sweep_finish(sqlite_url: str) -> None:
+    """Shutting down while the scheduled sweep runs waits for it (it is not cancelled midway,
+    which would log a traceback and drop the sweep's queued work)."""
+
+    class ObservedSweep(OcsApplication):
+        entered: asyncio.Event
+        finished = False
+
+        async def sweep(self, now: datetime | None = None) -> int:
+            self.entered.set()
+            await asyncio.sleep(0.2)
+            closed = await super().sweep(now)
+            self.finished = True
+            return closed
+
+    async def scenario() -> None:
+        engine = create_engine(sqlite_url)
+        upgrade(engine)
+        app = ObservedSweep(engine, OcsConfig(tariffs={"Test": test_plan()}), sweep_interval=3600)
+        app.entered = asyncio.Event()
+        await app.start()
+        await asyncio.wait_for(app.entered.wait(), 5)  # the first sweep runs at start
+        await app.stop()
+        assert app.finished
+        engine.dispose()
 
     asyncio.run(scenario())
