@@ -90,8 +90,7 @@ class Endpoint:
 
     def via(self, transport: str, branch: str | None = None) -> str:
         """A Via value for this endpoint (rport requested, RFC 3581)."""
-        params: dict[str, str | None] = {"branch": branch or new_branch(), "rport": None}
-        return str(Via(transport, self.host, self.port, params))
+        return f"SIP/2.0/{transport} {self.host}:{self.port};branch={branch or new_branch()};rport"
 
     def request(
         self,
