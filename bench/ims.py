@@ -573,6 +573,13 @@ def main() -> None:
     print("CPU per call, by process (all threads):")
     for name, seconds in result["cpu_us_per_call"].items():
         print(f"  {name:<40}{seconds * 1e6 / args.calls:8.0f} µs")
+    first_name = next(iter(result["cpu_us_per_call"]))
+    print(f"    {first_name}: in the kernel {result['kernel_s'] * 1e6 / args.calls:8.0f} µs")
+    total = sum(result["cpu_us_per_call"].values()) * 1e6 / args.calls
+    cores = os.cpu_count() or 1
+    budget = cores * 1e6 / 200
+    print(f"  sum of the processes above              {total:8.0f} µs"
+          f"  ({cores} cores at the 200 calls/s goal allow {budget:.0f} µs)")  # fmt: skip
     components = result["components"]
     if components:
         own = result["cpu_us_per_call"]
