@@ -29,8 +29,10 @@ from tests.fixtures.ocs import (
     provisioning,
     ro_client,
     subscriber,
-    test_plan,
     units,
+)
+from tests.fixtures.ocs import (
+    test_plan as tariff_plan,  # aliased: pytest would collect a test_* name
 )
 
 SPEC = provisioning(
@@ -248,7 +250,7 @@ def test_stop_lets_a_running_sweep_finish(sqlite_url: str) -> None:
     async def scenario() -> None:
         engine = create_engine(sqlite_url)
         upgrade(engine)
-        app = ObservedSweep(engine, OcsConfig(tariffs={"Test": test_plan()}), sweep_interval=3600)
+        app = ObservedSweep(engine, OcsConfig(tariffs={"Test": tariff_plan()}), sweep_interval=3600)
         app.entered = asyncio.Event()
         await app.start()
         await asyncio.wait_for(app.entered.wait(), 5)  # the first sweep runs at start
