@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
-from ims.sip.message import Message, Request, Response, Via, new_branch
+from ims.sip.message import Message, Request, Response, Via, new_branch, peek_via
 from ims.sip.transaction import (
     ClientTransaction,
     ServerTransaction,
@@ -141,6 +141,11 @@ def _mark_received(request: Request, source: Target) -> None:
     raw = request.headers.get("Via")
     if raw is None:
         return
+    seen = peek_via(raw)
+    if seen.host.strip("[]") == source.host and not (
+        "rport" in seen.params and seen.params["rport"] is None
+    ):
+        return  # nothing to add: no copy
     via = request.top_via
     changed = False
     if via.host.strip("[]") != source.host:

@@ -117,8 +117,14 @@ class Via:
 def parse_via(text: str) -> Via:
     """One Via value. A transaction's messages repeat it (validation, matching, relaying), so
     parses of short values are memoized by text; each caller gets its own copy to change."""
-    via = (_parse_via if len(text) <= MEMO_MAX_CHARS else _parse_via.__wrapped__)(text)
+    via = peek_via(text)
     return Via(via.transport, via.host, via.port, dict(via.params))
+
+
+def peek_via(text: str) -> Via:
+    """One Via value as ``parse_via`` gives it, but shared with the memo: read it, never change
+    it (transaction matching reads branch and sent-by of every message)."""
+    return (_parse_via if len(text) <= MEMO_MAX_CHARS else _parse_via.__wrapped__)(text)
 
 
 @lru_cache(maxsize=4096)
@@ -314,7 +320,7 @@ def _validate(msg: Request | Response) -> None:
     if isinstance(msg, Request) and method != msg.method:
         raise SipError(f"CSeq method {method} does not match request method {msg.method}")
     for via in msg.headers.get_all("Via"):
-        (_parse_via if len(via) <= MEMO_MAX_CHARS else _parse_via.__wrapped__)(via)
+        peek_via(via)
     check_name_addr(msg.headers.get("From") or "")
     check_name_addr(msg.headers.get("To") or "")
     if isinstance(msg, Request):

@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from ims.sip.headers import Headers
-from ims.sip.message import BRANCH_MAGIC, Message, Request, Response, make_response
+from ims.sip.message import BRANCH_MAGIC, Message, Request, Response, make_response, peek_via
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ Send = Callable[[Message, Target], None]
 def server_key(request: Request) -> tuple[str, ...]:
     """§17.2.3 matching: branch + sent-by + method (ACK matches its INVITE). Requests without
     the magic cookie (RFC 2543 peers) fall back to Call-ID, From tag, CSeq number and top Via."""
-    via = request.top_via
+    via = peek_via(request.headers.get("Via") or "")
     method = "INVITE" if request.method == "ACK" else request.method
     branch = via.branch or ""
     if branch.startswith(BRANCH_MAGIC):
@@ -79,7 +79,7 @@ def server_key(request: Request) -> tuple[str, ...]:
 
 def client_key(message: Message) -> tuple[str, str]:
     """§17.1.3: top Via branch + CSeq method."""
-    return (message.top_via.branch or "", message.cseq[1])
+    return (peek_via(message.headers.get("Via") or "").branch or "", message.cseq[1])
 
 
 class _Transaction:

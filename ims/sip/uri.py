@@ -183,9 +183,7 @@ def parse_name_addr(text: str, allow_wildcard: bool = False) -> NameAddr:
 
 def check_name_addr(text: str) -> None:
     """Raise SipError unless ``text`` parses as ``parse_name_addr`` would (memoized, no copy)."""
-    (_parse_name_addr if len(text) <= MEMO_MAX_CHARS else _parse_name_addr.__wrapped__)(
-        text, False
-    )
+    (_parse_name_addr if len(text) <= MEMO_MAX_CHARS else _parse_name_addr.__wrapped__)(text, False)
 
 
 @lru_cache(maxsize=4096)
