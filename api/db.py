@@ -13,9 +13,8 @@ waits (15-25 % per top-up, measured) and release the GIL while PostgreSQL works.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib.util
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
@@ -139,58 +138,62 @@ class AsyncDatabase:
         """``fn`` on an autocommit connection: each statement sees what was committed when it
         started, as inside PostgreSQL's default READ COMMITTED transaction (which the reads
         used before), minus the BEGIN and ROLLBACK round trips."""
-        async with self._reader() as conn:
-            return await conn.run_sync(fn)
+        async with self._readers:
+            conn = self._idle.pop() if self._idle else await self._connect()
+            try:
+                result = await conn.run_sync(fn)
+            except BaseException as exc:
+                await self._failed(conn, exc)
+                raise
+            self._idle.append(conn)
+            return result
 
     async def fetch(self, query: Prepared, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         """The rows of ``query`` straight on psycopg (a server-side prepared statement), on the
         same autocommit connections as :meth:`read` and with SQLAlchemy's result processing
         of its columns: no greenlet, no per-execution compilation cache or result proxy."""
-        async with self._reader() as conn:
-            raw = conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+        async with self._readers:
+            conn = self._idle.pop() if self._idle else await self._connect()
             try:
-                cursor = await raw.execute(query.sql, params, prepare=True)
-                rows = await cursor.fetchall()
-            except psycopg.Error as exc:
-                # As SQLAlchemy would raise it: the app's handlers answer 503 or 422.
-                raise DBAPIError.instance(
-                    query.sql,
-                    params,
-                    exc,
-                    psycopg.Error,
-                    connection_invalidated=raw.broken or raw.closed,
-                ) from exc
+                raw = conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+                try:
+                    cursor = await raw.execute(query.sql, params, prepare=True)
+                    rows = await cursor.fetchall()
+                except psycopg.Error as exc:
+                    # As SQLAlchemy would raise it: the app's handlers answer 503 or 422.
+                    raise DBAPIError.instance(
+                        query.sql,
+                        params,
+                        exc,
+                        psycopg.Error,
+                        connection_invalidated=raw.broken or raw.closed,
+                    ) from exc
+            except BaseException as exc:
+                await self._failed(conn, exc)
+                raise
+            self._idle.append(conn)
         processors = query.processors
         return [
             tuple(p(v) if p else v for p, v in zip(processors, row, strict=True)) for row in rows
         ]
 
-    @contextlib.asynccontextmanager
-    async def _reader(self) -> AsyncIterator[AsyncConnection]:
-        """One kept autocommit connection, returned afterwards unless it broke."""
-        async with self._readers:
-            conn = self._idle.pop() if self._idle else await self._connect()
-            try:
-                yield conn
-            except DBAPIError as exc:
-                if exc.connection_invalidated or conn.invalidated:
-                    # The server dropped it (restart, failover): the idle ones went with it.
-                    # This request answers 503; the next read opens a fresh connection.
-                    if not conn.invalidated:
-                        await conn.invalidate()
-                    await conn.close()
-                    await self._close_idle()
-                else:
-                    self._idle.append(conn)
-                raise
-            except Exception:
-                self._idle.append(conn)  # e.g. NotFound: autocommit, nothing left open
-                raise
-            except BaseException:
-                # Cancelled mid-statement: the connection's state is unknown.
-                await asyncio.shield(conn.close())
-                raise
-            self._idle.append(conn)
+    async def _failed(self, conn: AsyncConnection, exc: BaseException) -> None:
+        """Keep or drop ``conn`` after ``exc`` ended its read."""
+        if isinstance(exc, DBAPIError):
+            if exc.connection_invalidated or conn.invalidated:
+                # The server dropped it (restart, failover): the idle ones went with it.
+                # This request answers 503; the next read opens a fresh connection.
+                if not conn.invalidated:
+                    await conn.invalidate()
+                await conn.close()
+                await self._close_idle()
+            else:
+                self._idle.append(conn)
+        elif isinstance(exc, Exception):
+            self._idle.append(conn)  # e.g. NotFound: autocommit, nothing left open
+        else:
+            # Cancelled mid-statement: the connection's state is unknown.
+            await asyncio.shield(conn.close())
 
     async def _connect(self) -> AsyncConnection:
         conn = await self.engine.connect()
