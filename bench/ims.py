@@ -53,6 +53,7 @@ from ims.sip.headers import Headers
 from ims.sip.message import Request, new_branch, new_tag
 from ims.sip.transaction import Target
 from ims.sip.uri import parse_uri
+from openpcc.app import tune_gc
 from openpcc.database import create_engine, upgrade
 from policy import provisioning as policy_provisioning
 from policy.service import Pcrf, PcrfConfig
@@ -220,6 +221,7 @@ async def run(
             uas_port = _free_port("127.0.0.2")
             await _register(ims, f"+{CALLEE[1]}", f"sip:+{CALLEE[1]}@127.0.0.2:{uas_port}")
             await _register(ims, f"+{CALLER[1]}", "sip:caller@127.0.0.1:5999")
+            tune_gc()  # as `openpcc run` (openpcc.app.serve) does once start-up is done
             core = f"127.0.0.1:{ims.core.port}"
             timeout = str(int(calls / rate + hold_ms / 1000 + 30))
             common = [
