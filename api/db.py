@@ -4,10 +4,12 @@ On PostgreSQL the async routes read on the event loop itself: psycopg's async dr
 SQLAlchemy's ``AsyncEngine``, with the domains' plain ``Connection`` functions called through
 ``run_sync`` (greenlets; the loop serves other requests while a query is on the wire), over a few
 long-lived autocommit connections: one round trip per query (no BEGIN/ROLLBACK, no pool checkout)
-and no worker thread woken per request. Write transactions run in a worker thread on the sync
-engine: for several statements in a row psycopg's blocking calls cost less CPU than its async
-waits (15-25 % per top-up, measured) and release the GIL while PostgreSQL works. Other databases
-(SQLite) read in a worker thread too.
+and no worker thread woken per request. The hottest read (the balance lookup) skips SQLAlchemy's
+per-execution work too: :meth:`AsyncDatabase.fetch` runs a Core SELECT compiled once
+(:class:`Prepared`) as a server-side prepared statement straight on the same psycopg connection.
+Write transactions run in a worker thread on the sync engine: for several statements in a row
+psycopg's blocking calls cost less CPU than its async waits (15-25 % per top-up, measured) and
+release the GIL while PostgreSQL works. Other databases (SQLite) read in a worker thread too.
 """
 
 from __future__ import annotations

@@ -337,10 +337,11 @@ def _gil_split(raw: Path, duration: float) -> str:
             continue  # a stack py-spy split over lines
         # The API's writes run in worker threads under api/ frames, other threads are the
         # OCS's group commit; on the loop, SQL is the API's reads (greenlets rooted at the
-        # route's function; the OCS does its SQL in its threads).
+        # route's function, or psycopg resuming a lookup's query: the OCS does its SQL in its
+        # threads).
         thread = stack.startswith("Thread._bootstrap")
         if any(m in stack for m in ("uvicorn/", "fastapi/", "starlette/", "(api/")) or (
-            not thread and "(sqlalchemy/" in stack
+            not thread and ("(sqlalchemy/" in stack or "(psycopg/" in stack)
         ):
             part = "API"
         elif thread:
