@@ -30,6 +30,7 @@ from charging.models import (
     SubscriberIdentity,
     utcnow,
 )
+from schemas.sql import UTCDateTime
 
 accounts_t = Account.__table__
 balances_t = Balance.__table__
@@ -94,7 +95,11 @@ def create_account(
     return get_account(conn, name)
 
 
-_BALANCE_COLUMNS = (
+_now = sa.bindparam("now", type_=UTCDateTime)
+#: A balance as the API shows it (schemas.api.BalanceOut, in its field order), availability and
+#: validity computed by the database: ``available = amount - reserved + credit_limit``, valid
+#: when ``valid_from <= now < valid_until`` (either end open).
+BALANCE_COLUMNS = (
     balances_t.c.name,
     balances_t.c.kind,
     balances_t.c.unit,
@@ -102,18 +107,23 @@ _BALANCE_COLUMNS = (
     balances_t.c.amount,
     balances_t.c.reserved,
     balances_t.c.credit_limit,
+    (balances_t.c.amount - balances_t.c.reserved + balances_t.c.credit_limit).label("available"),
     balances_t.c.priority,
     balances_t.c.valid_from,
     balances_t.c.valid_until,
+    sa.and_(
+        sa.or_(balances_t.c.valid_from.is_(None), balances_t.c.valid_from <= _now),
+        sa.or_(balances_t.c.valid_until.is_(None), balances_t.c.valid_until > _now),
+    ).label("valid_now"),
 )
-#: One round trip (account and its balances), built once: the balance lookup is the API's
-#: most frequent call.
-_ACCOUNT_WITH_BALANCES = (
+#: One round trip (the account, then BALANCE_COLUMNS per balance; parameters ``account_name``
+#: and ``now``), built once: the balance lookup is the API's most frequent call.
+ACCOUNT_WITH_BALANCES = (
     sa.select(
         accounts_t.c.name.label("account"),
         accounts_t.c.currency,
         accounts_t.c.created_at,
-        *_BALANCE_COLUMNS,
+        *BALANCE_COLUMNS,
     )
     .outerjoin(balances_t, balances_t.c.account_id == accounts_t.c.id)
     .where(accounts_t.c.name == sa.bindparam("account_name"))
@@ -122,16 +132,16 @@ _ACCOUNT_WITH_BALANCES = (
 
 
 def get_account(conn: Connection, name: str, now: datetime | None = None) -> dict[str, Any]:
-    """The account with its balances (``available = amount - reserved + credit_limit``)."""
-    rows = conn.execute(_ACCOUNT_WITH_BALANCES, {"account_name": name}).mappings().all()
+    """The account with its balances (see BALANCE_COLUMNS)."""
+    params = {"account_name": name, "now": now or utcnow()}
+    rows = conn.execute(ACCOUNT_WITH_BALANCES, params).mappings().all()
     if not rows:
         raise NotFound(f"no account {name!r}")
-    now = now or utcnow()
     return {
         "name": rows[0]["account"],
         "currency": rows[0]["currency"],
         "created_at": rows[0]["created_at"],
-        "balances": [_balance(r, now) for r in rows if r["name"] is not None],
+        "balances": [_balance(r) for r in rows if r["name"] is not None],
     }
 
 
@@ -143,19 +153,16 @@ def list_accounts(conn: Connection, limit: int, offset: int) -> list[dict[str, A
 
 
 def balances_of(conn: Connection, acct_id: int, now: datetime | None = None) -> list[dict]:
-    now = now or utcnow()
     rows = conn.execute(
-        sa.select(*_BALANCE_COLUMNS)
+        sa.select(*BALANCE_COLUMNS)
         .where(balances_t.c.account_id == acct_id)
-        .order_by(balances_t.c.priority, balances_t.c.id)
+        .order_by(balances_t.c.priority, balances_t.c.id),
+        {"now": now or utcnow()},
     ).mappings()
-    return [_balance(r, now) for r in rows]
+    return [_balance(r) for r in rows]
 
 
-def _balance(r: sa.RowMapping, now: datetime) -> dict[str, Any]:
-    valid = (r["valid_from"] is None or r["valid_from"] <= now) and (
-        r["valid_until"] is None or r["valid_until"] > now
-    )
+def _balance(r: sa.RowMapping) -> dict[str, Any]:
     return {
         "name": r["name"],
         "kind": r["kind"],
@@ -164,11 +171,11 @@ def _balance(r: sa.RowMapping, now: datetime) -> dict[str, Any]:
         "amount": int(r["amount"]),
         "reserved": int(r["reserved"]),
         "credit_limit": int(r["credit_limit"]),
-        "available": int(r["amount"] - r["reserved"] + r["credit_limit"]),
+        "available": int(r["available"]),
         "priority": r["priority"],
         "valid_from": r["valid_from"],
         "valid_until": r["valid_until"],
-        "valid_now": valid,
+        "valid_now": bool(r["valid_now"]),
     }
 
 
