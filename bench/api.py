@@ -25,10 +25,9 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
 from api.auth import generate_key, hash_key
 from bench._loadgen import cer_bytes
+from bench._servers import fresh_database, wait_listening
 from bench.charging import STEPS, provisioning_file, template
 from diam.constants import CMD_CAPABILITIES_EXCHANGE, CMD_CREDIT_CONTROL, CMD_RE_AUTH
 from diam.message import Message
@@ -251,40 +250,10 @@ def _ccr_process(port: int, rate: float, duration: float, subscribers: int, out:
 # -- orchestration -----------------------------------------------------------------------------
 
 
-def _database() -> str:
-    server_url = (
-        subprocess.run(
-            ["bash", str(ROOT / "scripts/postgres-local.sh"), "start"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        .stdout.strip()
-        .splitlines()[-1]
-    )
-    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql("DROP DATABASE IF EXISTS bench_api WITH (FORCE)")
-        conn.exec_driver_sql("CREATE DATABASE bench_api")
-    admin.dispose()
-    return server_url.rsplit("/", 1)[0] + "/bench_api"
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _wait(port: int, server: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while True:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        if server.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(log.read_text())
-        time.sleep(0.1)
 
 
 def _print(title: str, results: dict[str, dict[str, float]]) -> None:
@@ -416,7 +385,7 @@ def main() -> int:
         provisioning_file(provisioning, args.subscribers)
         env = dict(
             os.environ,
-            OPENPCC_DATABASE_URL=_database(),
+            OPENPCC_DATABASE_URL=fresh_database("bench_api"),
             OPENPCC_DIAMETER_HOST="127.0.0.1",
             OPENPCC_DIAMETER_PORT=str(diameter_port),
             OPENPCC_DIAMETER_APPLICATIONS="ro",
@@ -430,8 +399,8 @@ def main() -> int:
         )
         servers = [_start(env, work / "charging.log")]
         try:
-            _wait(api_port, servers[0], work / "charging.log")
-            _wait(diameter_port, servers[0], work / "charging.log")
+            wait_listening(api_port, servers[0], work / "charging.log")
+            wait_listening(diameter_port, servers[0], work / "charging.log")
             rates = {"lookup": args.lookups, "topup": args.topups}
             asyncio.run(http_load(api_port, key, rates, 1.0, args.subscribers))  # warm-up
             spy = _spy(servers[0].pid, args.profile, args.duration) if args.profile else None
@@ -469,7 +438,7 @@ def main() -> int:
                     OPENPCC_DIAMETER_APPLICATIONS="rx",
                 )
                 servers.append(_start(mgmt, work / "management.log"))
-                _wait(mgmt_api, servers[-1], work / "management.log")
+                wait_listening(mgmt_api, servers[-1], work / "management.log")
                 asyncio.run(http_load(mgmt_api, key, rates, 1.0, args.subscribers))
                 loaded, ccr = _loaded_phase(
                     args, key, mgmt_api, diameter_port, servers[-1].pid, "separate"

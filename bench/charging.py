@@ -22,7 +22,6 @@ import contextlib
 import itertools
 import os
 import shutil
-import socket
 import struct
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from pathlib import Path
 import yaml
 
 from bench._loadgen import cer_bytes
+from bench._servers import fresh_database, wait_listening
 from diam.constants import APP_CREDIT_CONTROL, CMD_CAPABILITIES_EXCHANGE, CMD_CREDIT_CONTROL
 from diam.message import Avp, Message
 
@@ -279,34 +279,11 @@ async def measure(
     }
 
 
-def _wait_listening(port: int, server: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while True:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        if server.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(log.read_text())
-        time.sleep(0.1)
-
-
 def run_config(kind: str, servers: int, args: argparse.Namespace,
                work: Path) -> list[dict[str, float]]:  # fmt: skip
     """Start ``servers`` OCS processes on a fresh database, then measure each concurrency."""
     if kind == "postgres":
-        server_url = args.pg_url or subprocess.run(
-            ["bash", str(ROOT / "scripts/postgres-local.sh"), "start"],
-            capture_output=True, text=True, check=True,
-        ).stdout.strip().splitlines()[-1]  # fmt: skip
-        admin = server_url.rsplit("/", 1)[0] + "/postgres"
-        import sqlalchemy as sa
-
-        engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.exec_driver_sql("DROP DATABASE IF EXISTS bench_charging WITH (FORCE)")
-            conn.exec_driver_sql("CREATE DATABASE bench_charging")
-        engine.dispose()
-        url = pg_url = server_url.rsplit("/", 1)[0] + "/bench_charging"
+        url = pg_url = fresh_database("bench_charging", args.pg_url)
     else:
         (work / "bench.db").unlink(missing_ok=True)
         url, pg_url = f"sqlite:///{work / 'bench.db'}", None
@@ -332,7 +309,7 @@ def run_config(kind: str, servers: int, args: argparse.Namespace,
                 [sys.executable, "-m", "openpcc.cli", "run", "--log-level", "ERROR"],
                 cwd=ROOT, env=env, stdout=logs[-1], stderr=logs[-1],
             ))  # fmt: skip
-            _wait_listening(port, procs[-1], log_path)
+            wait_listening(port, procs[-1], log_path)
         pids = [p.pid for p in procs]
         return [asyncio.run(measure(ports, pids, args, parallel, pg_url))
                 for parallel in args.parallel]  # fmt: skip

@@ -35,8 +35,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench._postgres import fresh_database
 from bench._profile import Sampler
+from bench._servers import fresh_database
 from bench.charging import cpu_seconds
 from bench.node import run_loop
 from charging.config import OcsConfig
