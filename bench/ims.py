@@ -569,7 +569,7 @@ def main() -> None:
         f"{result['setup_p99_ms']:.1f} ms  (INVITE → 200, UAS answers at once)"
     )
     print(f"dedicated bearers left  {result['bearers_left']:.0f}")
-    print(f"call end causes         {result['causes']}")
+    print(f"call end causes (last 1000 calls) {result['causes']}")
     print(f"load average            {result['load'][0]:.1f} → {result['load'][1]:.1f}"
           f" ({os.cpu_count()} CPUs)")  # fmt: skip
     print("CPU per call, by process (all threads):")
