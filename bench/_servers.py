@@ -30,6 +30,14 @@ def fresh_database(name: str, server_url: str | None = None) -> str:
     return f"{base}/{name}"
 
 
+def free_port(ip: str = "127.0.0.1", *, udp: bool = False) -> int:
+    """A port nothing listens on at ``ip`` right now (TCP, or UDP for SIP)."""
+    kind = socket.SOCK_DGRAM if udp else socket.SOCK_STREAM
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind((ip, 0))
+        return int(sock.getsockname()[1])
+
+
 def wait_listening(port: int, server: subprocess.Popen[bytes], log: Path) -> None:
     """Block until 127.0.0.1:``port`` accepts; raise with the server's log if it exits first
     or two minutes pass."""

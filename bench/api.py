@@ -16,7 +16,6 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ from typing import Any
 
 from api.auth import generate_key, hash_key
 from bench._loadgen import cer_bytes
-from bench._servers import fresh_database, wait_listening
+from bench._servers import free_port, fresh_database, wait_listening
 from bench.charging import STEPS, provisioning_file, template
 from diam.constants import CMD_CAPABILITIES_EXCHANGE, CMD_CREDIT_CONTROL, CMD_RE_AUTH
 from diam.message import Message
@@ -250,12 +249,6 @@ def _ccr_process(port: int, rate: float, duration: float, subscribers: int, out:
 # -- orchestration -----------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _print(title: str, results: dict[str, dict[str, float]]) -> None:
     print(f"\n{title}")
     print(f"  {'load':<16}{'achieved/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
@@ -378,7 +371,7 @@ def main() -> int:
     args = parser.parse_args()
 
     key = generate_key()
-    api_port, diameter_port, mgmt_api, mgmt_diameter = (_free_port() for _ in range(4))
+    api_port, diameter_port, mgmt_api, mgmt_diameter = (free_port() for _ in range(4))
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         work = Path(tmp)
         provisioning = work / "provisioning.yaml"

@@ -31,20 +31,14 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from bench._ims_servers import InProcess, ServerProcesses
 from bench._profile import Sampler
-from bench._servers import fresh_database
-from bench.charging import cpu_seconds
+from bench._servers import free_port, fresh_database
 from bench.node import run_loop
-from charging.config import OcsConfig
 from charging.provisioning import apply as apply_charging
-from charging.ro import OcsApplication
-from diam.constants import APP_CREDIT_CONTROL, APP_GX, APP_RX, VENDOR_3GPP
-from diam.identity import LocalIdentity, PeerPolicy
-from diam.node import Node
 from ims.ladder import diameter_label
 from ims.pcef import PcefSimulator
 from ims.proxy import CoreConfig
@@ -56,9 +50,7 @@ from ims.sip.uri import parse_uri
 from openpcc.app import tune_gc
 from openpcc.database import create_engine, upgrade
 from policy import provisioning as policy_provisioning
-from policy.service import Pcrf, PcrfConfig
 from rating.loader import load_plan
-from rating.plan import Plan
 from schemas.provisioning import ProvisioningFile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -189,8 +181,8 @@ async def run(
         ),
     )
     engine.dispose()
-    servers: _InProcess | _ServerProcesses = (
-        _ServerProcesses(database_url, workdir) if split else _InProcess(database_url, plan)
+    servers: InProcess | ServerProcesses = (
+        ServerProcesses(database_url, workdir) if split else InProcess(database_url, plan)
     )
     pcrf_port, ocs_port = await servers.start()
     try:
@@ -218,7 +210,7 @@ async def run(
                 pcef.link.observers.append(latency.observe)
                 for imsi, msisdn, ip in (CALLER, CALLEE):
                     await pcef.attach(imsi, msisdn, ip)
-            uas_port = _free_port("127.0.0.2")
+            uas_port = free_port("127.0.0.2", udp=True)
             await _register(ims, f"+{CALLEE[1]}", f"sip:+{CALLEE[1]}@127.0.0.2:{uas_port}")
             await _register(ims, f"+{CALLER[1]}", "sip:caller@127.0.0.1:5999")
             tune_gc()  # as `openpcc run` (openpcc.app.serve) does once start-up is done
@@ -271,7 +263,7 @@ async def run(
                 "-mi",
                 "127.0.0.1",
                 "-p",
-                str(_free_port("127.0.0.1")),
+                str(free_port("127.0.0.1", udp=True)),
                 "-r",
                 str(rate),
                 "-l",
@@ -341,108 +333,6 @@ async def run(
         await servers.close()
 
 
-class _InProcess:
-    """PCRF and OCS in this process, each on its own Diameter listener (the `openpcc demo` shape);
-    their CPU is this process's."""
-
-    def __init__(self, database_url: str, plan: Plan) -> None:
-        self.engine = create_engine(database_url)
-        self.plan = plan
-        self.closers: list[Callable[[], Awaitable[None]]] = []
-
-    async def start(self) -> tuple[int, int]:
-        gx_rx = frozenset({(APP_GX, VENDOR_3GPP), (APP_RX, VENDOR_3GPP)})
-        pcrf_node = Node(LocalIdentity("pcrf.bench", "bench", applications=gx_rx), PeerPolicy())
-        pcrf = Pcrf(pcrf_node, self.engine, PcrfConfig())
-        await pcrf.start()
-        self.closers += [pcrf.stop, pcrf_node.close]
-        _, pcrf_port = await pcrf_node.listen("127.0.0.1", 0)
-        ocs = OcsApplication(
-            self.engine,
-            OcsConfig(tariffs={self.plan.name: self.plan}, node_id="ocs.bench"),
-            sweep_interval=0,
-        )
-        ro = frozenset({(APP_CREDIT_CONTROL, VENDOR_3GPP)})
-        ocs_node = Node(LocalIdentity("ocs.bench", "bench", applications=ro), PeerPolicy())
-        ocs.install(ocs_node.router, [ocs_node])
-        await ocs.start()
-        self.closers += [ocs.stop, ocs_node.close]
-        _, ocs_port = await ocs_node.listen("127.0.0.1", 0)
-        return pcrf_port, ocs_port
-
-    def cpu(self) -> dict[str, float]:
-        return {}
-
-    async def close(self) -> None:
-        for close in reversed(self.closers):
-            await close()
-        self.engine.dispose()
-
-
-class _ServerProcesses:
-    """PCRF and OCS as two `openpcc run` processes on the shared database, as operators scale
-    out: the IMS core (this process) reaches them over Diameter like any P-CSCF/S-CSCF."""
-
-    ROLES = (("PCRF", "pcrf.bench", "gx,rx"), ("OCS", "ocs.bench", "ro"))
-
-    def __init__(self, database_url: str, workdir: Path) -> None:
-        self.database_url = database_url
-        self.workdir = workdir
-        self.processes: dict[str, asyncio.subprocess.Process] = {}
-
-    async def start(self) -> tuple[int, int]:
-        ports = []
-        for name, host, applications in self.ROLES:
-            port = _free_port("127.0.0.1")
-            env = dict(
-                os.environ,
-                OPENPCC_DATABASE_URL=self.database_url,
-                OPENPCC_DIAMETER_HOST="127.0.0.1",
-                OPENPCC_DIAMETER_PORT=str(port),
-                OPENPCC_DIAMETER_ORIGIN_HOST=host,
-                OPENPCC_DIAMETER_ORIGIN_REALM="bench",
-                OPENPCC_DIAMETER_APPLICATIONS=applications,
-                OPENPCC_CHARGING_NODE_ID=host,
-                OPENPCC_PROVISIONING="",
-                OPENPCC_CHARGING_TARIFFS=str(ROOT / "examples" / "tariff.yaml"),
-                OPENPCC_CDR_SINK="off",
-                OPENPCC_IMS_ENABLED="false",
-                OPENPCC_API_ENABLED="false",
-            )
-            log = (self.workdir / f"{name}.log").open("wb")
-            self.processes[name] = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "openpcc.cli", "run", "--log-level", "ERROR",
-                cwd=ROOT, env=env, stdout=log, stderr=log,
-            )  # fmt: skip
-            log.close()
-            await _listening(port, self.processes[name], self.workdir / f"{name}.log")
-            ports.append(port)
-        return ports[0], ports[1]
-
-    def cpu(self) -> dict[str, float]:
-        return {f"{name} process": cpu_seconds(p.pid) for name, p in self.processes.items()}
-
-    async def close(self) -> None:
-        for process in self.processes.values():
-            if process.returncode is None:
-                process.terminate()
-                await asyncio.wait_for(process.wait(), 30)
-
-
-async def _listening(port: int, process: asyncio.subprocess.Process, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            if process.returncode is not None or time.monotonic() > deadline:
-                raise RuntimeError(log.read_text(errors="replace")[-3000:]) from None
-            await asyncio.sleep(0.1)
-            continue
-        writer.close()
-        return
-
-
 class _DiameterLatency:
     """Request → answer time per Diameter command as the IMS core / PGW see it."""
 
@@ -490,14 +380,6 @@ def _percentile(values: list[float], pct: float) -> float:
         return float("nan")
     index = min(len(values) - 1, max(0, round(pct / 100 * len(values)) - 1))
     return values[index]
-
-
-def _free_port(ip: str) -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((ip, 0))
-        return int(sock.getsockname()[1])
 
 
 def main() -> None:
