@@ -27,10 +27,10 @@ from diam.constants import (
 from diam.errors import DiameterError
 from diam.message import Message
 from diam.node import Node
+from diam.octets import avp, group
+from diam.octets import request as wire_request
 from diam.peer import Peer
 from ims.call import Call, CallHooks, Rejection
-from ims.diamwire import avp, group
-from ims.diamwire import request as wire_request
 from ims.links import PeerLink
 from ims.media import MediaComponentInput, media_components, signalling_component, ue_address
 from ims.sip.message import Response

@@ -31,10 +31,10 @@ from diam.constants import (
 from diam.errors import DiameterError
 from diam.message import Message
 from diam.node import Node
+from diam.octets import avp, group
+from diam.octets import request as wire_request
 from diam.peer import Peer
 from ims.call import Call, CallHooks, CallState, Rejection
-from ims.diamwire import avp, group
-from ims.diamwire import request as wire_request
 from ims.links import PeerLink
 from ims.pcscf import result_code
 

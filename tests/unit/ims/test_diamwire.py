@@ -6,7 +6,7 @@ import pytest
 
 from diam.constants import APP_CREDIT_CONTROL, APP_RX, CMD_AA, CMD_CREDIT_CONTROL
 from diam.message import Avp, Message
-from ims.diamwire import avp, group, request
+from diam.octets import avp, group, request
 from ims.media import MediaComponentInput, RxFlowStatus, RxFlowUsage, RxMediaType, SubComponent
 from ims.pcscf import component_avp
 

@@ -1,6 +1,5 @@
-"""Diameter requests of the IMS core assembled from AVP octets (RFC 6733 §4).
-
-The Rx/Ro requests repeat one shape per call: the constant AVPs (Auth-Application-Id,
+"""Diameter requests assembled from AVP octets (RFC 6733 §4), for clients whose requests repeat
+one shape, like the IMS core's Rx/Ro requests per call: the constant AVPs (Auth-Application-Id,
 Vendor-Specific-Application-Id, Destination-Realm, Service-Context-Id, Specific-Action, ...) are
 encoded once and reused as octets; only the per-call values are encoded, straight to wire
 octets, with the dictionary's code, vendor id, V/M flags and value encoders — the very octets
@@ -13,13 +12,12 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+from diam.avp import _HDR8, _HDR12
 from diam.codec_types import ENCODERS
 from diam.constants import AVP_FLAG_MANDATORY, AVP_FLAG_VENDOR
 from diam.dictionary import AvpType, avp_def
 from diam.message import Message
 
-_HDR8 = struct.Struct(">II")
-_HDR12 = struct.Struct(">III")
 _MSG = struct.Struct(">IIIII")
 _PAD = (b"", b"\x00\x00\x00", b"\x00\x00", b"\x00")
 _REQUEST_PROXIABLE = 0xC0  # R and P bits (RFC 6733 §3)
