@@ -124,13 +124,17 @@ class Balance(Base):
 class JournalEntry(Base):
     """Append-only: one row per change of a balance's ``amount`` or ``reserved``, with its cause.
     Replaying the deltas of a balance gives its current amount and reservation.
+
+    No foreign keys (migration charging_0004): rows come only from the ledger, under the lock of
+    the balance they change, and balances/accounts are never deleted; a referential check per
+    row would cost the database more than the insert. ``openpcc ledger verify`` checks them.
     """
 
     __tablename__ = "balance_journal"
     __table_args__ = (Index(None, "balance_id", "id"),)
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    balance_id: Mapped[int] = mapped_column(ForeignKey("balances.id"))
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    balance_id: Mapped[int] = mapped_column(BigId)
+    account_id: Mapped[int] = mapped_column(BigId, index=True)
     #: provision, topup, adjust, reserve, debit, release, refund, expire.
     cause: Mapped[str] = mapped_column(String(16))
     delta_amount: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -210,7 +214,11 @@ class PeriodUsage(Base):
 
 
 class Reservation(Base):
-    """Credit held on one balance for one granted quota of a session's service."""
+    """Credit held on one balance for one granted quota of a session's service.
+
+    No foreign keys, as for the journal (written with the balance locked and the session open;
+    neither is ever deleted); ``openpcc ledger verify`` checks both references.
+    """
 
     __tablename__ = "reservations"
     __table_args__ = (
@@ -218,9 +226,9 @@ class Reservation(Base):
         CheckConstraint("amount >= 0", name="amount_non_negative"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    ro_session_id: Mapped[int] = mapped_column(ForeignKey("ro_sessions.id"))
+    ro_session_id: Mapped[int] = mapped_column(BigId)
     service_key: Mapped[str] = mapped_column(String(64))
-    balance_id: Mapped[int] = mapped_column(ForeignKey("balances.id"), index=True)
+    balance_id: Mapped[int] = mapped_column(BigId, index=True)
     amount: Mapped[int] = mapped_column(BigInteger)
     #: Granted units and what they count (seconds/octets/events) this reservation covers.
     granted_units: Mapped[int] = mapped_column(BigInteger)

@@ -4,6 +4,8 @@
 2. Credit: ``amount - reserved >= -credit_limit`` for every balance.
 3. Reservations: ``reserved`` equals the sum of the balance's reservation rows, and every
    reservation belongs to an open session (none orphaned by a closed or missing session).
+4. References: every journal row and reservation names an existing balance, and a journal row
+   the balance's own account (the database does not check these: migration charging_0004).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from charging.models import Balance, JournalEntry, Reservation, RoSession
+from charging.models import Account, Balance, JournalEntry, Reservation, RoSession
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,4 +117,33 @@ def verify(engine: Engine) -> list[Breach]:
                     f"session {orphan.ro_session_id} is {orphan.state or 'missing'}",
                 )
             )
+        breaches += _dangling(conn, b, j, r)
     return breaches
+
+
+def _dangling(conn: sa.Connection, b: sa.Table, j: sa.Table, r: sa.Table) -> list[Breach]:
+    """Journal rows and reservations whose balance (or, for the journal, account) is missing
+    or belongs to another account."""
+    a = Account.__table__
+    journal = conn.execute(
+        sa.select(j.c.id, j.c.balance_id, j.c.account_id, b.c.account_id.label("owner"))
+        .outerjoin(b, b.c.id == j.c.balance_id)
+        .outerjoin(a, a.c.id == j.c.account_id)
+        .where(sa.or_(b.c.id.is_(None), a.c.id.is_(None), b.c.account_id != j.c.account_id))
+        .order_by(j.c.id)
+    ).all()
+    held = conn.execute(
+        sa.select(r.c.id, r.c.balance_id)
+        .outerjoin(b, b.c.id == r.c.balance_id)
+        .where(b.c.id.is_(None))
+        .order_by(r.c.id)
+    ).all()
+    return [
+        Breach("references", f"journal row {row.id}",
+               f"balance {row.balance_id} (account {row.owner or 'missing'}) "
+               f"logged for account {row.account_id}")
+        for row in journal
+    ] + [
+        Breach("references", f"reservation {row.id}", f"balance {row.balance_id} is missing")
+        for row in held
+    ]  # fmt: skip

@@ -188,6 +188,34 @@ def test_verify_cli_flags_a_tampered_balance(engine: sa.Engine, database_url: st
     assert "conservation: balance" in bad.stderr and "(main)" in bad.stderr
 
 
+def test_verify_flags_journal_rows_and_reservations_pointing_nowhere(engine: sa.Engine) -> None:
+    """The journal and reservations carry no foreign keys (charging_0004): verify checks them."""
+    from charging.models import Reservation
+
+    main = balance_id(engine, "main")
+    j, r = JournalEntry.__table__, Reservation.__table__
+    with engine.begin() as conn:
+        account = conn.execute(
+            sa.select(Balance.__table__.c.account_id).where(Balance.__table__.c.id == main)
+        ).scalar_one()
+        zero = {"cause": "adjust", "delta_amount": 0, "delta_reserved": 0, "amount_after": 0,
+                "reserved_after": 0, "created_at": utcnow()}  # fmt: skip
+        conn.execute(j.insert(), [{**zero, "balance_id": main, "account_id": account + 99},
+                                  {**zero, "balance_id": main + 99, "account_id": account}])
+    found = [str(b) for b in verify(engine)]
+    assert len(found) == 2 and all(f.startswith("references: journal row") for f in found)
+    assert f"logged for account {account + 99}" in found[0] and "(account missing)" in found[1]
+    with engine.begin() as conn:
+        conn.execute(j.delete().where(j.c.delta_amount == 0, j.c.cause == "adjust"))
+        conn.execute(r.insert().values(
+            ro_session_id=10**6, service_key="rg1/si", balance_id=main + 99, amount=0,
+            granted_units=0, unit="seconds", granted_at=utcnow(), expires_at=utcnow(),
+        ))  # fmt: skip
+    found = [str(b) for b in verify(engine)]
+    assert "references: reservation" in " ".join(found) and "is missing" in found[-1]
+    assert any("session 1000000 is missing" in f for f in found)
+
+
 def test_example_provisioning_file_is_valid() -> None:
     spec = load_file(ROOT / "examples" / "provisioning.yaml")
     assert spec.subscribers and spec.plans
