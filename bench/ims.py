@@ -39,6 +39,7 @@ from bench._profile import Sampler
 from bench._servers import free_port, fresh_database
 from bench.node import run_loop
 from charging.provisioning import apply as apply_charging
+from diam.message import Message
 from ims.ladder import diameter_label
 from ims.pcef import PcefSimulator
 from ims.proxy import CoreConfig
@@ -334,11 +335,12 @@ async def run(
 
 
 class _DiameterLatency:
-    """Request → answer time per Diameter command as the IMS core / PGW see it."""
+    """Request → answer time per Diameter command as the IMS core / PGW see it (labels are made
+    at the end, so observing costs the IMS core little)."""
 
     def __init__(self) -> None:
         self.pending: dict[tuple[str, int], float] = {}
-        self.samples: dict[str, list[float]] = {}
+        self.samples: dict[tuple[int, int, int, int], list[float]] = {}
 
     def observe(self, kind: str, message: Any) -> None:
         key = (message.get("Session-Id"), message.get("CC-Request-Number") or 0)
@@ -347,14 +349,21 @@ class _DiameterLatency:
             return
         started = self.pending.pop(key, None)
         if started is not None:
-            self.samples.setdefault(diameter_label(message).rsplit(" ", 1)[0], []).append(
-                (time.monotonic() - started) * 1000
-            )
+            cc_type = message.get("CC-Request-Type") or 0 if message.command_code == 272 else 0
+            command = (message.application_id, message.command_code, message.flags, cc_type)
+            self.samples.setdefault(command, []).append((time.monotonic() - started) * 1000)
 
     def summary(self) -> dict[str, tuple[float, float]]:
+        by_label: dict[str, list[float]] = {}
+        for (application, command, flags, cc_type), values in self.samples.items():
+            answer = Message(command, application, flags)
+            if cc_type:
+                answer.add(("CC-Request-Type", cc_type))
+            label = diameter_label(answer).split(" ")[:2]
+            by_label.setdefault(" ".join(label), []).extend(values)
         return {
             name: (statistics.median(v), _percentile(sorted(v), 99))
-            for name, v in sorted(self.samples.items())
+            for name, v in sorted(by_label.items())
         }
 
 

@@ -8,7 +8,6 @@ equal, RR/RS, two Codec-Data, one sub-component for RTP and one for RTCP (port +
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -98,20 +97,28 @@ def _direction(media: Media, session: SessionDescription) -> str:
     )
 
 
+_FLOW_STATUS = {
+    "sendonly": RxFlowStatus.ENABLED_UPLINK,
+    "recvonly": RxFlowStatus.ENABLED_DOWNLINK,
+    "inactive": RxFlowStatus.DISABLED,
+}
+
+
 def _flow_status(ue_direction: str) -> RxFlowStatus:
     """From the UE's own SDP direction (TS 29.213 §6.2, Flow-Status derivation)."""
-    return {
-        "sendonly": RxFlowStatus.ENABLED_UPLINK,
-        "recvonly": RxFlowStatus.ENABLED_DOWNLINK,
-        "inactive": RxFlowStatus.DISABLED,
-    }.get(ue_direction, RxFlowStatus.ENABLED)
+    return _FLOW_STATUS.get(ue_direction, RxFlowStatus.ENABLED)
 
 
 def codec_data(direction: str, role: str, media: Media) -> str:
     """TS 29.214 §5.3.7: "uplink"/"downlink", "offer"/"answer", then the m= line and a= lines."""
-    lines = media.lines()
-    kept = [lines[0], *(line for line in lines[1:] if line.startswith("a="))]
-    return "\n".join([direction, role, *kept])
+    count = f"/{media.port_count}" if media.port_count else ""
+    lines = [
+        direction,
+        role,
+        f"m={media.media} {media.port}{count} {media.proto} {' '.join(media.formats)}",
+    ]
+    lines += [f"a={k}" if v is None else f"a={k}:{v}" for k, v in media.attributes]
+    return "\n".join(lines)
 
 
 def _rtcp_port(media: Media) -> int:
@@ -159,7 +166,7 @@ def media_components(
         ue_conn = uplink.connection_for(ue_m)
         remote_conn = downlink.connection_for(remote_m)
         assert ue_conn is not None and remote_conn is not None  # parse_sdp guarantees it
-        ipv6 = ipaddress.ip_address(ue_conn.ip).version == 6
+        ipv6 = ":" in ue_conn.ip  # parse_sdp checked it is an IPv4 or IPv6 address
         max_ul = media_bandwidth(remote_m, downlink, ipv6)
         max_dl = media_bandwidth(ue_m, uplink, ipv6)
         rr = _max_of(ue_m.bandwidths.get("RR"), remote_m.bandwidths.get("RR"))

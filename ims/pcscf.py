@@ -11,8 +11,8 @@ announcing loss/release of the bearer) releases the call with BYE to both sides.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
+import socket
 from collections.abc import Callable
 from functools import lru_cache
 
@@ -45,12 +45,17 @@ DIAMETER_LOGOUT = 1
 POLICY_REFUSALS = frozenset({5061, 5062, 5063, 5065})  # TS 29.214 §5.5: service/IP-CAN refused
 
 
+# AVPs whose values repeat from call to call (component and flow numbers, media type, flow
+# status and usage, codec bandwidths): encoded once per value.
+_repeated = lru_cache(maxsize=1024)(avp)
+
+
 def component_avp(comp: MediaComponentInput) -> bytes:
     """Media-Component-Description (TS 29.214 §5.3.21) with Max = Min requested bandwidth, as
     wire octets."""
     children = [
-        avp("Media-Component-Number", comp.number),
-        avp("Media-Type", int(comp.media_type)),
+        _repeated("Media-Component-Number", comp.number),
+        _repeated("Media-Type", int(comp.media_type)),
     ]
     for name, value in (
         ("Max-Requested-Bandwidth-UL", comp.max_ul),
@@ -61,16 +66,16 @@ def component_avp(comp: MediaComponentInput) -> bytes:
         ("RS-Bandwidth", comp.rs),
     ):
         if value is not None:
-            children.append(avp(name, value))
+            children.append(_repeated(name, value))
     children += [avp("Codec-Data", data) for data in comp.codec_data]
-    children.append(avp("Flow-Status", int(comp.flow_status)))
+    children.append(_repeated("Flow-Status", int(comp.flow_status)))
     for sub in comp.sub_components:
         children.append(
             group(
                 "Media-Sub-Component",
-                avp("Flow-Number", sub.flow_number),
+                _repeated("Flow-Number", sub.flow_number),
                 *(avp("Flow-Description", d) for d in sub.flow_descriptions),
-                avp("Flow-Usage", int(sub.flow_usage)),
+                _repeated("Flow-Usage", int(sub.flow_usage)),
             )
         )
     return group("Media-Component-Description", *children)
@@ -149,10 +154,10 @@ class PcscfRx(CallHooks):
         if call.offer is None or call.answer is None:
             return None
         sides = call.data.setdefault("rx", {})
-        results = await asyncio.gather(
-            *(self._aar(call, side, sides) for side in ("caller", "callee"))
-        )
-        for side, code in zip(("caller", "callee"), results, strict=True):
+        # both AARs in flight at once (and in one write): the caller's in a task, the callee's here
+        caller = asyncio.ensure_future(self._aar(call, "caller", sides))
+        callee_code = await self._aar(call, "callee", sides)
+        for side, code in (("caller", await caller), ("callee", callee_code)):
             if code is not None and 2000 <= code < 3000:
                 continue
             log.info("event=rx_refused call=%s side=%s code=%s", call.call_id, side, code)
@@ -187,11 +192,11 @@ class PcscfRx(CallHooks):
         icid: str | None,
     ) -> int | None:
         """One AAR as ims_qos builds it; the result code, None when the PCRF is unreachable."""
-        address = ipaddress.ip_address(ip)
-        if address.version == 4:
-            framed = avp("Framed-IP-Address", address.packed)
+        if ":" not in ip:
+            framed = avp("Framed-IP-Address", socket.inet_pton(socket.AF_INET, ip))
         else:  # RFC 3162 prefix /128, as ims_qos sends it
-            framed = avp("Framed-IPv6-Prefix", bytes([0, 128]) + address.packed)
+            packed = socket.inet_pton(socket.AF_INET6, ip)
+            framed = avp("Framed-IPv6-Prefix", b"\x00\x80" + packed)
         request = wire_request(
             CMD_AA,
             APP_RX,
@@ -240,8 +245,15 @@ class PcscfRx(CallHooks):
 
     async def on_end(self, call: Call, cause: str) -> None:
         sides: dict[str, str] = call.data.get("rx", {})
-        await asyncio.gather(*(self._str(sid) for sid in sides.values()))
+        session_ids = list(sides.values())
         sides.clear()
+        if len(session_ids) == 2:  # both in flight at once, without a gather
+            first = asyncio.ensure_future(self._str(session_ids[0]))
+            await self._str(session_ids[1])
+            await first
+        else:
+            for session_id in session_ids:
+                await self._str(session_id)
 
     async def _str(self, session_id: str) -> None:
         self.sessions.pop(session_id, None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -58,7 +59,7 @@ class ImsCore:
         self.calls: dict[str, Call] = {}
         self.ended: list[Call] = []
         self._by_invite: dict[tuple[str, ...], Call] = {}
-        self._chains: dict[str, asyncio.Future[None]] = {}
+        self._chains: dict[str, deque[Callable[[], Awaitable[None]]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     # --- life cycle ---------------------------------------------------------------------------
@@ -113,21 +114,25 @@ class ImsCore:
 
     def _serial(self, call_id: str, step: Callable[[], Awaitable[None]]) -> None:
         """Run ``step`` after every earlier step of the same call (responses stay in order while
-        a hook awaits Diameter)."""
-        previous = self._chains.get(call_id)
+        a hook awaits Diameter): one task per call drains its queue of steps."""
+        queue = self._chains.get(call_id)
+        if queue is not None:
+            queue.append(step)
+            return
+        queue = self._chains[call_id] = deque((step,))
+        self._spawn(self._drain(call_id, queue))
 
-        async def run() -> None:
-            if previous is not None and not previous.done():
-                await asyncio.wait([previous])
-            await step()
-
-        task = asyncio.ensure_future(run())
-        self._chains[call_id] = task
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        task.add_done_callback(
-            lambda t: self._chains.pop(call_id, None) if self._chains.get(call_id) is t else None
-        )
+    async def _drain(self, call_id: str, queue: deque[Callable[[], Awaitable[None]]]) -> None:
+        try:
+            while queue:
+                try:
+                    await queue[0]()
+                except Exception:
+                    log.exception("call step failed for %s", call_id)
+                queue.popleft()  # only now: a step arriving meanwhile queues behind this one
+        finally:
+            if self._chains.get(call_id) is queue:
+                del self._chains[call_id]
 
     # --- requests -----------------------------------------------------------------------------
     def on_request(self, request: Request, tx: ServerTransaction | None, source: Target) -> None:

@@ -6,8 +6,8 @@ the same lines in the RFC 4566 §5 order. ``SdpError`` is the only error raised.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
+from socket import AF_INET, AF_INET6, inet_pton
 
 # RFC 3551 static payload types used in IMS.
 STATIC_CODECS: dict[int, tuple[str, int]] = {
@@ -165,12 +165,15 @@ def _connection(value: str) -> Connection:
     if len(parts) != 3 or parts[0] != "IN" or parts[1] not in ("IP4", "IP6"):
         raise SdpError(f"malformed c= line {value[:60]!r}")
     ip = parts[2].split("/")[0]
+    family, other = (AF_INET, AF_INET6) if parts[1] == "IP4" else (AF_INET6, AF_INET)
     try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError as exc:
-        raise SdpError(f"c= address {ip!r} is not an IP address") from exc
-    if (addr.version == 4) != (parts[1] == "IP4"):
-        raise SdpError(f"c= address {ip!r} does not match {parts[1]}")
+        inet_pton(family, ip)
+    except OSError:
+        try:
+            inet_pton(other, ip)
+        except OSError:
+            raise SdpError(f"c= address {ip!r} is not an IP address") from None
+        raise SdpError(f"c= address {ip!r} does not match {parts[1]}") from None
     return Connection(parts[1], parts[2])
 
 
