@@ -13,6 +13,7 @@ from datetime import datetime
 from enum import IntEnum
 from typing import Any
 
+from diam.avp import Fields
 from diam.constants import ResultCode
 from diam.errors import AnswerError
 from diam.message import Avp, Message
@@ -122,36 +123,41 @@ class CreditControlRequest:
     info: ServiceInformation = field(default_factory=ServiceInformation)
 
 
+# Each level of a CCR read in one pass (diam.avp.Fields), positions as named here.
+_TOP = Fields(
+    ("Session-Id", "Origin-Host", "Origin-Realm", "CC-Request-Type", "CC-Request-Number",
+     "Requested-Action", "Service-Context-Id", "Event-Timestamp", "Termination-Cause",
+     "Service-Information", "Service-Identifier", "Requested-Service-Unit"),
+    ("Subscription-Id", "Multiple-Services-Credit-Control", "Used-Service-Unit"),
+)  # fmt: skip
+
+
 def parse(request: Message) -> CreditControlRequest:
     """A CCR as data; raises AnswerError 5005/5004 (with Failed-AVP) for a bad request."""
-    session_id = _required(request, "Session-Id")
-    origin_host = _required(request, "Origin-Host")
-    origin_realm = _required(request, "Origin-Realm")
-    request_type = _enum(request, "CC-Request-Type", RequestType, required=True)
-    number = _value(request.first("CC-Request-Number"), "CC-Request-Number", required=True)
-    action = _enum(request, "Requested-Action", RequestedAction, required=False)
-    subscription_ids = tuple(_subscription_id(avp) for avp in request["Subscription-Id"])
+    (session, origin_host, origin_realm, request_type, number, action, context, timestamp,
+     termination, info, service_id, requested, subscriptions, mscc,
+     used) = _TOP(request.avps)  # fmt: skip
+    session_id = _required(session, "Session-Id")
+    origin_host = _required(origin_host, "Origin-Host")
+    origin_realm = _required(origin_realm, "Origin-Realm")
+    request_type = _enum(request_type, "CC-Request-Type", RequestType, required=True)
+    number = _value(number, "CC-Request-Number", required=True)
+    action = _enum(action, "Requested-Action", RequestedAction, required=False)
+    subscription_ids = tuple(_subscription_id(avp) for avp in subscriptions)
     if request_type in (RequestType.INITIAL, RequestType.EVENT) and not subscription_ids:
         raise AnswerError(
             ResultCode.MISSING_AVP, missing_avp_example("Subscription-Id"), "Subscription-Id"
         )
-    mscc = request["Multiple-Services-Credit-Control"]
-    services = tuple(_service(avp) for avp in mscc) if mscc else (_single_service(request),)
+    services = (
+        tuple(_service(avp) for avp in mscc) if mscc
+        else (_single_service(service_id, requested, used),)
+    )  # fmt: skip
     return CreditControlRequest(
-        session_id=session_id,
-        origin_host=origin_host,
-        origin_realm=origin_realm,
-        request_type=request_type,
-        request_number=number,
-        service_context_id=request.get("Service-Context-Id"),
-        subscription_ids=subscription_ids,
-        requested_action=action,
-        event_timestamp=_value(request.first("Event-Timestamp"), "Event-Timestamp"),
-        services=services,
-        multiple_services=bool(mscc),
-        termination_cause=_value(request.first("Termination-Cause"), "Termination-Cause"),
-        info=_service_information(request.first("Service-Information")),
-    )
+        session_id, origin_host, origin_realm, request_type, number,
+        _value(context, "Service-Context-Id"), subscription_ids, action,
+        _value(timestamp, "Event-Timestamp"), services, bool(mscc),
+        _value(termination, "Termination-Cause"), _service_information(info),
+    )  # fmt: skip
 
 
 def _value(avp: Avp | None, name: str, *, required: bool = False) -> Any:
@@ -165,15 +171,14 @@ def _value(avp: Avp | None, name: str, *, required: bool = False) -> Any:
         raise AnswerError(ResultCode.INVALID_AVP_VALUE, avp, f"{name}: {exc}") from None
 
 
-def _required(request: Message, name: str) -> Any:
-    value = _value(request.first(name), name, required=True)
+def _required(avp: Avp | None, name: str) -> Any:
+    value = _value(avp, name, required=True)
     if value in ("", None):
-        raise AnswerError(ResultCode.INVALID_AVP_VALUE, request.first(name), f"{name} empty")
+        raise AnswerError(ResultCode.INVALID_AVP_VALUE, avp, f"{name} empty")
     return value
 
 
-def _enum(request: Message, name: str, kind: type[IntEnum], *, required: bool) -> Any:
-    avp = request.first(name)
+def _enum(avp: Avp | None, name: str, kind: type[IntEnum], *, required: bool) -> Any:
     value = _value(avp, name, required=required)
     if value is None:
         return None
@@ -183,67 +188,74 @@ def _enum(request: Message, name: str, kind: type[IntEnum], *, required: bool) -
         raise AnswerError(ResultCode.INVALID_AVP_VALUE, avp, f"{name} {value} unknown") from None
 
 
+_SUBSCRIPTION_ID = Fields(("Subscription-Id-Type", "Subscription-Id-Data"))
+
+
 def _subscription_id(avp: Avp) -> tuple[int, str]:
-    id_type = _value(avp.first("Subscription-Id-Type"), "Subscription-Id-Type")
-    data = _value(avp.first("Subscription-Id-Data"), "Subscription-Id-Data")
+    id_type, data = (
+        _value(child, name)
+        for child, name in zip(_SUBSCRIPTION_ID(avp.value), _SUBSCRIPTION_ID_NAMES, strict=True)
+    )
     if id_type is None or not data:
         raise AnswerError(ResultCode.INVALID_AVP_VALUE, avp, "Subscription-Id incomplete")
     return int(id_type), str(data)
 
 
+_SUBSCRIPTION_ID_NAMES = ("Subscription-Id-Type", "Subscription-Id-Data")
+_UNIT_NAMES = ("CC-Time", "CC-Total-Octets", "CC-Input-Octets", "CC-Output-Octets",
+               "CC-Service-Specific-Units", "Tariff-Change-Usage")  # Units' fields, in order
+_UNITS = Fields(_UNIT_NAMES)
+
+
 def _units(avp: Avp | None) -> Units | None:
     if avp is None:
         return None
-    values = {}
-    for attr, name in _UNIT_AVPS:
-        child = avp.first(name)
-        values[attr] = _value(child, name)
-    return Units(**values)
+    children = _UNITS(avp.value)
+    return Units(*(_value(c, name) for c, name in zip(children, _UNIT_NAMES, strict=True)))
 
 
-_UNIT_AVPS = (
-    ("time", "CC-Time"),
-    ("total_octets", "CC-Total-Octets"),
-    ("input_octets", "CC-Input-Octets"),
-    ("output_octets", "CC-Output-Octets"),
-    ("service_specific", "CC-Service-Specific-Units"),
-    ("tariff_change_usage", "Tariff-Change-Usage"),
+_SERVICE = Fields(
+    ("Rating-Group", "Service-Identifier", "Requested-Service-Unit", "3GPP-Reporting-Reason"),
+    ("Used-Service-Unit",),
 )
 
 
 def _service(avp: Avp) -> ServiceRequest:
-    service_ids = avp["Service-Identifier"]
+    rating_group, service_id, requested, reason, used = _SERVICE(avp.value)
     return ServiceRequest(
-        rating_group=_value(avp.first("Rating-Group"), "Rating-Group"),
-        service_id=_value(service_ids[0], "Service-Identifier") if service_ids else None,
-        requested=_units(avp.first("Requested-Service-Unit")),
-        used=tuple(u for u in (_units(x) for x in avp["Used-Service-Unit"]) if u is not None),
-        reporting_reason=_value(avp.first("3GPP-Reporting-Reason"), "3GPP-Reporting-Reason"),
+        _value(rating_group, "Rating-Group"),
+        _value(service_id, "Service-Identifier"),
+        _units(requested),
+        tuple(u for u in map(_units, used) if u is not None),
+        _value(reason, "3GPP-Reporting-Reason"),
     )
 
 
-def _single_service(request: Message) -> ServiceRequest:
+def _single_service(service_id: Avp | None, requested: Avp | None,
+                    used: list[Avp]) -> ServiceRequest:  # fmt: skip
     """RFC 4006 §5.1.1 single-service session: units at the top level of the CCR."""
     return ServiceRequest(
-        rating_group=None,
-        service_id=_value(request.first("Service-Identifier"), "Service-Identifier"),
-        requested=_units(request.first("Requested-Service-Unit")),
-        used=tuple(u for u in (_units(x) for x in request["Used-Service-Unit"]) if u is not None),
+        None,
+        _value(service_id, "Service-Identifier"),
+        _units(requested),
+        tuple(u for u in map(_units, used) if u is not None),
     )
+
+
+_IMS_NAMES = ("Calling-Party-Address", "Called-Party-Address", "Requested-Party-Address",
+              "IMS-Charging-Identifier", "Event-Type", "Node-Functionality", "Role-Of-Node",
+              "User-Session-Id")  # fmt: skip
+_IMS = Fields(_IMS_NAMES)
+_IMS_INFORMATION = Fields(("IMS-Information",))
+_SIP_METHOD = Fields(("SIP-Method",))
 
 
 def _service_information(avp: Avp | None) -> ServiceInformation:
-    ims = avp.first("IMS-Information") if avp is not None else None
+    ims = _IMS_INFORMATION(avp.value)[0] if avp is not None else None
     if ims is None:
         return ServiceInformation()
-    event = ims.first("Event-Type")
-    return ServiceInformation(
-        calling_party=_value(ims.first("Calling-Party-Address"), "Calling-Party-Address"),
-        called_party=_value(ims.first("Called-Party-Address"), "Called-Party-Address"),
-        requested_party=_value(ims.first("Requested-Party-Address"), "Requested-Party-Address"),
-        icid=_value(ims.first("IMS-Charging-Identifier"), "IMS-Charging-Identifier"),
-        sip_method=_value(event.first("SIP-Method"), "SIP-Method") if event else None,
-        node_functionality=_value(ims.first("Node-Functionality"), "Node-Functionality"),
-        role_of_node=_value(ims.first("Role-Of-Node"), "Role-Of-Node"),
-        user_session_id=_value(ims.first("User-Session-Id"), "User-Session-Id"),
-    )
+    values = [_value(child, name) if name != "Event-Type" else child
+              for child, name in zip(_IMS(ims.value), _IMS_NAMES, strict=True)]  # fmt: skip
+    event = values[4]
+    values[4] = _value(_SIP_METHOD(event.value)[0], "SIP-Method") if event is not None else None
+    return ServiceInformation(*values)

@@ -144,7 +144,7 @@ class Processor:
         }[ccr.request_type]
         outcome, exponent = handler(conn, ledger, ctx, request, ccr)
         answer = build(request, ccr, outcome, exponent)
-        encoded = answer.encode()
+        encoded = answer.freeze()  # stored, and reused when the answer is sent
         ctx.outcomes[key] = encoded
         ctx.new_outcomes.append(
             {

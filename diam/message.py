@@ -101,8 +101,8 @@ def result_code_avp(code: int) -> Avp:
 class Message:
     """A Diameter message. Header fields are plain attributes; `avps` is the top-level list."""
 
-    __slots__ = ("application_id", "avps", "command_code", "end_to_end", "flags", "hop_by_hop",
-                 "version")
+    __slots__ = ("_frozen", "application_id", "avps", "command_code", "end_to_end", "flags",
+                 "hop_by_hop", "version")
 
     def __init__(
         self,
@@ -121,6 +121,8 @@ class Message:
         self.hop_by_hop = hop_by_hop
         self.end_to_end = end_to_end
         self.avps: list[Avp] = [] if avps is None else avps
+        # (encoding, AVP count, last AVP) as of freeze(): see there
+        self._frozen: tuple[bytes, int, Avp | None] | None = None
 
     # -- flags ---------------------------------------------------------------------------------
     @property
@@ -205,11 +207,31 @@ class Message:
                 f"h2h={self.hop_by_hop:#x} e2e={self.end_to_end:#x} avps={len(self.avps)})")
 
     # -- wire ----------------------------------------------------------------------------------
+    def freeze(self) -> bytes:
+        """Encode the message and keep the octets of its AVPs for every later :meth:`encode`
+        (e.g. an answer stored for retransmissions, then sent): header fields are read afresh
+        each time and AVPs appended since are encoded after the kept ones. The AVPs present now
+        must not be changed afterwards; removing or replacing them drops what was kept."""
+        wire = self.encode()
+        avps = self.avps
+        self._frozen = (wire, len(avps), avps[-1] if avps else None)
+        return wire
+
     def encode(self) -> bytes:
         """The message as wire bytes; Message-Length is computed here."""
         parts: list[bytes] = [b""]
         length = HEADER_LENGTH
-        for a in self.avps:
+        avps = self.avps
+        frozen = self._frozen
+        if frozen is not None:
+            wire, count, last = frozen
+            if len(avps) >= count and (not count or avps[count - 1] is last):
+                parts.append(wire[HEADER_LENGTH:])
+                length = len(wire)
+                avps = avps[count:]
+            else:
+                self._frozen = None
+        for a in avps:
             length += a._emit(parts)
         parts[0] = _HDR.pack(
             (self.version << 24) | length,
