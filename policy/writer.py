@@ -2,10 +2,10 @@
 (one fsync), off the event loop, and each caller resumes only once its write is durable.
 
 Row writes are declarative (:class:`Upsert`, :class:`Delete`) so a batch can merge them: the
-upserts of a table become one executemany, its deletes another (policy.rowsql runs both as
-prepared driver statements). Merging never reorders two writes that touch the same row (or a row
-bound to it): such a write starts a new group, applied after the previous one in the same
-transaction. A function op runs as is, in queue order, on the SQLAlchemy connection.
+upserts of a table become one multi-row statement, its deletes another (policy.rowsql).
+Merging never reorders two writes that touch the same row (or a row bound to it): such a write
+starts a new group, applied after the previous one in the same transaction. A function op runs
+as is, in queue order, on the SQLAlchemy connection.
 """
 
 from __future__ import annotations
@@ -291,7 +291,7 @@ class _Group:
             stamps = {"created_at": now, "updated_at": now}
             order = _table_order(next(iter(self.upserts)).metadata)  # parents first
             for table in sorted(self.upserts, key=lambda t: order.get(t, len(order))):
-                sql.upsert(cursor, self.keys[table], self.upserts[table].values(), stamps)
+                sql.upsert(cursor, self.keys[table], list(self.upserts[table].values()), stamps)
         if self.deletes:
             self._delete(sql, cursor, results)
         self.upserts.clear()

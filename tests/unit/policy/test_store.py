@@ -161,3 +161,47 @@ def test_writer_spaces_commits_by_its_interval(engine: sa.Engine) -> None:
         stamps = dict(conn.execute(sa.select(GX.c.session_id, GX.c.created_at)).all())
     assert set(stamps) == {f"i{i}" for i in range(6)}
     assert len({stamps[f"i{i}"] for i in range(1, 6)}) == 1 and stamps["i1"] > stamps["i0"]
+
+
+def test_writer_splits_large_batches_into_multi_row_statements(engine: sa.Engine) -> None:
+    """100 upserts, then 100 deletes with their bound AF sessions, in one batch each (chunks of
+    64 + 32 + 4 rows): every row lands, an upsert of an existing key replaces it but keeps its
+    created_at, and each delete gets exactly its own children back."""
+
+    async def scenario() -> None:
+        store = SessionStore(engine, "me")
+        writer = store.writer
+        states = [gx_state(f"m{i}", f"10.1.{i // 200}.{i % 200}") for i in range(100)]
+        await asyncio.gather(*(writer.run(Upsert(GX, GX.c.session_id, s.row())) for s in states))
+        with engine.connect() as conn:
+            first = dict(conn.execute(sa.select(GX.c.session_id, GX.c.created_at)).all())
+        assert set(first) == {s.session_id for s in states}
+        await asyncio.gather(*(
+            writer.run(Upsert(RX, RX.c.session_id, RxState(f"rx{i}", f"m{i}", "af", "r").row()))
+            for i in range(0, 100, 3)
+        ))  # fmt: skip
+        await asyncio.gather(*(
+            writer.run(Upsert(GX, GX.c.session_id, {**s.row(), "apn": f"apn{i}"}))
+            for i, s in enumerate(states)
+        ))  # fmt: skip
+        loaded = SessionStore(engine, "me")
+        await loaded.load()
+        for i, s in enumerate(states):
+            row = loaded.gx(s.session_id)
+            assert row is not None and row.apn == f"apn{i}" and row.decision == s.decision
+            assert row.rx_sessions == ({f"rx{i}"} if i % 3 == 0 else set())
+        with engine.connect() as conn:
+            again = dict(conn.execute(sa.select(GX.c.session_id, GX.c.created_at)).all())
+        assert again == first
+        results = await asyncio.gather(*(
+            writer.run(Delete(GX, GX.c.session_id, s.session_id, RX.c.gx_session_id))
+            for s in states
+        ))  # fmt: skip
+        assert [[r.session_id for r in rows] for rows in results] == [
+            [f"rx{i}"] if i % 3 == 0 else [] for i in range(100)
+        ]
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(GX)).scalar() == 0
+            assert conn.execute(sa.select(sa.func.count()).select_from(RX)).scalar() == 0
+
+    asyncio.run(scenario())
