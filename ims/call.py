@@ -75,6 +75,17 @@ class Call:
         return (self.ended_at or time.monotonic()) - self.answered_at
 
 
+class EndedCall(NamedTuple):
+    """What the core keeps of a finished call (its last 1000), without the call's messages."""
+
+    call_id: str
+    icid: str
+    caller: str  # AOR
+    callee: str  # AOR
+    end_cause: str
+    duration: float
+
+
 class CallHooks:
     """Extension points; every method may be overridden, the defaults do nothing.
 

@@ -16,7 +16,16 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from ims.call import Call, CallHooks, CallState, Party, Rejection, cancel_for, in_dialog_request
+from ims.call import (
+    Call,
+    CallHooks,
+    CallState,
+    EndedCall,
+    Party,
+    Rejection,
+    cancel_for,
+    in_dialog_request,
+)
 from ims.headers3gpp import ChargingVector
 from ims.location import Binding, LocationService, normalize_aor
 from ims.registrar import Registrar
@@ -57,7 +66,7 @@ class ImsCore:
         self.registrar: Registrar | None = None
         self._authorize = authorize
         self.calls: dict[str, Call] = {}
-        self.ended: list[Call] = []
+        self.ended: list[EndedCall] = []
         self._by_invite: dict[tuple[str, ...], Call] = {}
         self._chains: dict[str, deque[Callable[[], Awaitable[None]]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -535,10 +544,19 @@ class ImsCore:
         call.ended_at = time.monotonic()
         self.calls.pop(call.call_id, None)
         self._by_invite.pop(call.server_tx.key, None)
-        self.ended.append(call)
+        self.ended.append(
+            EndedCall(
+                call.call_id, call.icid, call.caller.aor, call.callee.aor, cause, call.duration
+            )
+        )
         del self.ended[:-1000]
         for hook in self.hooks:
             try:
                 await hook.on_end(call, cause)
             except Exception:
                 log.exception("on_end hook failed for %s", call.call_id)
+        # Its transactions linger up to 64·T1 and the INVITE client transaction's callback holds
+        # the call: drop what a late 2xx retransmission (ACK + BYE) does not need.
+        call.offer = call.answer = call.answer_raw = None
+        call.client_tx = None
+        call.data.clear()

@@ -127,7 +127,7 @@ def peek_via(text: str) -> Via:
     return (_parse_via if len(text) <= MEMO_MAX_CHARS else _parse_via.__wrapped__)(text)
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)
 def _parse_via(text: str) -> Via:
     proto, _, rest = text.strip().partition(" ")
     parts = [p.strip() for p in proto.split("/")]

@@ -321,7 +321,8 @@ class ServerTransaction(_Transaction):
         if status < 200:
             self.state = State.PROCEEDING
         elif self.is_invite and status < 300:
-            self.state = State.ACCEPTED
+            self.state = State.ACCEPTED  # absorbs INVITE retransmissions without answering them
+            self.last_response = None
             self._start("L", timers.b, self._terminate)
         elif self.is_invite:
             self.state = State.COMPLETED

@@ -186,7 +186,7 @@ def check_name_addr(text: str) -> None:
     (_parse_name_addr if len(text) <= MEMO_MAX_CHARS else _parse_name_addr.__wrapped__)(text, False)
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)
 def _parse_name_addr(text: str, allow_wildcard: bool) -> NameAddr:
     text = text.strip()
     if allow_wildcard and text == "*":
