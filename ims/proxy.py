@@ -34,7 +34,7 @@ from ims.sip.endpoint import Endpoint, response_target, target_for_uri
 from ims.sip.errors import SipError
 from ims.sip.message import Request, Response, make_response, new_tag
 from ims.sip.transaction import ClientTransaction, ServerTransaction, Target, Timers
-from ims.sip.uri import SipUri, parse_name_addr
+from ims.sip.uri import SipUri, parse_name_addr, peek_name_addr
 
 log = logging.getLogger(__name__)
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, REGISTER, PRACK, INFO, MESSAGE"
@@ -174,7 +174,7 @@ class ImsCore:
                 registered = bool(self.location.bindings(aor))
                 for hook in self.hooks:
                     self._spawn(hook.on_registration(aor, source, registered))
-        elif request.to.tag is not None:
+        elif request.to_tag is not None:
             self._in_dialog(request, tx, source)
         elif request.method == "INVITE":
             self._spawn(self._initial_invite(request, tx, source))
@@ -198,7 +198,7 @@ class ImsCore:
         """§16.4: remove the Route entries that name us (loose routing)."""
         while (route := request.headers.get("Route")) is not None:
             try:
-                uri = parse_name_addr(route).uri
+                uri = peek_name_addr(route).uri
             except SipError:
                 return
             if not self._is_us(uri):
@@ -207,7 +207,7 @@ class ImsCore:
 
     def _next_hop(self, request: Request, transport: str = "UDP") -> Target:
         route = request.headers.get("Route")
-        uri = parse_name_addr(route).uri if route else request.uri
+        uri = peek_name_addr(route).uri if route else request.uri
         return target_for_uri(uri, transport)
 
     def _prepare(self, request: Request, uri: SipUri, target: Target) -> Request:
@@ -268,7 +268,7 @@ class ImsCore:
     async def _initial_invite(
         self, request: Request, tx: ServerTransaction, source: Target
     ) -> None:
-        caller_aor = self.aor(request.from_.uri)
+        caller_aor = self.aor(peek_name_addr(request.headers.get("From") or "").uri)
         if not self.location.bindings(caller_aor):
             self._reject(tx, Rejection(403, None, "caller not registered"))
             return
@@ -347,7 +347,7 @@ class ImsCore:
         preferred = fwd.headers.get("P-Preferred-Identity")
         fwd.headers.remove("P-Preferred-Identity")
         asserted = f"<{caller_aor}>"
-        if preferred and self.aor(parse_name_addr(preferred).uri) == caller_aor:
+        if preferred and self.aor(peek_name_addr(preferred).uri) == caller_aor:
             asserted = preferred
         fwd.headers.set("P-Asserted-Identity", asserted)
         user = caller_aor.split(":", 1)[1].split("@", 1)[0]
@@ -371,7 +371,7 @@ class ImsCore:
             if status >= 200:
                 self._ack_and_bye(call, response)
             return
-        if status < 300 and response.to.tag:
+        if status < 300 and response.to_tag:
             call.callee.header = response.headers.get("To") or call.callee.header
             contact = response.headers.get("Contact")
             if contact:
@@ -399,7 +399,7 @@ class ImsCore:
                     await self._fail_answer(call, response, rejection)
                     return
         if status < 200:
-            if response.to.tag and call.state == CallState.TRYING:
+            if response.to_tag and call.state == CallState.TRYING:
                 call.state = CallState.EARLY
             self._forward_response(call.server_tx, response)
             return
@@ -467,7 +467,7 @@ class ImsCore:
     def _in_dialog(self, request: Request, tx: ServerTransaction, source: Target) -> None:
         call = self.calls.get(request.call_id)
         if call is not None and request.method != "ACK":
-            from_caller = request.from_.tag == parse_name_addr(call.caller.header).tag
+            from_caller = request.from_tag == peek_name_addr(call.caller.header).tag
             party = call.caller if from_caller else call.callee
             party.cseq = max(party.cseq, request.cseq[0])
             if request.body and request.content_type == "application/sdp":

@@ -289,6 +289,8 @@ class Headers:
 
     def remove(self, name: str) -> None:
         key = _key(name)
+        if key not in self._keys:
+            return
         kept = [j for j, k in enumerate(self._keys) if k != key]
         self._items = [self._items[j] for j in kept]
         self._keys = [self._keys[j] for j in kept]

@@ -26,6 +26,7 @@ from ims.sip.uri import (
     parse_name_addr,
     parse_params,
     parse_uri,
+    peek_name_addr,
 )
 
 BRANCH_MAGIC = "z9hG4bK"  # RFC 3261 §8.1.1.7
@@ -138,6 +139,7 @@ def _parse_via(text: str) -> Via:
     return Via(parts[2].upper(), host, port, parse_params(params, "Via"))
 
 
+@lru_cache(maxsize=256)  # a handful of values ("1 INVITE", "2 BYE" ...) recur in every call
 def parse_cseq(text: str) -> tuple[int, str]:
     number, _, method = text.strip().partition(" ")
     method = method.strip()
@@ -174,6 +176,14 @@ class Message:
     @property
     def to(self) -> NameAddr:
         return parse_name_addr(self.headers.get("To") or "")
+
+    @property
+    def from_tag(self) -> str | None:
+        return peek_name_addr(self.headers.get("From") or "").params.get("tag")
+
+    @property
+    def to_tag(self) -> str | None:
+        return peek_name_addr(self.headers.get("To") or "").params.get("tag")
 
     @property
     def vias(self) -> list[Via]:

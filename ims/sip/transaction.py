@@ -76,7 +76,7 @@ def server_key(request: Request) -> tuple[str, ...]:
     return (
         "rfc2543",
         request.call_id,
-        request.from_.tag or "",
+        request.from_tag or "",
         str(request.cseq[0]),
         str(via),
         method,

@@ -181,6 +181,14 @@ def parse_name_addr(text: str, allow_wildcard: bool = False) -> NameAddr:
     return parse(text, allow_wildcard).copy()
 
 
+def peek_name_addr(text: str) -> NameAddr:
+    """``parse_name_addr``'s value shared with the memo: read it, never change it (tags of
+    From/To, the URI of a Route)."""
+    return (_parse_name_addr if len(text) <= MEMO_MAX_CHARS else _parse_name_addr.__wrapped__)(
+        text, False
+    )
+
+
 def check_name_addr(text: str) -> None:
     """Raise SipError unless ``text`` parses as ``parse_name_addr`` would (memoized, no copy)."""
     (_parse_name_addr if len(text) <= MEMO_MAX_CHARS else _parse_name_addr.__wrapped__)(text, False)
