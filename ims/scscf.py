@@ -82,6 +82,28 @@ def _ccr_head(realm: str, service_context: str) -> bytes:
     )
 
 
+def _call_parts(call: Call, session_id: str) -> tuple[bytes, bytes, bytes]:
+    """Session-Id, Subscription-Id and the IMS-Information children after SIP-Method: the same
+    in every CCR of the call."""
+    identity = call.caller.identity.lstrip("+")
+    if identity.isdigit():  # E.164, '+' stripped as ims_charging sends it
+        subscription = group("Subscription-Id", _E164, avp("Subscription-Id-Data", identity))
+    else:
+        subscription = group(
+            "Subscription-Id", _SIP_URI, avp("Subscription-Id-Data", call.caller.aor)
+        )
+    ims = [
+        _ROLE_AND_FUNCTION,
+        avp("User-Session-Id", call.call_id),
+        avp("Calling-Party-Address", tel_or_sip(call.caller.aor)),
+        avp("Called-Party-Address", tel_or_sip(call.callee.aor)),
+        avp("IMS-Charging-Identifier", call.icid),
+    ]
+    if call.access_network_info:
+        ims.append(avp("Access-Network-Information", call.access_network_info))
+    return avp("Session-Id", session_id), subscription, b"".join(ims)
+
+
 @dataclass(slots=True, eq=False)
 class RoSession:
     session_id: str
@@ -94,6 +116,7 @@ class RoSession:
     timer: asyncio.TimerHandle | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     ended: bool = False
+    call_parts: tuple[bytes, bytes, bytes] | None = None  # see _call_parts
 
 
 def tel_or_sip(aor: str) -> str:
@@ -150,33 +173,19 @@ class ScscfRo(CallHooks):
         if used is not None:
             mscc.append(_service_unit("Used-Service-Unit", used))
         mscc.append(_VOICE)
-        identity = call.caller.identity.lstrip("+")
-        if identity.isdigit():  # E.164, '+' stripped as ims_charging sends it
-            subscription = group("Subscription-Id", _E164, avp("Subscription-Id-Data", identity))
-        else:
-            subscription = group(
-                "Subscription-Id", _SIP_URI, avp("Subscription-Id-Data", call.caller.aor)
-            )
-        ims = [
-            _SIP_METHOD[kind],
-            _ROLE_AND_FUNCTION,
-            avp("User-Session-Id", call.call_id),
-            avp("Calling-Party-Address", tel_or_sip(call.caller.aor)),
-            avp("Called-Party-Address", tel_or_sip(call.callee.aor)),
-            avp("IMS-Charging-Identifier", call.icid),
-        ]
-        if call.access_network_info:
-            ims.append(avp("Access-Network-Information", call.access_network_info))
+        if ro.call_parts is None:  # the session's constant AVPs, encoded at its first CCR
+            ro.call_parts = _call_parts(call, ro.session_id)
+        session, subscription, ims = ro.call_parts
         return wire_request(
             CMD_CREDIT_CONTROL,
             APP_CREDIT_CONTROL,
-            avp("Session-Id", ro.session_id),
+            session,
             _ccr_head(self.link.realm, self.service_context),
             _REQUEST_TYPE[kind],
             avp("CC-Request-Number", ro.number),
             subscription,
             group("Multiple-Services-Credit-Control", *mscc),
-            group("Service-Information", group("IMS-Information", *ims)),
+            group("Service-Information", group("IMS-Information", _SIP_METHOD[kind], ims)),
             extra,
         )
 
