@@ -143,12 +143,13 @@ class PcscfRx(CallHooks):
         self.registrations: dict[str, str] = {}  # AOR → Rx Session-Id
         self._registration_locks: dict[str, asyncio.Lock] = {}
         self._counter = 0
+        self._session_prefix = f"{node.identity.origin_host};rx;{id(self) & 0xFFFF:x};"
         node.add_route(APP_RX, CMD_ABORT_SESSION, self.on_asr)
         node.add_route(APP_RX, CMD_RE_AUTH, self.on_rar)
 
     def _session_id(self) -> str:
         self._counter += 1
-        return f"{self.node.identity.origin_host};rx;{id(self) & 0xFFFF:x};{self._counter}"
+        return f"{self._session_prefix}{self._counter}"
 
     async def on_answer(self, call: Call, response: Response) -> Rejection | None:
         if call.offer is None or call.answer is None:

@@ -252,8 +252,21 @@ def parse_sdp(data: bytes | str) -> SessionDescription:
     for m in media:
         if sdp.connection_for(m) is None and not m.rejected:
             raise SdpError(f"no c= line for the {m.media} stream")
-        _ = m.codecs  # validates rtpmap lines
+        _check_rtpmaps(m)
     return sdp
+
+
+def _check_rtpmaps(media: Media) -> None:
+    """The rtpmap of every listed payload type has an encoding name and a numeric clock rate
+    (what ``Media.codecs`` relies on), without building the codec list."""
+    listed = media.formats
+    for key, value in media.attributes:
+        if key == "rtpmap" and value is not None:
+            pt, _, enc = value.partition(" ")
+            if pt in listed:
+                parts = enc.strip().split("/")
+                if len(parts) < 2 or not parts[1].isdigit():
+                    raise SdpError(f"malformed rtpmap for payload type {pt}")
 
 
 def _media_line(media: Media, kind: str, value: str) -> None:

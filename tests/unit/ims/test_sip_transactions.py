@@ -300,3 +300,41 @@ def test_received_and_rport_added_to_top_via() -> None:
             await ep.close()
 
     asyncio.run(main())
+
+
+def test_concurrent_transactions_time_out_each_at_its_own_timer_f() -> None:
+    """Timers of one duration share a queue: staggered transactions each get their 408 64·T1
+    after their own start; one answered in time never does."""
+
+    async def main() -> None:
+        ep = Endpoint(Recorder(), FAST)
+        await ep.start()
+        peer = UdpPeer()
+        loop = asyncio.get_running_loop()
+        try:
+            started: list[float] = []
+            txs: list[ClientTransaction] = []
+            for i in range(6):
+                request = outgoing(ep, "OPTIONS", peer.port)
+                request.headers.set("Call-ID", f"c-{i}")
+                txs.append(ep.request(request, Target("UDP", "127.0.0.1", peer.port)))
+                started.append(loop.time())
+                await asyncio.sleep(0.1)
+            answered = txs[2]
+            answered.receive(make_response(answered.request, 200, to_tag="b"))
+            ended: dict[int, float] = {}
+            for i, tx in enumerate(txs):
+                tx.final.add_done_callback(lambda _f, i=i: ended.setdefault(i, loop.time()))
+            await asyncio.wait_for(asyncio.gather(*(tx.final for tx in txs)), 4)
+            for i, tx in enumerate(txs):
+                if tx is answered:
+                    assert tx.final.result().status == 200
+                    continue
+                assert tx.final.result().status == 408
+                assert 1.27 <= ended[i] - started[i] < 2.2  # Timer F = 64·T1 = 1.28 s
+            assert sorted(ended, key=ended.__getitem__) == [2, 0, 1, 3, 4, 5]
+        finally:
+            peer.close()
+            await ep.close()
+
+    asyncio.run(main())
