@@ -82,6 +82,12 @@ _BEARER_CONTROL = {m: shared(Avp.new("Bearer-Control-Mode", m)) for m in (0, 1, 
 _AUTHORIZE_ONLY = shared(Avp.new("Re-Auth-Request-Type", AUTHORIZE_ONLY))
 
 
+@functools.lru_cache(maxsize=256)
+def _request_number(number: int) -> Avp:
+    """CC-Request-Number (numbers of a session's first requests recur in every session)."""
+    return shared(Avp.new("CC-Request-Number", number))
+
+
 @functools.lru_cache(maxsize=1024)
 def _destination(realm: str, host: str) -> tuple[Avp, Avp]:
     """Destination-Realm and -Host of a PCEF (few distinct ones), for its RARs."""
@@ -199,7 +205,8 @@ class GxApp:
         else:
             raise AnswerError(ResultCode.INVALID_AVP_VALUE, request.first("CC-Request-Type"))
         answer.avps += (_GX_APPLICATION, _REQUEST_TYPE[kind])
-        return answer.add(("CC-Request-Number", request.get("CC-Request-Number", 0)))
+        answer.avps.append(_request_number(request.get("CC-Request-Number", 0)))
+        return answer
 
     async def _initial(self, request: Message) -> Message:
         session_id = request.get("Session-Id")

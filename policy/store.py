@@ -40,6 +40,8 @@ log = logging.getLogger("openpcc.policy")
 
 GX = GxSession.__table__
 RX = RxSession.__table__
+# Looked up once: Table.c attribute access goes through SQLAlchemy's __getattr__ (~1 µs).
+_GX_ID, _RX_ID, _RX_GX = GX.c.session_id, RX.c.session_id, RX.c.gx_session_id
 
 
 @dataclass(slots=True)
@@ -264,7 +266,7 @@ class SessionStore:
     async def save_gx(self, state: GxState) -> None:
         if state.served_by == self.origin_host:
             self._index(state)
-        await self.writer.run(Upsert(GX, GX.c.session_id, state.row()))
+        await self.writer.run(Upsert(GX, _GX_ID, state.row()))
 
     async def delete_gx(self, state: GxState) -> list[RxState]:
         """Forget the IP-CAN session and every Rx session bound to it (returned)."""
@@ -278,7 +280,7 @@ class SessionStore:
 
         # AF sessions another process bound to this IP-CAN session are only in the database:
         # DELETE … RETURNING hands them back (SQLite ≥ 3.35, PostgreSQL).
-        rows = await self.writer.run(Delete(GX, GX.c.session_id, sid, RX.c.gx_session_id))
+        rows = await self.writer.run(Delete(GX, _GX_ID, sid, _RX_GX))
         others = [RxState.from_row(r) for r in rows if r.session_id not in cached]
         return [*cached.values(), *others]
 
@@ -322,13 +324,13 @@ class SessionStore:
         gx.rx_sessions.add(rx.session_id)
         if gx.served_by == self.origin_host:
             self._rx[rx.session_id] = rx
-        await self.writer.run(Upsert(RX, RX.c.session_id, rx.row()))
+        await self.writer.run(Upsert(RX, _RX_ID, rx.row()))
 
     async def delete_rx(self, gx: GxState | None, rx: RxState) -> None:
         self._rx.pop(rx.session_id, None)
         if gx is not None:
             gx.rx_sessions.discard(rx.session_id)
-        await self.writer.run(Delete(RX, RX.c.session_id, rx.session_id))
+        await self.writer.run(Delete(RX, _RX_ID, rx.session_id))
 
 
 def _slash64(address: str) -> str:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
+from diam.avp import Fields
 from diam.constants import VENDOR_3GPP
 from diam.dictionary import avp_def
 from diam.message import Avp, Message
@@ -231,12 +232,18 @@ def monitoring_off(keys: Iterable[str]) -> list[Avp]:
 # --- Gx decoding ---------------------------------------------------------------------------
 
 
+_SUBSCRIPTION_ID = Fields(("Subscription-Id-Type", "Subscription-Id-Data"))
+_ID_TYPES: dict[Any, SubscriptionIdType] = SubscriptionIdType._value2member_map_  # type: ignore[assignment]
+
+
 def subscription_ids(message: Message) -> dict[SubscriptionIdType, str]:
+    """The first Subscription-Id-Data of each known Subscription-Id-Type."""
     out: dict[SubscriptionIdType, str] = {}
     for sid in message["Subscription-Id"]:
-        kind, data = sid.get("Subscription-Id-Type"), sid.get("Subscription-Id-Data")
-        if kind in SubscriptionIdType._value2member_map_ and data:
-            out.setdefault(SubscriptionIdType(kind), data)
+        kind, data = _SUBSCRIPTION_ID(sid.value)
+        known = None if kind is None else _ID_TYPES.get(kind.value)
+        if known is not None and data is not None and known not in out and data.value:
+            out[known] = data.value
     return out
 
 
