@@ -40,10 +40,6 @@ class PcrfConfig:
     # Group commits start at least this far apart (seconds): at 1,000 calls/s each commit then
     # serves ~4 writes instead of ~1.3, for at most 2 ms more on an AAA/STA/CCA.
     commit_interval: float = 0.002
-    # At most this many writes per commit: a burst is committed in parts, so the event loop,
-    # the writer thread and the peers work at the same time instead of taking turns (Gx
-    # CCR-I/T pairs at 64 in flight: two commits of 32 per round instead of one of 64).
-    commit_max_batch: int = 32
     qos: QosConfig = field(default_factory=QosConfig)
 
 
@@ -85,9 +81,7 @@ class Pcrf:
         zone = ZoneInfo(config.timezone)
         self.clock = clock if clock is not None else (lambda: datetime.now(zone))
         self.node = node
-        self.store = SessionStore(
-            engine, node.identity.origin_host, config.commit_interval, config.commit_max_batch
-        )
+        self.store = SessionStore(engine, node.identity.origin_host, config.commit_interval)
         self.catalog = PolicyCatalog(engine, self.store.writer)
         self.scheduler = Scheduler(self.clock)
         self.gx = GxApp(

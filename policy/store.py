@@ -166,16 +166,10 @@ class RxState:
 class SessionStore:
     """Index + durable store of Gx and Rx sessions (see the module docstring)."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        origin_host: str,
-        commit_interval: float = 0.0,
-        commit_max_batch: int = 1 << 30,
-    ) -> None:
+    def __init__(self, engine: Engine, origin_host: str, commit_interval: float = 0.0) -> None:
         self.engine = engine
         self.origin_host = origin_host
-        self.writer = GroupCommitWriter(engine, commit_interval, commit_max_batch)
+        self.writer = GroupCommitWriter(engine, commit_interval)
         self._gx: dict[str, GxState] = {}
         self._rx: dict[str, RxState] = {}
         self._by_ipv4: dict[str, str] = {}

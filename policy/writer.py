@@ -60,18 +60,14 @@ class GroupCommitWriter:
     One batch is in the thread at a time; whatever is queued meanwhile becomes the next batch.
     Batches start at least ``interval`` seconds apart: under a steady stream of small writes
     each commit (thread hand-offs, fsync) then serves several of them, at the price of at most
-    ``interval`` of extra latency; when writes are rarer nothing waits. A batch takes at most
-    ``max_batch`` writes, and a full one does not wait for the interval: a burst (requests
-    that arrived together) is then committed in parts, the first answered while the event loop
-    still prepares the rest, instead of the loop, the thread and the peers taking turns on
-    one big batch. The thread keeps its connection between batches and ends, handing the
-    connection back, after ``IDLE_SECONDS`` without writes (the next write starts a new one).
+    ``interval`` of extra latency; when writes are rarer nothing waits. The thread keeps its
+    connection between batches and ends, handing the connection back, after ``IDLE_SECONDS``
+    without writes (the next write starts a new one).
     """
 
-    def __init__(self, engine: Engine, interval: float = 0.0, max_batch: int = 1 << 30) -> None:
+    def __init__(self, engine: Engine, interval: float = 0.0) -> None:
         self.engine = engine
         self.interval = interval
-        self.max_batch = max_batch
         self._last_send = float("-inf")
         self._pending: list[tuple[Op, asyncio.Future[Any]]] = []
         self._in_flight = False
@@ -102,18 +98,17 @@ class GroupCommitWriter:
             await asyncio.to_thread(thread.join)
 
     def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Send the pending writes ``interval`` after the previous batch started, else (or when
-        they fill a batch) at the end of this loop iteration (writes of requests that arrived
-        together share a batch)."""
+        """Send the pending writes ``interval`` after the previous batch started, else at the
+        end of this loop iteration (writes of requests that arrived together share a batch)."""
         at = self._last_send + self.interval
-        if at > loop.time() and len(self._pending) < self.max_batch:
+        if at > loop.time():
             loop.call_at(at, self._send, loop)
         else:
             loop.call_soon(self._send, loop)
 
     def _send(self, loop: asyncio.AbstractEventLoop) -> None:
         self._last_send = loop.time()
-        batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+        batch, self._pending = self._pending, []
         with self._lock:
             if self._jobs is None:
                 self._jobs = queue.SimpleQueue()

@@ -205,24 +205,3 @@ def test_writer_splits_large_batches_into_multi_row_statements(engine: sa.Engine
             assert conn.execute(sa.select(sa.func.count()).select_from(RX)).scalar() == 0
 
     asyncio.run(scenario())
-
-
-def test_writer_commits_a_burst_in_parts_of_max_batch(engine: sa.Engine) -> None:
-    """Ten writes at once with max_batch 4: three transactions in queue order (one created_at
-    each); a full batch goes out as soon as the previous commit ends, the rest after the
-    interval."""
-
-    async def scenario() -> None:
-        writer = GroupCommitWriter(engine, interval=0.5, max_batch=4)
-        rows = [gx_state(f"b{i}", f"10.0.4.{i}").row() for i in range(10)]
-        await asyncio.gather(*(writer.run(Upsert(GX, GX.c.session_id, r)) for r in rows))
-        await writer.close()
-
-    asyncio.run(scenario())
-    with engine.connect() as conn:
-        stamps = dict(conn.execute(sa.select(GX.c.session_id, GX.c.created_at)).all())
-    groups = [{stamps[f"b{i}"] for i in part} for part in (range(4), range(4, 8), range(8, 10))]
-    assert [len(g) for g in groups] == [1, 1, 1]
-    first, second, third = (g.pop() for g in groups)
-    assert first < second < third
-    assert (second - first).total_seconds() < 0.4 and (third - second).total_seconds() > 0.45
