@@ -203,8 +203,8 @@ class Message:
     def encode(self) -> bytes:
         """Serialize with a recomputed Content-Length (kept at its original position)."""
         self.headers.set("Content-Length", str(len(self.body)))
-        lines = [self.start_line()]
-        lines.extend(f"{name}: {value}" for name, value in self.headers)
+        lines = self.headers.lines()
+        lines.insert(0, self.start_line())
         return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + self.body
 
 
