@@ -94,9 +94,12 @@ class PcefSimulator:
         self._counter = 0
         self._changed = asyncio.Event()
 
-    def _event(self, session: IpCanSession, text: str) -> None:
-        for observe in self.observers:
-            observe(session, text)
+    def _event(self, session: IpCanSession, text: str, *args: object) -> None:
+        """Tell the observers (``text % args``, formatted only when someone listens)."""
+        if self.observers:
+            line = text % args if args else text
+            for observe in self.observers:
+                observe(session, line)
         self._changed.set()
 
     async def close(self) -> None:
@@ -172,7 +175,7 @@ class PcefSimulator:
         session.default_qci = qos.get("QoS-Class-Identifier") if qos is not None else None
         for install in answer["Charging-Rule-Install"]:
             self._install(session, install)
-        self._event(session, f"attached ue={ue_ip} apn={apn} qci={session.default_qci}")
+        self._event(session, "attached ue=%s apn=%s qci=%s", ue_ip, apn, session.default_qci)
         return session
 
     async def detach(self, session: IpCanSession) -> Message:
@@ -203,7 +206,7 @@ class PcefSimulator:
         """The radio dropped a dedicated bearer: report its rule inactive (TS 29.212 §4.5.12)."""
         session.bearers.pop(rule, None)
         session.rules.discard(rule)
-        self._event(session, f"bearer lost rule={rule}")
+        self._event(session, "bearer lost rule=%s", rule)
         return await self._ccr(session, UPDATE, _report(rule, RESOURCE_ALLOCATION_FAILURE))
 
     # --- RAR ----------------------------------------------------------------------------------
@@ -219,7 +222,7 @@ class PcefSimulator:
                 for i in installs
                 for d in i["Charging-Rule-Definition"]
             ]
-            self._event(session, f"rules refused {','.join(names)}")
+            self._event(session, "rules refused %s", ",".join(names))
             answer = request.answer(
                 None,
                 (
@@ -234,9 +237,9 @@ class PcefSimulator:
                 rule = _name(name.value)
                 session.rules.discard(rule)
                 if session.bearers.pop(rule, None) is not None:
-                    self._event(session, f"bearer removed rule={rule}")
+                    self._event(session, "bearer removed rule=%s", rule)
                 else:
-                    self._event(session, f"rule removed rule={rule}")
+                    self._event(session, "rule removed rule=%s", rule)
         for install in installs:
             self._install(session, install)
         if request.first("Session-Release-Cause") is not None:
@@ -270,11 +273,14 @@ class PcefSimulator:
                 session.bearers[rule] = bearer
                 self._event(
                     session,
-                    f"bearer created rule={rule} qci={bearer.qci} "
-                    f"gbr={bearer.gbr_ul}/{bearer.gbr_dl}",
+                    "bearer created rule=%s qci=%s gbr=%s/%s",
+                    rule,
+                    bearer.qci,
+                    bearer.gbr_ul,
+                    bearer.gbr_dl,
                 )
             else:  # non-GBR: carried on the default bearer (or a non-GBR dedicated one)
-                self._event(session, f"rule installed rule={rule} qci={bearer.qci}")
+                self._event(session, "rule installed rule=%s qci=%s", rule, bearer.qci)
 
 
 def _name(value: bytes | str | None) -> str:
