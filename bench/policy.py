@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import ipaddress
 import os
 import signal
@@ -28,6 +29,7 @@ from diam.constants import APP_GX, APP_RX, CMD_AA, CMD_CREDIT_CONTROL, CMD_RE_AU
 from diam.identity import LocalIdentity, PeerPolicy
 from diam.message import Avp, Message
 from diam.node import Node
+from policy.wire import shared
 
 REALM = "bench.test"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -70,20 +72,31 @@ async def serve(url: str) -> None:
 
 
 def ccr(session_id: str, kind: int, number: int, ue: int) -> Message:
-    avps: list[Any] = [
-        ("Session-Id", session_id),
-        ("Auth-Application-Id", APP_GX),
-        ("Destination-Realm", REALM),
-        ("CC-Request-Type", kind),
-        ("CC-Request-Number", number),
-    ]
+    """A Gx CCR as the benchmark's PGW sends it: the AVPs every CCR of its kind shares are
+    encoded once (as a PGW written in C would), so the load generator's CPU stays low."""
+    avps = [Avp.new("Session-Id", session_id), *_CCR_HEAD, _number(number)]
     if kind == 1:
-        avps += [
-            ("Subscription-Id", [("Subscription-Id-Type", 1), ("Subscription-Id-Data", IMSI)]),
-            ("Framed-IP-Address", ipaddress.IPv4Address(0x0A000000 + ue).packed),
-            ("Called-Station-Id", "ims"),
-        ]
+        ip = ipaddress.IPv4Address(0x0A000000 + ue).packed
+        avps += [*_CCR_I, Avp.new("Framed-IP-Address", ip)]
+    else:
+        avps.append(_CCR_TYPE[kind])
     return Message.request(CMD_CREDIT_CONTROL, APP_GX, avps)
+
+
+_CCR_HEAD = [shared(Avp.new("Auth-Application-Id", APP_GX)),
+             shared(Avp.new("Destination-Realm", REALM))]  # fmt: skip
+_CCR_TYPE = {k: shared(Avp.new("CC-Request-Type", k)) for k in (1, 2, 3)}
+_CCR_I = [
+    _CCR_TYPE[1],
+    shared(Avp.new("Subscription-Id", [("Subscription-Id-Type", 1),
+                                       ("Subscription-Id-Data", IMSI)])),
+    shared(Avp.new("Called-Station-Id", "ims")),
+]  # fmt: skip
+
+
+@functools.lru_cache(maxsize=16)
+def _number(n: int) -> Avp:
+    return shared(Avp.new("CC-Request-Number", n))
 
 
 def aar(session_id: str, ue: int) -> Message:
