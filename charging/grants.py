@@ -10,7 +10,7 @@ at the time the usage happened) and releases the rest.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -48,6 +48,16 @@ class NotRated(Exception):
     def __init__(self, result_code: int, reason: str) -> None:
         super().__init__(reason)
         self.result_code = result_code
+
+
+def time_rated(services: Iterable[ServiceRequest]) -> bool:
+    """Every service states time units first, so is rated by time (as
+    :meth:`RatedService.classify` decides): no period counter is involved."""
+    for service in services:
+        units = [u for u in (service.requested, *service.used) if u is not None and not u.is_empty]
+        if not units or units[0].time is None:
+            return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)

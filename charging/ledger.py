@@ -254,7 +254,7 @@ class Ledger:
             for balance_id, t in self._tracked.items()
             if (t.amount, t.reserved) != (t.old_amount, t.old_reserved)
         ]
-        updated = _SWAP(self.conn, moved)
+        updated = _SWAP(self.conn, moved, exact=True)
 
         def check() -> None:
             if updated() != len(moved):

@@ -29,6 +29,7 @@ from charging.grants import (
     grant,
     quote,
     settle,
+    time_rated,
     used_parts,
 )
 from charging.ledger import Cause, Ledger
@@ -92,7 +93,12 @@ class Processor:
         subscribers = ctx.owners | {
             s.subscriber_id for s in ctx.subscriptions.values() if s is not None
         }
-        periods = {_period_name(p, ctx.now) for p in self.config.tariffs.values()}
+        # Counters serve tiered data and event rates: a batch of time-reporting (voice)
+        # requests needs none read up front (charging.unit_of_work reads any on first need).
+        periods = (
+            {_period_name(p, ctx.now) for p in self.config.tariffs.values()}
+            if not all(time_rated(c.services) for c in ccrs) else set()
+        )  # fmt: skip
         requests = [(c.session_id, c.request_number) for c in ccrs]
         opening: dict[str, tuple[CreditControlRequest, store.Subscription]] = {}
         for ccr in ccrs:

@@ -18,9 +18,17 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from charging import store
-from charging.bulk import BulkDelete, BulkInsert, BulkUpdate, Prebuilt, combined_writes, fetch_all
+from charging.bulk import (
+    BulkDelete,
+    BulkInsert,
+    BulkUpdate,
+    Prebuilt,
+    RowsMoved,
+    combined_writes,
+    fetch_all,
+)
 from charging.grants import WALLETS, Wallet
-from charging.ledger import LOCK, Ledger
+from charging.ledger import LOCK, Ledger, LedgerConflict
 from charging.models import (
     CcrOutcome,
     CdrOutbox,
@@ -148,6 +156,9 @@ class BatchContext:
     owners: set[int] = field(default_factory=set)
     #: period_usage rows by (subscriber id, service, period).
     periods: dict[tuple[int, str, str], dict[str, Any]] = field(default_factory=dict)
+    #: (subscriber id, period) whose counters were read; others are read on first need.
+    _periods_read: set[tuple[int, str]] = field(default_factory=set)
+    _conn: Connection | None = None
     _dropped: list[int] = field(default_factory=list)
     _added: list[dict[str, Any]] = field(default_factory=list)
     _dirty: dict[int, SessionState] = field(default_factory=dict)
@@ -161,9 +172,11 @@ class BatchContext:
         then: tuple[str, Any] | None = None,
     ) -> list[Sequence[Any]]:  # fmt: skip
         """Lock the accounts, then read the stored outcomes of ``requests`` (Session-Id,
-        CC-Request-Number), the sessions (with holds and usage), wallets and period counters:
-        one round trip on PostgreSQL (charging.bulk.fetch_all), which also runs the statement
-        ``then`` last (PostgreSQL only) and returns its rows."""
+        CC-Request-Number), the sessions (with holds and usage), wallets and the counters of
+        ``periods`` (those of another period, or left out, are read on first need): one round
+        trip on PostgreSQL (charging.bulk.fetch_all), which also runs the statement ``then``
+        last (PostgreSQL only) and returns its rows."""
+        self._conn = conn
         sids, accounts = sorted(set(session_ids)), sorted(set(account_ids))
         pairs = sorted(set(requests))
         subs, names = set(subscriber_ids), sorted(set(periods))
@@ -203,7 +216,7 @@ class BatchContext:
             for account_id, account_rows in rows.items():
                 self.wallets[account_id] = Wallet.from_rows(account_rows, ledger)
         if subs and names:
-            self._periods(next(results))
+            self._periods(next(results), subs, names)
         last = next(results) if then is not None else []
         # A session another node opened after the batch's accounts were looked up.
         late = {s.subscription.subscriber_id for s in self.states.values()} - subs
@@ -217,16 +230,23 @@ class BatchContext:
         """Read the period counters of these subscribers (under their accounts' locks)."""
         subs, names = sorted(set(subscriber_ids)), sorted(set(periods))
         if subs and names:
-            self._periods(fetch_all(conn, [(_PERIODS, {"subs": subs, "names": names})])[0])
+            self._periods(fetch_all(conn, [(_PERIODS, {"subs": subs, "names": names})])[0],
+                          subs, names)  # fmt: skip
 
-    def _periods(self, rows: list[Sequence[Any]]) -> None:
+    def _periods(self, rows: list[Sequence[Any]], subs: Iterable[int],
+                 names: Sequence[str]) -> None:  # fmt: skip
+        self._periods_read.update((sub, name) for sub in subs for name in names)
         for r in rows:
             row = dict(zip(_PERIOD_KEYS, r, strict=True))
             self.periods[(row["subscriber_id"], row["service"], row["period"])] = row
 
     def period_row(self, subscriber_id: int, service: str, period: str) -> dict[str, Any]:
-        """The counter of a subscriber's service in a period (created at 0 when missing)."""
+        """The counter of a subscriber's service in a period (created at 0 when missing; read
+        first unless :meth:`load` read that subscriber's period, under its account's lock)."""
         key = (subscriber_id, service, period)
+        if (subscriber_id, period) not in self._periods_read:
+            assert self._conn is not None, "load() runs first"
+            self.load_periods(self._conn, [subscriber_id], [period])
         if key not in self.periods:
             self.periods[key] = {"id": None, "subscriber_id": subscriber_id, "service": service,
                                  "period": period, "units": 0, "dirty": False}  # fmt: skip
@@ -278,14 +298,18 @@ class BatchContext:
 
     # -- writing -------------------------------------------------------------------------------
     def flush(self, conn: Connection, ledger: Ledger) -> None:
-        """Write every buffered change (call once, before commit)."""
-        # Every write in one statement and round trip (charging.bulk.combined_writes; each
-        # write goes to distinct rows); the balance compare-and-swap's row count is checked
-        # once it has come back (a balance that moved meanwhile rolls the transaction back).
-        with combined_writes(conn):
-            check_balances = ledger.swap_balances()
-            self._write(conn)
-            ledger.flush_journal()
+        """Write every buffered change and, on PostgreSQL, commit (call once, last)."""
+        # Every write in one statement, sent with the COMMIT in one round trip on PostgreSQL
+        # (charging.bulk.combined_writes; each write goes to distinct rows). A balance that
+        # moved meanwhile fails the balance compare-and-swap, so the statement and the
+        # transaction: LedgerConflict, rolled back and re-run by the batcher.
+        try:
+            with combined_writes(conn, commit=True):
+                check_balances = ledger.swap_balances()
+                self._write(conn)
+                ledger.flush_journal()
+        except RowsMoved as exc:
+            raise LedgerConflict(str(exc)) from exc
         check_balances()
 
     def _write(self, conn: Connection) -> None:

@@ -250,8 +250,8 @@ def test_tracked_balances_are_written_by_compare_and_swap(engine: sa.Engine) -> 
 
 
 def test_a_batch_flush_rolls_back_when_a_tracked_balance_moved(engine: sa.Engine) -> None:
-    """The batch's writes go in one pipelined round trip with the compare-and-swap; its row
-    count is checked afterwards, and a moved balance still fails the whole transaction."""
+    """The batch's writes go in one statement with the compare-and-swap, sent with the COMMIT
+    on PostgreSQL; a moved balance fails the statement, so the whole transaction."""
     from charging.ledger import LedgerConflict
     from charging.unit_of_work import BatchContext
 
