@@ -33,6 +33,7 @@ from charging.grants import (
     used_parts,
 )
 from charging.ledger import Cause, Ledger
+from charging.owners import SessionOwners
 from charging.records import build_record, closing_cause, maybe_partial, queue_record, version
 from charging.unit_of_work import BatchContext, SessionState
 from diam.constants import ResultCode
@@ -55,13 +56,15 @@ class Processor:
 
     def __init__(self, config: OcsConfig) -> None:
         self.config = config
+        self.owners = SessionOwners()
 
     # -- batch protocol (see charging.batcher) ------------------------------------------------
     def lock_keys(self, conn: Connection, ctx: BatchContext, ccrs: Sequence[CreditControlRequest],
                   session_ids: Sequence[str]) -> list[int]:  # fmt: skip
-        """Accounts the batch touches: finds the owners of existing sessions and resolves the
-        subscribers of INITIAL/EVENT requests (both kept in ``ctx``), in one round trip."""
-        sids = sorted({c.session_id for c in ccrs} | set(session_ids))
+        """Accounts the batch touches: finds the owners of existing sessions (those not known
+        from earlier batches, charging.owners) and resolves the subscribers of INITIAL/EVENT
+        requests (both kept in ``ctx``), in one round trip, or none."""
+        known, unknown = self.owners.split(sorted({c.session_id for c in ccrs} | set(session_ids)))
         wanted = [
             c.subscription_ids
             for c in ccrs
@@ -69,11 +72,11 @@ class Processor:
             and c.subscription_ids not in ctx.subscriptions
         ]
         lookup = store.identity_lookup(wanted)
-        queries = [(store.SESSION_OWNERS, {"ids": sids})] if sids else []
+        queries = [(store.SESSION_OWNERS, {"ids": unknown})] if unknown else []
         if lookup["values"]:
             queries.append((store.SUBSCRIPTIONS_BY_IDENTITY, lookup))
-        results = fetch_all(conn, queries)
-        owners = results[0] if sids else []
+        results = fetch_all(conn, queries) if queries else []
+        owners = [*known, *(results[0] if unknown else [])]
         keys = [int(account) for _, account, _ in owners]
         ctx.owners = {int(subscriber) for _, _, subscriber in owners}
         if wanted:
@@ -93,12 +96,10 @@ class Processor:
         subscribers = ctx.owners | {
             s.subscriber_id for s in ctx.subscriptions.values() if s is not None
         }
-        # Counters serve tiered data and event rates: a batch of time-reporting (voice)
-        # requests needs none read up front (charging.unit_of_work reads any on first need).
-        periods = (
-            {_period_name(p, ctx.now) for p in self.config.tariffs.values()}
-            if not all(time_rated(c.services) for c in ccrs) else set()
-        )  # fmt: skip
+        # Counters serve tiered data and event rates: a batch of time-rated (voice) requests
+        # needs none read up front (charging.unit_of_work reads any on first need).
+        plans = () if all(time_rated(c.services) for c in ccrs) else self.config.tariffs.values()
+        periods = {_period_name(p, ctx.now) for p in plans}
         requests = [(c.session_id, c.request_number) for c in ccrs]
         opening: dict[str, tuple[CreditControlRequest, store.Subscription]] = {}
         for ccr in ccrs:
@@ -130,6 +131,7 @@ class Processor:
         for row in inserted:
             ctx.opened(row, opening[row["session_id"]][1])
             ctx.fresh.add(row["session_id"])
+        self.owners.check((state.row for state in ctx.states.values()), accounts)
 
     def flush(self, conn: Connection, ledger: Ledger, ctx: BatchContext) -> None:
         ctx.flush(conn, ledger)

@@ -80,3 +80,38 @@ def test_full_scur_voice_call_is_charged_exactly(database_url: str) -> None:
             assert cdr["key"] == "491700000001"
 
     asyncio.run(scenario())
+
+
+def test_a_wrongly_remembered_session_owner_is_caught_and_the_update_charged_right(
+    database_url: str,
+) -> None:
+    """Updates lock the accounts the node remembers for their sessions (charging.owners); a
+    wrong memory is found once the locks are held and the batch re-runs asking the database."""
+    spec = provisioning(
+        subscriber("alice", "491700000001"), subscriber("bob", "491700000002"),
+        accounts=[account("alice", 1000), account("bob", 1000)],
+    )  # fmt: skip
+
+    async def scenario() -> None:
+        async with ocs_server(database_url, spec) as server, ro_client(server.port) as client:
+            sid = "cscf.test;1;owner"
+            voice = ims(CALLEE, "sip:+491700000001@ims.test")
+            cca = await client.send(ccr(sid, INITIAL, 0, mscc(rsu=units(time=60)), voice))
+            assert cca.get("Result-Code") == 2001
+            owners = server.app.processor.owners
+            (_, alice, subscriber_id), = owners.split([sid])[0]
+            with server.engine.connect() as conn:
+                bob = conn.exec_driver_sql(
+                    "SELECT id FROM accounts WHERE name = 'bob'").scalar_one()  # fmt: skip
+            assert bob != alice
+            owners.learn([(sid, bob, subscriber_id)])  # as if remembered wrongly
+            cca = await client.send(
+                ccr(sid, UPDATE, 1, mscc(rsu=units(time=60), usu=units(time=60)), voice)
+            )
+            assert cca.get("Result-Code") == 2001 and gsu(cca)["CC-Time"] == 60
+            assert owners.split([sid])[0] == [(sid, alice, subscriber_id)]  # corrected
+            assert balance(server.engine, "alice") == (1000 - 17, 12)
+            assert balance(server.engine, "bob") == (1000, 0)
+            assert verify(server.engine) == []
+
+    asyncio.run(scenario())
