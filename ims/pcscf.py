@@ -179,7 +179,9 @@ class PcscfRx(CallHooks):
             return None
         components = media_components(call.offer, call.answer, ue_is_offerer)
         code = await self._send_aar(session_id, party.aor, ip, components, call.icid)
-        if code is not None and 2000 <= code < 3000:
+        if code is None or 2000 <= code < 3000:
+            # An AAR without answer may still have been applied (the PCRF slow, not gone): the
+            # call's end sends its STR too, so no bearer is left behind (else 5002, harmless).
             sides[side] = session_id
             self.sessions[session_id] = (call, side)
         return code

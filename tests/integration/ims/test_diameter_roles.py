@@ -5,8 +5,19 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from diam.constants import APP_CREDIT_CONTROL, CMD_ABORT_SESSION, CMD_RE_AUTH
+from diam.constants import (
+    APP_CREDIT_CONTROL,
+    APP_RX,
+    CMD_AA,
+    CMD_ABORT_SESSION,
+    CMD_RE_AUTH,
+    CMD_SESSION_TERMINATION,
+    VENDOR_3GPP,
+)
+from diam.identity import LocalIdentity, PeerPolicy
 from diam.message import Message
+from diam.node import Node
+from diam.peer import Peer
 from ims.proxy import CoreConfig
 from ims.service import DiameterPeer, ImsConfig, ImsService
 from tests.integration.ims.chain import CALLEE, CALLER, chain_running
@@ -48,6 +59,60 @@ def test_unreachable_ocs_or_pcrf_rejects_with_500_unless_rx_is_optional() -> Non
         assert await call_status(ocs=dead) == (500, 'SIP;cause=500;text="OCS unreachable"')
         assert await call_status(pcrf=dead) == (500, 'SIP;cause=500;text="PCRF unreachable"')
         assert (await call_status(pcrf=dead, rx_mandatory=False))[0] == 200  # best effort
+
+    asyncio.run(main())
+
+
+def test_aar_without_answer_is_terminated_with_str_when_the_call_is_rejected() -> None:
+    """A PCRF too slow to answer in time may still apply the AAR: the rejected call's end sends
+    an STR for each such Rx session, so no bearer stays behind."""
+
+    async def main() -> None:
+        aars: list[str] = []
+        strs: list[str] = []
+
+        async def on_aar(request: Message, peer: Peer) -> Message:
+            aars.append(request.get("Session-Id"))
+            await asyncio.sleep(1.0)  # past the IMS core's 0.3 s timeout
+            return request.answer(2001)
+
+        async def on_str(request: Message, peer: Peer) -> Message:
+            strs.append(request.get("Session-Id"))
+            return request.answer(2001)
+
+        pcrf = Node(
+            LocalIdentity("pcrf.test", "test", applications=frozenset({(APP_RX, VENDOR_3GPP)})),
+            PeerPolicy(),
+        )
+        pcrf.add_route(APP_RX, CMD_AA, on_aar)
+        pcrf.add_route(APP_RX, CMD_SESSION_TERMINATION, on_str)
+        _, port = await pcrf.listen("127.0.0.1", 0)
+        ims = ImsService(
+            ImsConfig(
+                core=CoreConfig(domain=DOMAIN, host="127.0.0.1", port=0),
+                origin_host="cscf.test",
+                origin_realm="test",
+                pcrf=DiameterPeer("127.0.0.1", port, "test"),
+                timers=FAST,
+                diameter_timeout=0.3,
+            )
+        )
+        await ims.start()
+        try:
+            async with (
+                ua_running(ims.core, "alice") as alice,
+                ua_running(ims.core, "bob", ip="127.0.0.2"),
+            ):
+                final = (await alice.call(f"sip:bob@{DOMAIN}")).final
+                assert final is not None and final.status == 500
+                for _ in range(100):
+                    if len(strs) == 2:
+                        break
+                    await asyncio.sleep(0.02)
+                assert len(aars) == 2 and sorted(strs) == sorted(aars)
+        finally:
+            await ims.close()
+            await pcrf.close()
 
     asyncio.run(main())
 
