@@ -29,6 +29,22 @@ CURRENCY_NUMERIC = {
 }  # fmt: skip
 
 
+#: AVPs of small fixed values, encoded once and shared by every answer that carries them.
+_SHARED: dict[tuple[str, int], Avp] = {}
+_SHARED_MAX = 4096
+
+
+def shared(name: str, value: int) -> Avp:
+    """AVP ``name`` with integer ``value``, built once per process and reused (its octets are
+    appended as they are); callers never modify it."""
+    avp = _SHARED.get((name, value))
+    if avp is None:
+        avp = Avp.from_wire(Avp.new(name, value).wire())
+        if len(_SHARED) < _SHARED_MAX:
+            _SHARED[(name, value)] = avp
+    return avp
+
+
 @dataclass(frozen=True, slots=True)
 class FinalUnit:
     """Final-Unit-Indication (RFC 4006 §8.34) from the subscriber's plan."""
@@ -84,7 +100,7 @@ class ServiceAnswer:
         children: list[Any] = []
         if self.tariff_time_change is not None:
             children.append(("Tariff-Time-Change", self.tariff_time_change))
-        children.append((name, self.granted))
+        children.append(shared(name, self.granted))
         return Avp.new("Granted-Service-Unit", children)
 
     def threshold_avp(self) -> Avp | None:
@@ -95,7 +111,7 @@ class ServiceAnswer:
             UnitKind.OCTETS: "Volume-Quota-Threshold",
             UnitKind.EVENTS: "Unit-Quota-Threshold",
         }[self.kind]
-        return Avp.new(name, self.threshold)
+        return shared(name, self.threshold)
 
     def avp(self) -> Avp:
         children: list[Any] = []
@@ -103,19 +119,19 @@ class ServiceAnswer:
         if gsu is not None:
             children.append(gsu)
         if self.service_id is not None:
-            children.append(("Service-Identifier", self.service_id))
+            children.append(shared("Service-Identifier", self.service_id))
         if self.rating_group is not None:
-            children.append(("Rating-Group", self.rating_group))
+            children.append(shared("Rating-Group", self.rating_group))
         if self.validity_time is not None:
-            children.append(("Validity-Time", self.validity_time))
-        children.append(("Result-Code", int(self.result_code)))
+            children.append(shared("Validity-Time", self.validity_time))
+        children.append(shared("Result-Code", int(self.result_code)))
         if self.final_unit is not None:
             children.append(self.final_unit.avp())
         threshold = self.threshold_avp()
         if threshold is not None:
             children.append(threshold)
         if self.quota_holding_time:
-            children.append(("Quota-Holding-Time", self.quota_holding_time))
+            children.append(shared("Quota-Holding-Time", self.quota_holding_time))
         return Avp.new("Multiple-Services-Credit-Control", children)
 
 
@@ -147,9 +163,9 @@ def build(request: Message, ccr: CreditControlRequest, outcome: Outcome, exponen
     """The CCA (without Origin-Host/Realm: the answering node adds its own)."""
     answer = request.answer(
         outcome.result_code,
-        ("Auth-Application-Id", APP_CREDIT_CONTROL),
-        ("CC-Request-Type", int(ccr.request_type)),
-        ("CC-Request-Number", ccr.request_number),
+        shared("Auth-Application-Id", APP_CREDIT_CONTROL),
+        shared("CC-Request-Type", int(ccr.request_type)),
+        shared("CC-Request-Number", ccr.request_number),
     )
     if outcome.error_message:
         answer.add(("Error-Message", outcome.error_message))
@@ -165,7 +181,8 @@ def build(request: Message, ccr: CreditControlRequest, outcome: Outcome, exponen
         if single.final_unit is not None:
             answer.add(single.final_unit.avp())
     if outcome.failure_handling:
-        answer.add(("Credit-Control-Failure-Handling", FAILURE_HANDLING[outcome.failure_handling]))
+        answer.add(shared("Credit-Control-Failure-Handling",
+                          FAILURE_HANDLING[outcome.failure_handling]))  # fmt: skip
     if outcome.cost is not None:
         answer.add(cost_information(outcome.cost[0], outcome.cost[1], exponent))
     if outcome.check_balance is not None:
