@@ -5,17 +5,17 @@
 
 The PCRF runs in a subprocess (uvloop when importable, the garbage-collector tuning of
 `openpcc run`) on a fresh SQLite file (WAL, synchronous=FULL: every answer is durable) unless
---db gives a PostgreSQL URL. This process plays the PGW (our diam node: sends CCRs, answers RARs)
-and the P-CSCF (sends AARs and STRs). Both report the CPU each side used per request (the PCRF's
-split into user and kernel time): the load generator's must stay well below one core, or it, not
-the PCRF, is what limits the figures.
+--db gives a PostgreSQL URL. This process plays the PGW: for the Gx pairs a lean raw protocol
+(bench._gx_pgw; in the closed loop each answer waits for the generator's turn), for the calls
+our diam node (sends the CCR-Is, answers RARs); and the P-CSCF (sends AARs and STRs). Both
+report the CPU each side used per request (the PCRF's split into user and kernel time): the load
+generator's must stay well below one core, or it, not the PCRF, is what limits the figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import ipaddress
 import os
 import signal
@@ -25,11 +25,11 @@ import tempfile
 import time
 from typing import Any
 
+from bench._gx_pgw import GxPgw
 from diam.constants import APP_GX, APP_RX, CMD_AA, CMD_CREDIT_CONTROL, CMD_RE_AUTH, VENDOR_3GPP
 from diam.identity import LocalIdentity, PeerPolicy
 from diam.message import Avp, Message
 from diam.node import Node
-from policy.wire import shared
 
 REALM = "bench.test"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -72,31 +72,20 @@ async def serve(url: str) -> None:
 
 
 def ccr(session_id: str, kind: int, number: int, ue: int) -> Message:
-    """A Gx CCR as the benchmark's PGW sends it: the AVPs every CCR of its kind shares are
-    encoded once (as a PGW written in C would), so the load generator's CPU stays low."""
-    avps = [Avp.new("Session-Id", session_id), *_CCR_HEAD, _number(number)]
+    avps: list[Any] = [
+        ("Session-Id", session_id),
+        ("Auth-Application-Id", APP_GX),
+        ("Destination-Realm", REALM),
+        ("CC-Request-Type", kind),
+        ("CC-Request-Number", number),
+    ]
     if kind == 1:
-        ip = ipaddress.IPv4Address(0x0A000000 + ue).packed
-        avps += [*_CCR_I, Avp.new("Framed-IP-Address", ip)]
-    else:
-        avps.append(_CCR_TYPE[kind])
+        avps += [
+            ("Subscription-Id", [("Subscription-Id-Type", 1), ("Subscription-Id-Data", IMSI)]),
+            ("Framed-IP-Address", ipaddress.IPv4Address(0x0A000000 + ue).packed),
+            ("Called-Station-Id", "ims"),
+        ]
     return Message.request(CMD_CREDIT_CONTROL, APP_GX, avps)
-
-
-_CCR_HEAD = [shared(Avp.new("Auth-Application-Id", APP_GX)),
-             shared(Avp.new("Destination-Realm", REALM))]  # fmt: skip
-_CCR_TYPE = {k: shared(Avp.new("CC-Request-Type", k)) for k in (1, 2, 3)}
-_CCR_I = [
-    _CCR_TYPE[1],
-    shared(Avp.new("Subscription-Id", [("Subscription-Id-Type", 1),
-                                       ("Subscription-Id-Data", IMSI)])),
-    shared(Avp.new("Called-Station-Id", "ims")),
-]  # fmt: skip
-
-
-@functools.lru_cache(maxsize=16)
-def _number(n: int) -> Avp:
-    return shared(Avp.new("CC-Request-Number", n))
 
 
 def aar(session_id: str, ue: int) -> Message:
@@ -178,33 +167,23 @@ async def load(port: int, duration: float, window: int, rate: int, pid: int) -> 
     gx_peer = await pgw.connect("127.0.0.1", port)
     rx_peer = await pcscf.connect("127.0.0.1", port)
 
-    # 1. Gx CCR-I/CCR-T pairs, `window` sessions in flight.
-    counter = iter(range(1, 1 << 30))
-    done = 0
-    deadline = time.perf_counter() + duration
-
-    gx_latencies: list[float] = []
-
-    async def worker() -> None:
-        nonlocal done
-        while time.perf_counter() < deadline:
-            n = next(counter)
-            sid = f"pgw.bench.test;{n}"
-            t0 = time.perf_counter()
-            a = await pgw.request(ccr(sid, 1, 0, n), peer=gx_peer)
-            t1 = time.perf_counter()
-            b = await pgw.request(ccr(sid, 3, 1, n), peer=gx_peer)
-            gx_latencies.extend((t1 - t0, time.perf_counter() - t1))
-            assert a.get("Result-Code") == b.get("Result-Code") == 2001
-            done += 1
-
+    # 1. Gx CCR-I/CCR-T pairs, `window` sessions in flight, from a lean PGW (bench._gx_pgw).
+    _, gx_load = await asyncio.get_running_loop().create_connection(
+        lambda: GxPgw("pgw-gx.bench.test", REALM, IMSI, window), "127.0.0.1", port
+    )
+    await asyncio.wait_for(gx_load.open, 5)
     meter = Meter(pid)
-    await asyncio.gather(*(worker() for _ in range(window)))
+    gx_load.run(duration)
+    await gx_load.done
     elapsed = time.perf_counter() - meter.start
+    gx_load.close()
+    result = gx_load.result
+    assert result.failures == 0, f"{result.failures} Gx answers without Result-Code 2001"
+    done = result.pairs
     print(f"gx: {done / elapsed:,.0f} CCR-I/CCR-T pairs/s = {2 * done / elapsed:,.0f} Gx "
           f"requests/s (window {window}, {elapsed:.1f} s), p50 "
-          f"{percentile(gx_latencies, 0.5) * 1000:.2f} ms, p99 "
-          f"{percentile(gx_latencies, 0.99) * 1000:.2f} ms; "
+          f"{percentile(result.latencies, 0.5) * 1000:.2f} ms, p99 "
+          f"{percentile(result.latencies, 0.99) * 1000:.2f} ms; "
           f"{meter.report(2 * done, 'Gx request')}")  # fmt: skip
 
     # 2. Calls: AAR → RAR → RAA → AAA, then STR → RAR → RAA → STA, at `rate` calls/s.
