@@ -9,7 +9,8 @@ values come from ``Timers`` so tests can shrink them.
 Every timer of one kind has the same duration, so timers of one duration expire in the order
 they were started: ``Deadlines`` keeps one FIFO and one loop timer per duration instead of a
 loop timer per transaction timer (a proxy starts ~10 per call, most of them stopped early or
-lingering 32 s), and stopping a timer is marking its entry.
+lingering 32 s); stopping a timer is marking its entry, and expiries close together share
+one wakeup of the process.
 """
 
 from __future__ import annotations
@@ -88,41 +89,77 @@ def client_key(message: Message) -> tuple[str, str]:
     return (peek_via(message.headers.get("Via") or "").branch or "", message.cseq[1])
 
 
-# A running timer: [deadline, callback (None once stopped or fired), owner's timers, name].
+# A running timer: [deadline, callback (None once stopped or fired), owner's timers, name, queue].
 _Entry = list[Any]
 
 
+class _Queue:
+    """The timers of one duration, in start (= expiry) order, and the loop timer for them."""
+
+    __slots__ = ("delay", "entries", "handle", "live")
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.entries: deque[_Entry] = deque()
+        self.live = 0  # entries neither stopped nor fired
+        self.handle: asyncio.TimerHandle | None = None
+
+
 class Deadlines:
-    """Timers that fire in start order per duration: a FIFO of entries and one loop timer (for
-    the head) per distinct duration. A stopped entry stays queued, inert, until its deadline."""
+    """Timers that fire in start order per duration: a FIFO of entries and one loop timer per
+    distinct duration. A timer may fire up to 1/64 of its duration late (RFC 3261 timers are
+    lower bounds), so expiries close together share one wakeup; a queue whose timers were all
+    stopped (Timers A/B once the answer came) drops its loop timer instead of waking up."""
+
+    SLACK = 1 / 64
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._queues: dict[float, deque[_Entry]] = {}
-        self._armed: dict[float, asyncio.TimerHandle] = {}
+        self._queues: dict[float, _Queue] = {}
 
     def start(
         self, delay: float, callback: Callable[[], None], owner: dict[str, _Entry], name: str
     ) -> None:
-        """Run ``callback`` after ``delay`` s unless ``owner[name]`` is stopped first."""
+        """Run ``callback`` after ``delay`` s unless stopped first (``stop(owner[name])``)."""
         queue = self._queues.get(delay)
         if queue is None:
-            queue = self._queues[delay] = deque()
-        entry = [self.loop.time() + delay, callback, owner, name]
+            queue = self._queues[delay] = _Queue(delay)
+        entry = [self.loop.time() + delay, callback, owner, name, queue]
         owner[name] = entry
-        queue.append(entry)
-        if len(queue) == 1:
-            self._armed[delay] = self.loop.call_at(entry[0], self._expire, delay)
+        queue.entries.append(entry)
+        queue.live += 1
+        if queue.handle is None:
+            self._arm(queue)
 
-    def _expire(self, delay: float) -> None:
-        queue = self._queues[delay]
+    def stop(self, entry: _Entry) -> None:
+        if entry[1] is None:
+            return
+        entry[1] = None
+        queue: _Queue = entry[4]
+        queue.live -= 1
+        if not queue.live:
+            queue.entries.clear()
+            if queue.handle is not None:
+                queue.handle.cancel()
+                queue.handle = None
+
+    def _arm(self, queue: _Queue) -> None:
+        entries = queue.entries
+        while entries[0][1] is None:  # stopped heads: the live count says one is left
+            entries.popleft()
+        at = entries[0][0] + queue.delay * self.SLACK
+        queue.handle = self.loop.call_at(at, self._expire, queue)
+
+    def _expire(self, queue: _Queue) -> None:
+        entries = queue.entries
         now = self.loop.time() + 0.001  # the loop's clock runs in whole milliseconds
-        while queue and queue[0][0] <= now:
-            entry = queue.popleft()
+        while entries and entries[0][0] <= now:
+            entry = entries.popleft()
             callback = entry[1]
             if callback is None:
                 continue
             entry[1] = None
+            queue.live -= 1
             owner = entry[2]
             if owner.get(entry[3]) is entry:
                 del owner[entry[3]]
@@ -130,15 +167,16 @@ class Deadlines:
                 callback()
             except Exception:  # one transaction's failure must not stall the others' timers
                 log.exception("SIP timer %s failed", entry[3])
-        if queue:
-            self._armed[delay] = self.loop.call_at(queue[0][0], self._expire, delay)
+        queue.handle = None
+        if queue.live:
+            self._arm(queue)
         else:
-            del self._armed[delay]
+            entries.clear()
 
     def close(self) -> None:
-        for handle in self._armed.values():
-            handle.cancel()
-        self._armed.clear()
+        for queue in self._queues.values():
+            if queue.handle is not None:
+                queue.handle.cancel()
         self._queues.clear()
 
 
@@ -151,20 +189,22 @@ class _Transaction:
         self._timers: dict[str, _Entry] = {}
 
     def _start(self, name: str, delay: float, callback: Callable[[], None]) -> None:
+        deadlines = self.layer.deadlines
         entry = self._timers.get(name)
         if entry is not None:
-            entry[1] = None
-        self.layer.deadlines.start(delay, callback, self._timers, name)
+            deadlines.stop(entry)
+        deadlines.start(delay, callback, self._timers, name)
 
     def _stop(self, name: str) -> None:
         entry = self._timers.pop(name, None)
         if entry is not None:
-            entry[1] = None
+            self.layer.deadlines.stop(entry)
 
     def _terminate(self) -> None:
         self.state = State.TERMINATED
+        stop = self.layer.deadlines.stop
         for entry in self._timers.values():
-            entry[1] = None
+            stop(entry)
         self._timers.clear()
         self.layer._forget(self)
 
