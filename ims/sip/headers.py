@@ -210,10 +210,11 @@ class Headers:
     __slots__ = ("_keys", "_names", "_values")
 
     def __init__(self, items: list[tuple[str, str]] | None = None) -> None:
-        pairs = list(items or [])
-        self._names: list[str] = [n for n, _ in pairs]
-        self._values: list[str] = [v for _, v in pairs]
-        self._keys: list[str] = [_key(n) for n in self._names]
+        self._names: list[str] = []
+        self._values: list[str] = []
+        self._keys: list[str] = []
+        for name, value in items or ():
+            self.add(name, value)
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return zip(self._names, self._values, strict=True)

@@ -305,8 +305,8 @@ def _build(start: str, headers: Headers, body: bytes, datagram: bool) -> Request
         raise SipError("Content-Length is mandatory over stream transports")
     if len(body) > MAX_BODY_BYTES:
         raise SipError("body too large", status=413)
-    status_match = _STATUS_LINE.match(start)
     if start.startswith("SIP/"):
+        status_match = _STATUS_LINE.match(start)
         if not status_match:
             raise SipError(f"malformed status line {start[:60]!r}")
         return Response(int(status_match.group(1)), status_match.group(2), headers, body)

@@ -119,7 +119,18 @@ class SipUri:
 
 
 def parse_uri(text: str) -> SipUri:
-    """Parse a sip:, sips: or tel: URI; anything else raises SipError (416 is the proxy's call)."""
+    """Parse a sip:, sips: or tel: URI; anything else raises SipError (416 is the proxy's call).
+    Request-URIs and contacts recur, so parses are memoized by text; each caller gets a copy."""
+    return _peek_uri(text).copy()
+
+
+def _peek_uri(text: str) -> SipUri:
+    """``parse_uri``'s value shared with the memo: never change it."""
+    return (_parse_uri if len(text) <= MEMO_MAX_CHARS else _parse_uri.__wrapped__)(text)
+
+
+@lru_cache(maxsize=1024)
+def _parse_uri(text: str) -> SipUri:
     text = text.strip()
     scheme, sep, rest = text.partition(":")
     scheme = scheme.lower()
@@ -224,13 +235,13 @@ def _parse_name_addr(text: str, allow_wildcard: bool) -> NameAddr:
         gt = rest.find(">", lt)
         if gt < 0:
             raise SipError(f"missing '>' in {text[:80]!r}")
-        uri = parse_uri(rest[lt + 1 : gt])
+        uri = _peek_uri(rest[lt + 1 : gt])
         tail = rest[gt + 1 :].strip()
     else:
         uri_text, semi, tail = rest.partition(";")
         if " " in uri_text.strip() or "," in uri_text:
             raise SipError(f"invalid addr-spec {text[:80]!r}")
-        uri = parse_uri(uri_text)
+        uri = _peek_uri(uri_text)
         tail = semi + tail
     if tail and not tail.startswith(";"):
         raise SipError(f"garbage after URI in {text[:80]!r}")
