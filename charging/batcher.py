@@ -188,13 +188,15 @@ class GroupCommitter:
                 # unknown length, never beats a custom plan's), ~0.1-0.2 ms of server CPU per
                 # statement. The plans are rebuilt whenever (auto)ANALYZE updates statistics.
                 conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
-                # Every batch statement looks up at most max_batch keys through an index; a
-                # generic plan costs an array parameter at ~100 rows and, with the default
-                # random_page_cost, reads whole tables of up to tens of thousands of rows
-                # (ccr_outcomes, ro_sessions, session_usage) by sequential scan and hash
-                # join instead: 1-2 ms of server CPU per batch. This makes index paths win
-                # wherever one exists (a cost penalty, not a ban).
-                conn.exec_driver_sql("SET enable_seqscan = off")
+                # Every batch statement looks up at most max_batch keys through an index. A
+                # generic plan guesses an array parameter's length and a young table's size,
+                # and would rather read whole tables (ro_sessions, ccr_outcomes, subscribers,
+                # session_usage: they only grow) by sequential scan, hash or merge join: up
+                # to several ms of database CPU per batch, worse as the tables grow. These
+                # make index lookups in nested loops win wherever they exist (cost
+                # penalties, not bans).
+                for plan_setting in ("enable_seqscan", "enable_hashjoin", "enable_mergejoin"):
+                    conn.exec_driver_sql(f"SET {plan_setting} = off")
                 conn.commit()
             self._connections.append(conn)
         return conn

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -68,24 +69,33 @@ _OUTCOMES = Prebuilt(
         )
     ),
 )
-# Holds and usage by Session-Id (not by the session's key, which may not be known yet).
-_HOLDS = Prebuilt(
-    lambda member: (
-        sa.select(reservations_t)
-        .join(sessions_t, sessions_t.c.id == reservations_t.c.ro_session_id)
-        .where(member(sessions_t.c.session_id, "ids"))
-        .order_by(reservations_t.c.id)
+
+
+def _of_sessions(table: sa.Table) -> Prebuilt:
+    """The rows of ``table`` of the sessions ``ids`` (by Session-Id: the session's key may not
+    be known yet), in no particular order. On PostgreSQL the sessions' keys are found first
+    (an InitPlan) and the rows looked up by them: a join would let a generic plan, which
+    knows neither how many sessions nor how many rows, scan all of ``table`` instead (holds
+    and usage only ever grow, or churn into dead rows)."""
+    by_key = sa.select(sessions_t.c.id).where(
+        sessions_t.c.session_id == sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(sa.String)))
     )
-)
-_USAGE = Prebuilt(
-    lambda member: (
-        sa.select(usage_t)
-        .join(sessions_t, sessions_t.c.id == usage_t.c.ro_session_id)
-        .where(member(sessions_t.c.session_id, "ids"))
-        .order_by(usage_t.c.id)
+    return Prebuilt(
+        lambda member: (
+            sa.select(table)
+            .join(sessions_t, sessions_t.c.id == table.c.ro_session_id)
+            .where(member(sessions_t.c.session_id, "ids"))
+        ),
+        postgresql=lambda: sa.select(table).where(
+            table.c.ro_session_id == sa.any_(sa.func.array(by_key.scalar_subquery()))
+        ),
     )
-)
+
+
+_HOLDS = _of_sessions(reservations_t)
+_USAGE = _of_sessions(usage_t)
 _HOLD_KEYS = tuple(c.name for c in reservations_t.c)
+_first = itemgetter(0)  # the id, first column of reservations and session_usage
 _USAGE_KEYS = tuple(c.name for c in usage_t.c)
 _PERIOD_KEYS = tuple(c.name for c in periods_t.c)
 _PERIODS = Prebuilt(
@@ -203,10 +213,10 @@ class BatchContext:
             for row in store.sessions_with_subscriptions(next(results)):
                 self.states[row["session_id"]] = SessionState(row, row.pop("subscription"))
             by_pk = {state.pk: state for state in self.states.values()}
-            for r in next(results):
+            for r in sorted(next(results), key=_first):  # by id: the order they were made
                 hold = dict(zip(_HOLD_KEYS, r, strict=True))
                 by_pk[hold["ro_session_id"]].reservations.append(hold)
-            for u in next(results):
+            for u in sorted(next(results), key=_first):
                 usage = dict(zip(_USAGE_KEYS, u, strict=True))
                 by_pk[usage["ro_session_id"]].usage[usage["service_key"]] = usage
         if accounts:
