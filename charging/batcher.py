@@ -31,6 +31,9 @@ from charging.models import utcnow
 log = logging.getLogger("openpcc.charging.batcher")
 
 MAX_ATTEMPTS = 5
+#: Seconds a writer connection keeps the plans of its prepared statements; then they are
+#: dropped and made afresh, against the tables' current sizes (see GroupCommitter._connection).
+REPLAN_SECONDS = 60.0
 
 
 class Work(Protocol):
@@ -81,6 +84,7 @@ class GroupCommitter:
         max_batch: int = 256,
         writers: int = 1,
         clock: Callable[[], datetime] = utcnow,
+        replan_seconds: float = REPLAN_SECONDS,
     ) -> None:
         if writers < 1 or max_batch < 1 or window < 0:
             raise ValueError("writers and max_batch must be >= 1, window >= 0")
@@ -90,6 +94,7 @@ class GroupCommitter:
         self.max_batch = max_batch
         self.writers = writers
         self.clock = clock
+        self.replan_seconds = replan_seconds
         self._queue: asyncio.Queue[tuple[Work, asyncio.Future[Any]]] = asyncio.Queue()
         self._executor = ThreadPoolExecutor(writers, thread_name_prefix="group-commit")
         self._tasks: list[asyncio.Task[None]] = []
@@ -199,6 +204,16 @@ class GroupCommitter:
                     conn.exec_driver_sql(f"SET {plan_setting} = off")
                 conn.commit()
             self._connections.append(conn)
+            self._local.planned = time.monotonic()
+        elif time.monotonic() - self._local.planned > self.replan_seconds:
+            # A plan made while a table was young (tens of rows) stays cached until ANALYZE
+            # next runs, which autovacuum may not do for a minute as the table grows by
+            # thousands of rows a second; one that scans an index whole then costs more
+            # every batch. psycopg forgets its prepared statements on DEALLOCATE ALL.
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql("DEALLOCATE ALL")
+                conn.commit()
+            self._local.planned = time.monotonic()
         return conn
 
     def _transaction(self, works: list[Work]) -> list[Any]:

@@ -73,3 +73,47 @@ def test_a_failing_item_does_not_sink_its_batch(sqlite_url: str) -> None:
         assert handler.flushed == 1  # the first attempt rolled back before its flush
     finally:
         engine.dispose()
+
+
+class Lookup(Insert):
+    """Reads the accounts by a prepared statement (prepared after a few runs by psycopg)."""
+
+    def run(self, conn: sa.Connection, ledger: Ledger, ctx: Any) -> str:
+        conn.execute(sa.select(accounts_t.c.id).where(accounts_t.c.name == self.name)).all()
+        return "ok"
+
+
+def test_writer_connections_plan_their_statements_afresh_now_and_then(postgres_url: str) -> None:
+    """Plans made while the tables were young are dropped after replan_seconds (a plan that
+    scans a small table whole would otherwise stay while the table grows)."""
+    engine = create_engine(postgres_url)
+    upgrade(engine)
+
+    def prepared(committer: GroupCommitter) -> int:
+        conn = committer._connection()
+        count = conn.exec_driver_sql("SELECT count(*) FROM pg_prepared_statements").scalar()
+        conn.commit()
+        return int(count or 0)
+
+    async def scenario(replan_seconds: float) -> tuple[int, int]:
+        committer = GroupCommitter(engine, Handler(), window=0, replan_seconds=replan_seconds)
+        committer.start()
+        try:
+            for _ in range(8):
+                await committer.submit(Lookup("x", engine))
+            before = await asyncio.to_thread(lambda: committer._executor.submit(
+                prepared, committer).result())  # fmt: skip
+            await asyncio.sleep(1.2)
+            after = await asyncio.to_thread(lambda: committer._executor.submit(
+                prepared, committer).result())  # fmt: skip
+            return before, after
+        finally:
+            await committer.close()
+
+    try:
+        before, after = asyncio.run(scenario(replan_seconds=3600))
+        assert before >= 1 and after == before  # kept
+        before, after = asyncio.run(scenario(replan_seconds=1.0))
+        assert before >= 1 and after == 0  # dropped, made again on later use
+    finally:
+        engine.dispose()
