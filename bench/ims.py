@@ -9,13 +9,19 @@ single``: their own Diameter listeners on loopback) or each in its own ``openpcc
 process (``--pcef inproc`` keeps it here), SIPp UAC and UAS in two more. The setup delay is
 SIPp's INVITE→200 response time; the UAS answers at once, so it is what the chain adds.
 
+Calls go between ``--ues`` caller/callee pairs (default 50), each UE with its own account, its own
+IP-CAN session at the PGW simulator and its own media address in the SDP (bench/sipp/*_many.xml),
+as traffic from many subscribers is. With one pair every call's Rx AAR/STR queues behind the
+others' Gx RAR on the same two IP-CAN sessions (the PCRF serializes RARs per session), which
+measures that queue, not the chain: ``--ues 1`` shows it.
+
 CPU per call is measured per process (this one: all threads; PCRF/OCS processes; the PGW
 process; both SIPps).
 ``--profile`` samples this process with py-spy during the load and charges each sample to a
 component (bench._profile); py-spy costs CPU itself, so take throughput from a run without it.
 
 python -m bench.ims [--rate 50] [--calls 150] [--hold-ms 500] [--pcef process|inproc] [--profile]
-                    [--topology single|split] [--db sqlite|postgres]
+                    [--topology single|split] [--db sqlite|postgres] [--ues 50]
 """
 
 from __future__ import annotations
@@ -56,10 +62,21 @@ from rating.loader import load_plan
 from schemas.provisioning import ProvisioningFile
 
 ROOT = Path(__file__).resolve().parents[1]
-SCENARIOS = ROOT / "tests" / "e2e" / "sipp"
+SCENARIOS = ROOT / "bench" / "sipp"
 DOMAIN = "ims.test"
-CALLER = ("001010000000001", "491700000001", "127.0.0.1")
-CALLEE = ("001010000000002", "4915112345678", "127.0.0.2")
+MAX_UES = 156  # callee media addresses 10.2.0.100-255 (bench/sipp/uas_many.xml)
+
+
+def ue_pairs(count: int) -> list[tuple[tuple[str, str, str], tuple[str, str, str]]]:
+    """(caller, callee) UEs as (IMSI, MSISDN, media/UE IP); pair i: caller i calls callee i.
+    Callees are DE_MOBILE numbers (+491511234NNN) answering from 10.2.0.NNN."""
+    return [
+        (
+            (f"00101000{1000000 + i}", f"4917000{10000 + i}", f"10.1.{i // 200}.{i % 200 + 1}"),
+            (f"00101000{2000000 + i}", f"491511234{100 + i}", f"10.2.0.{100 + i}"),
+        )
+        for i in range(count)
+    ]
 
 
 async def _register(core: ImsService, user: str, contact: str) -> None:
@@ -84,15 +101,16 @@ class _PcefProcess:
         self.proc = proc
 
     @classmethod
-    async def start(cls, pcrf_port: int, uvloop: bool) -> _PcefProcess:
-        ues = [":".join(ue) for ue in (CALLER, CALLEE)]
+    async def start(
+        cls, pcrf_port: int, uvloop: bool, ues: list[tuple[str, str, str]]
+    ) -> _PcefProcess:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "bench._ims_pcef",
             "--uvloop" if uvloop else "--asyncio",
             str(pcrf_port),
-            *ues,
+            *(":".join(ue) for ue in ues),
             cwd=ROOT,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -136,7 +154,11 @@ async def run(
     uvloop: bool,
     split: bool,
     database_url: str,
+    ues: int = 1,
 ) -> dict[str, Any]:
+    pairs = ue_pairs(ues)
+    callers = [caller for caller, _ in pairs]
+    everyone = [ue for pair in pairs for ue in pair]
     engine = create_engine(database_url)
     upgrade(engine)
     plan = load_plan(str(ROOT / "examples" / "tariff.yaml"))
@@ -147,13 +169,20 @@ async def run(
                 "plans": [{"name": "prepaid", "tariff": plan.name}],
                 "accounts": [
                     {
-                        "name": "alice",
+                        "name": f"caller{i}",
                         "currency": "EUR",
                         "balances": [{"name": "main", "amount": 10**9}],
                     }
+                    for i in range(ues)
                 ],
                 "subscribers": [
-                    {"name": "alice", "account": "alice", "plan": "prepaid", "msisdn": [CALLER[1]]}
+                    {
+                        "name": f"caller{i}",
+                        "account": f"caller{i}",
+                        "plan": "prepaid",
+                        "msisdn": [msisdn],
+                    }
+                    for i, (_, msisdn, _) in enumerate(callers)
                 ],
             }
         ),
@@ -177,7 +206,7 @@ async def run(
                 ],
                 "subscribers": [
                     {"imsi": imsi, "msisdn": msisdn, "profile": "volte"}
-                    for imsi, msisdn, _ in (CALLER, CALLEE)
+                    for imsi, msisdn, _ in everyone
                 ],
             }
         ),
@@ -203,14 +232,19 @@ async def run(
         sampler = Sampler(workdir / "py-spy.txt") if profile else None
         try:
             if pcef_process:
-                child = await _PcefProcess.start(pcrf_port, uvloop)
+                child = await _PcefProcess.start(pcrf_port, uvloop, everyone)
             else:
                 pcef = PcefSimulator("pgw.bench", "bench", "127.0.0.1", pcrf_port, "bench")
-                for imsi, msisdn, ip in (CALLER, CALLEE):
+                for imsi, msisdn, ip in everyone:
                     await pcef.attach(imsi, msisdn, ip)
             uas_port = free_port("127.0.0.2", udp=True)
-            await _register(ims, f"+{CALLEE[1]}", f"sip:+{CALLEE[1]}@127.0.0.2:{uas_port}")
-            await _register(ims, f"+{CALLER[1]}", "sip:caller@127.0.0.1:5999")
+            for (_, caller, _), (_, callee, _) in pairs:
+                await _register(ims, f"+{callee}", f"sip:+{callee}@127.0.0.2:{uas_port}")
+                await _register(ims, f"+{caller}", f"sip:+{caller}@127.0.0.1:5999")
+            calls_file = workdir / "calls.csv"  # SIPp injection file: caller;callee;caller's IP
+            calls_file.write_text(
+                "SEQUENTIAL\n" + "".join(f"+{a[1]};+{b[1]};{a[2]}\n" for a, b in pairs)
+            )
             tune_gc()  # as `openpcc run` (openpcc.app.serve) does once start-up is done
             core = f"127.0.0.1:{ims.core.port}"
             timeout = str(int(calls / rate + hold_ms / 1000 + 30))
@@ -222,14 +256,12 @@ async def run(
                 "-timeout",
                 f"{timeout}s",
                 "-nostdin",
-                "-s",
-                f"+{CALLEE[1]}",
             ]
             uas = await asyncio.create_subprocess_exec(
                 "sipp",
                 core,
                 "-sf",
-                str(SCENARIOS / "uas.xml"),
+                str(SCENARIOS / "uas_many.xml"),
                 "-i",
                 "127.0.0.2",
                 "-mi",
@@ -255,7 +287,7 @@ async def run(
                 "sipp",
                 core,
                 "-sf",
-                str(SCENARIOS / "uac.xml"),
+                str(SCENARIOS / "uac_many.xml"),
                 "-i",
                 "127.0.0.1",
                 "-mi",
@@ -268,9 +300,8 @@ async def run(
                 str(rate * 4),
                 "-d",
                 str(hold_ms),
-                "-key",
-                "caller",
-                f"+{CALLER[1]}",
+                "-inf",
+                str(calls_file),
                 "-trace_rtt",
                 "-rtt_freq",
                 "1",
@@ -401,10 +432,18 @@ def main() -> None:
         help="PCRF and OCS in this process, or each its own `openpcc run` process",
     )
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument(
+        "--ues",
+        type=int,
+        default=50,
+        help=f"caller/callee UE pairs (1-{MAX_UES}), each with its own IP-CAN session and account",
+    )
     args = parser.parse_args()
     if shutil.which("sipp") is None:
         print("sipp not installed (Debian package sip-tester): skipped")
         return
+    if not 1 <= args.ues <= MAX_UES:
+        parser.error(f"--ues must be 1-{MAX_UES}")
     if args.profile and not Sampler.available():
         print("--profile needs py-spy in the venv (pip install py-spy)")
         return
@@ -423,14 +462,15 @@ def main() -> None:
                 uvloop=not args.no_uvloop,
                 split=args.topology == "split",
                 database_url=database_url,
+                ues=args.ues,
             ),
             not args.no_uvloop,
         )
         if args.profile_raw is not None and (Path(tmp) / "py-spy.txt").exists():
             shutil.copyfile(Path(tmp) / "py-spy.txt", args.profile_raw)
     print(
-        f"offered {args.rate} calls/s, {args.calls} calls, hold {args.hold_ms} ms; "
-        f"topology {args.topology}, {args.db}"
+        f"offered {args.rate} calls/s, {args.calls} calls, hold {args.hold_ms} ms, "
+        f"{args.ues} caller/callee pairs; topology {args.topology}, {args.db}"
     )
     print(
         f"successful calls        {result['successful']:.0f}/{result['calls']:.0f}"
