@@ -33,7 +33,7 @@ log = logging.getLogger("openpcc.charging.batcher")
 MAX_ATTEMPTS = 5
 #: Seconds a writer connection keeps the plans of its prepared statements; then they are
 #: dropped and made afresh, against the tables' current sizes (see GroupCommitter._connection).
-REPLAN_SECONDS = 60.0
+REPLAN_SECONDS = 10.0
 
 
 class Work(Protocol):
