@@ -22,11 +22,19 @@ async def attach(pcef: PcefSimulator, *ues: tuple[str, str, str]) -> None:
 
 
 async def settled(engine: sa.Engine, account: str = "alice", timeout: float = 5.0) -> None:
-    """Until no reservation is left on the account (the CCR-T has been committed)."""
+    """Until no reservation is left on the account and no Ro session is open (the CCR-T has
+    been committed: a CCA-U denial releases the reservation before it)."""
+    from charging.models import RoSession
+
+    open_sessions = sa.select(sa.func.count()).where(RoSession.__table__.c.state == "open")
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
-    while balance(engine, account)[1] != 0:
-        assert loop.time() < end, "reservation never released"
+    while True:
+        with engine.connect() as conn:
+            still_open = conn.execute(open_sessions).scalar_one()
+        if balance(engine, account)[1] == 0 and not still_open:
+            return
+        assert loop.time() < end, "reservation never released or session never closed"
         await asyncio.sleep(0.05)
 
 
