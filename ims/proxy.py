@@ -357,6 +357,8 @@ class ImsCore:
         fwd.headers.remove("P-Charging-Function-Addresses")
 
     def _reject(self, tx: ServerTransaction, rejection: Rejection) -> None:
+        if not tx.answerable:  # answered meanwhile (a 2xx crossing a release, say)
+            return
         response = make_response(tx.request, rejection.status, to_tag=new_tag())
         if rejection.reason:
             response.headers.add("Reason", rejection.reason)

@@ -215,7 +215,7 @@ class UserAgent:
         elif request.method == "CANCEL":
             tx.respond(make_response(request, 200))
             invite_tx = self.endpoint.layer.match_invite(request)
-            if invite_tx is not None:
+            if invite_tx is not None and invite_tx.answerable:
                 invite_tx.respond(make_response(invite_tx.request, 487, to_tag=new_tag()))
             if leg is not None:
                 leg.ended.set()
