@@ -55,7 +55,7 @@ from ims.sip.headers import Headers
 from ims.sip.message import Request, new_branch, new_tag
 from ims.sip.transaction import Target
 from ims.sip.uri import parse_uri
-from openpcc.app import tune_gc
+from openpcc.app import GC_YOUNG_THRESHOLD_SIP, tune_gc
 from openpcc.database import create_engine, upgrade
 from policy import provisioning as policy_provisioning
 from rating.loader import load_plan
@@ -245,7 +245,7 @@ async def run(
             calls_file.write_text(
                 "SEQUENTIAL\n" + "".join(f"+{a[1]};+{b[1]};{a[2]}\n" for a, b in pairs)
             )
-            tune_gc()  # as `openpcc run` (openpcc.app.serve) does once start-up is done
+            tune_gc(GC_YOUNG_THRESHOLD_SIP)  # as `openpcc run` with the IMS core, once started
             core = f"127.0.0.1:{ims.core.port}"
             timeout = str(int(calls / rate + hold_ms / 1000 + 30))
             common = [
