@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import pytest
+
 from ims.sip.endpoint import Endpoint
 from ims.sip.headers import Headers
 from ims.sip.message import Request, Response, make_response, new_branch, parse_message
@@ -182,6 +184,42 @@ def test_non_invite_server_answers_retransmission_from_cache() -> None:
             assert len(tu.requests) == 1
             await asyncio.sleep(64 * FAST.t1 + 0.1)  # Timer J ends the transaction
             assert ep.layer.servers == {}
+        finally:
+            peer.close()
+            await ep.close()
+
+    asyncio.run(main())
+
+
+def test_lingering_transactions_release_request_and_callback() -> None:
+    """Past the final response only retransmissions are absorbed: the request goes (the TU
+    must not answer again), the client's callback goes at the end of Timer K."""
+
+    async def main() -> None:
+        tu = Recorder(answer=200)
+        ep = Endpoint(tu, FAST)
+        await ep.start()
+        peer = UdpPeer()
+        try:
+            peer.send(raw_request("OPTIONS", ep.port, peer.port), ep.port)
+            assert (await peer.recv()).status == 200  # type: ignore[union-attr]
+            (server,) = tu.servers
+            assert server.state == State.COMPLETED and not server.answerable
+            with pytest.raises(RuntimeError):
+                server.request  # noqa: B018
+            seen: list[int] = []
+            client = ep.request(
+                outgoing(ep, "OPTIONS", peer.port),
+                Target("UDP", "127.0.0.1", peer.port),
+                lambda _tx, r: seen.append(r.status),
+            )
+            sent = await peer.recv()
+            assert isinstance(sent, Request)
+            peer.send(make_response(sent, 200, to_tag="b").encode(), ep.port)
+            assert (await asyncio.wait_for(client.final, 1)).status == 200
+            assert seen == [200] and client.on_response is None
+            await asyncio.sleep(FAST.t4 + 0.1)  # Timer K
+            assert client.state == State.TERMINATED and ep.layer.clients == {}
         finally:
             peer.close()
             await ep.close()
