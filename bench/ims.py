@@ -54,6 +54,7 @@ from ims.service import DiameterPeer, ImsConfig, ImsService
 from ims.sip.headers import Headers
 from ims.sip.message import Request, new_branch, new_tag
 from ims.sip.transaction import Target
+from ims.sip.transport import UDP_BUFFER_BYTES
 from ims.sip.uri import parse_uri
 from openpcc.app import GC_YOUNG_THRESHOLD_SIP, tune_gc
 from openpcc.database import create_engine, upgrade
@@ -256,6 +257,8 @@ async def run(
                 "-timeout",
                 f"{timeout}s",
                 "-nostdin",
+                "-buff_size",  # as the IMS core's UDP socket (ims.sip.transport)
+                str(UDP_BUFFER_BYTES),
             ]
             uas = await asyncio.create_subprocess_exec(
                 "sipp",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable
 
 from ims.sip.errors import SipError
@@ -23,6 +24,36 @@ log = logging.getLogger(__name__)
 OnMessage = Callable[[Request | Response, Target], None]
 OnError = Callable[[Target], None]
 AGENT = "OpenPCC"
+#: Receive and send buffers of the UDP socket (the kernel caps them at net.core.rmem_max /
+#: wmem_max). At the default ~208 KiB a pause of the process (a commit's fsync, a collector
+#: pass) of a few hundred ms at 200 calls/s overflowed it: the datagrams lost were answers, a
+#: BYE's 200 among them, and a UA that does not re-answer the retransmitted BYE (SIPp's UAS
+#: does not, once its call ended) left the transaction to time out (bench.ims: 1 call in
+#: 6,000-12,000, with the host's UDP RcvbufErrors counting the drops).
+UDP_BUFFER_BYTES = 4 * 1024 * 1024
+
+
+def _udp_socket(host: str, port: int) -> socket.socket:
+    """A bound, non-blocking UDP socket with UDP_BUFFER_BYTES buffers."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            sock.setsockopt(socket.SOL_SOCKET, option, UDP_BUFFER_BYTES)
+        granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2  # Linux doubles it
+        if granted < UDP_BUFFER_BYTES:
+            log.warning(
+                "event=sip_udp_buffer_capped requested=%d granted=%d "
+                "hint='raise net.core.rmem_max/wmem_max'",
+                UDP_BUFFER_BYTES,
+                granted,
+            )
+        sock.bind(address)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def error_response(error: SipError) -> Response | None:
@@ -132,7 +163,7 @@ class SipTransport:
         self.host = host
         if udp:
             transport, protocol = await loop.create_datagram_endpoint(
-                lambda: _Udp(self), local_addr=(host, port)
+                lambda: _Udp(self), sock=_udp_socket(host, port)
             )
             self._udp = protocol
             port = transport.get_extra_info("sockname")[1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,7 @@ from ims.sip.endpoint import Endpoint
 from ims.sip.headers import Headers
 from ims.sip.message import Request, Response, make_response, new_branch, parse_message
 from ims.sip.transaction import ClientTransaction, ServerTransaction, State, Target, Timers
+from ims.sip.transport import UDP_BUFFER_BYTES
 from ims.sip.uri import parse_uri
 from tests.unit.ims.sip_helpers import UdpPeer, raw_request
 
@@ -220,6 +222,33 @@ def test_lingering_transactions_release_request_and_callback() -> None:
             assert seen == [200] and client.on_response is None
             await asyncio.sleep(FAST.t4 + 0.1)  # Timer K
             assert client.state == State.TERMINATED and ep.layer.clients == {}
+        finally:
+            peer.close()
+            await ep.close()
+
+    asyncio.run(main())
+
+
+def test_udp_burst_while_the_loop_is_busy_is_not_dropped() -> None:
+    """1,500 requests (~0.5 MB of datagrams) arrive while the event loop does something else:
+    the socket's buffer (UDP_BUFFER_BYTES) holds them all; at the kernel's default ~208 KiB
+    most would be dropped."""
+    rmem_max = int(Path("/proc/sys/net/core/rmem_max").read_text())
+    if rmem_max < UDP_BUFFER_BYTES:
+        pytest.skip(f"net.core.rmem_max {rmem_max} caps the buffer below {UDP_BUFFER_BYTES}")
+
+    async def main() -> None:
+        tu = Recorder(answer=200)
+        ep = Endpoint(tu, FAST)
+        await ep.start()
+        peer = UdpPeer()
+        try:
+            for i in range(1500):  # no await: the loop cannot read meanwhile
+                peer.send(raw_request("OPTIONS", ep.port, peer.port, call_id=f"b-{i}"), ep.port)
+            deadline = asyncio.get_running_loop().time() + 5
+            while len(tu.requests) < 1500 and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)
+            assert len(tu.requests) == 1500
         finally:
             peer.close()
             await ep.close()
