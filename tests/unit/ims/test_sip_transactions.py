@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -39,6 +41,19 @@ class Recorder:
         self.stray.append(response)
 
 
+@asynccontextmanager
+async def udp_endpoint(tu: Recorder) -> AsyncIterator[tuple[Endpoint, UdpPeer]]:
+    """A started endpoint with the fast timers, and a bare UDP peer to talk to it."""
+    ep = Endpoint(tu, FAST)
+    await ep.start()
+    peer = UdpPeer()
+    try:
+        yield ep, peer
+    finally:
+        peer.close()
+        await ep.close()
+
+
 def outgoing(endpoint: Endpoint, method: str, port: int, transport: str = "UDP") -> Request:
     headers = Headers()
     headers.add("Via", endpoint.via(transport, new_branch()))
@@ -52,10 +67,7 @@ def outgoing(endpoint: Endpoint, method: str, port: int, transport: str = "UDP")
 
 def test_invite_client_timer_a_doubles_and_timer_b_gives_408() -> None:
     async def main() -> None:
-        ep = Endpoint(Recorder(), FAST)
-        await ep.start()
-        peer = UdpPeer()
-        try:
+        async with udp_endpoint(Recorder()) as (ep, peer):
             tx = ep.request(
                 outgoing(ep, "INVITE", peer.port), Target("UDP", "127.0.0.1", peer.port)
             )
@@ -77,19 +89,13 @@ def test_invite_client_timer_a_doubles_and_timer_b_gives_408() -> None:
             assert 6 <= len(seen) <= 8
             assert all(isinstance(m, Request) and m.method == "INVITE" for m in seen)
             assert tx.state == State.TERMINATED
-        finally:
-            peer.close()
-            await ep.close()
 
     asyncio.run(main())
 
 
 def test_non_invite_client_timer_e_capped_at_t2_then_408() -> None:
     async def main() -> None:
-        ep = Endpoint(Recorder(), FAST)
-        await ep.start()
-        peer = UdpPeer()
-        try:
+        async with udp_endpoint(Recorder()) as (ep, peer):
             tx = ep.request(
                 outgoing(ep, "OPTIONS", peer.port), Target("UDP", "127.0.0.1", peer.port)
             )
@@ -97,9 +103,6 @@ def test_non_invite_client_timer_e_capped_at_t2_then_408() -> None:
             assert (await tx.final).status == 408
             # E: 0.02, 0.04, 0.08, then capped at T2 = 0.08 → about 17 sends in 1.28 s
             assert 13 <= len(seen) <= 19
-        finally:
-            peer.close()
-            await ep.close()
 
     asyncio.run(main())
 
@@ -107,10 +110,7 @@ def test_non_invite_client_timer_e_capped_at_t2_then_408() -> None:
 def test_invite_client_acks_non_2xx_and_absorbs_retransmissions() -> None:
     async def main() -> None:
         responses: list[int] = []
-        ep = Endpoint(Recorder(), FAST)
-        await ep.start()
-        peer = UdpPeer()
-        try:
+        async with udp_endpoint(Recorder()) as (ep, peer):
             tx = ep.request(
                 outgoing(ep, "INVITE", peer.port),
                 Target("UDP", "127.0.0.1", peer.port),
@@ -133,9 +133,6 @@ def test_invite_client_acks_non_2xx_and_absorbs_retransmissions() -> None:
             assert responses == [100, 486] and (await tx.final).status == 486
             await asyncio.sleep(0.3)  # Timer D
             assert tx.state == State.TERMINATED
-        finally:
-            peer.close()
-            await ep.close()
 
     asyncio.run(main())
 
@@ -143,10 +140,7 @@ def test_invite_client_acks_non_2xx_and_absorbs_retransmissions() -> None:
 def test_invite_server_100_trying_timer_g_until_ack() -> None:
     async def main() -> None:
         tu = Recorder(answer=486)
-        ep = Endpoint(tu, FAST)
-        await ep.start()
-        peer = UdpPeer()
-        try:
+        async with udp_endpoint(tu) as (ep, peer):
             branch = new_branch()
             invite = raw_request("INVITE", ep.port, peer.port, branch=branch)
             peer.send(invite, ep.port)
@@ -164,9 +158,6 @@ def test_invite_server_100_trying_timer_g_until_ack() -> None:
             await asyncio.sleep(0.05)
             assert await peer.collect(0.3) == []  # ACK stops Timer G
             assert tu.servers[0].state in (State.CONFIRMED, State.TERMINATED)
-        finally:
-            peer.close()
-            await ep.close()
 
     asyncio.run(main())
 
@@ -174,10 +165,7 @@ def test_invite_server_100_trying_timer_g_until_ack() -> None:
 def test_non_invite_server_answers_retransmission_from_cache() -> None:
     async def main() -> None:
         tu = Recorder(answer=200)
-        ep = Endpoint(tu, FAST)
-        await ep.start()
-        peer = UdpPeer()
-        try:
+        async with udp_endpoint(tu) as (ep, peer):
             req = raw_request("OPTIONS", ep.port, peer.port)
             peer.send(req, ep.port)
             assert (await peer.recv()).status == 200  # type: ignore[union-attr]
@@ -186,9 +174,6 @@ def test_non_invite_server_answers_retransmission_from_cache() -> None:
             assert len(tu.requests) == 1
             await asyncio.sleep(64 * FAST.t1 + 0.1)  # Timer J ends the transaction
             assert ep.layer.servers == {}
-        finally:
-            peer.close()
-            await ep.close()
 
     asyncio.run(main())
 
@@ -199,10 +184,7 @@ def test_lingering_transactions_release_request_and_callback() -> None:
 
     async def main() -> None:
         tu = Recorder(answer=200)
-        ep = Endpoint(tu, FAST)
-        await ep.start()
-        peer = UdpPeer()
-        try:
+        async with udp_endpoint(tu) as (ep, peer):
             peer.send(raw_request("OPTIONS", ep.port, peer.port), ep.port)
             assert (await peer.recv()).status == 200  # type: ignore[union-attr]
             (server,) = tu.servers
@@ -222,9 +204,6 @@ def test_lingering_transactions_release_request_and_callback() -> None:
             assert seen == [200] and client.on_response is None
             await asyncio.sleep(FAST.t4 + 0.1)  # Timer K
             assert client.state == State.TERMINATED and ep.layer.clients == {}
-        finally:
-            peer.close()
-            await ep.close()
 
     asyncio.run(main())
 
@@ -239,19 +218,13 @@ def test_udp_burst_while_the_loop_is_busy_is_not_dropped() -> None:
 
     async def main() -> None:
         tu = Recorder(answer=200)
-        ep = Endpoint(tu, FAST)
-        await ep.start()
-        peer = UdpPeer()
-        try:
+        async with udp_endpoint(tu) as (ep, peer):
             for i in range(1500):  # no await: the loop cannot read meanwhile
                 peer.send(raw_request("OPTIONS", ep.port, peer.port, call_id=f"b-{i}"), ep.port)
             deadline = asyncio.get_running_loop().time() + 5
             while len(tu.requests) < 1500 and asyncio.get_running_loop().time() < deadline:
                 await asyncio.sleep(0.05)
             assert len(tu.requests) == 1500
-        finally:
-            peer.close()
-            await ep.close()
 
     asyncio.run(main())
 
@@ -310,10 +283,7 @@ def test_tcp_connect_failure_is_503() -> None:
 def test_malformed_udp_gets_400_with_warning_and_tcp_closes() -> None:
     async def main() -> None:
         tu = Recorder(answer=200)
-        ep = Endpoint(tu, FAST)
-        await ep.start()
-        peer = UdpPeer()
-        try:
+        async with udp_endpoint(tu) as (ep, peer):
             bad = raw_request("OPTIONS", ep.port, peer.port).replace(
                 b"CSeq: 1 OPTIONS", b"CSeq: x OPTIONS"
             )
@@ -340,9 +310,6 @@ def test_malformed_udp_gets_400_with_warning_and_tcp_closes() -> None:
             writer.close()
             assert len(tu.requests) == 1
             assert ep.transport.stats["malformed"] >= 3
-        finally:
-            peer.close()
-            await ep.close()
 
     asyncio.run(main())
 
@@ -350,10 +317,7 @@ def test_malformed_udp_gets_400_with_warning_and_tcp_closes() -> None:
 def test_received_and_rport_added_to_top_via() -> None:
     async def main() -> None:
         tu = Recorder(answer=200)
-        ep = Endpoint(tu, FAST)
-        await ep.start()
-        peer = UdpPeer()
-        try:
+        async with udp_endpoint(tu) as (ep, peer):
             req = raw_request("OPTIONS", ep.port, peer.port).replace(
                 f"127.0.0.1:{peer.port};branch".encode(), b"192.0.2.1:5099;rport;branch"
             )
@@ -362,9 +326,6 @@ def test_received_and_rport_added_to_top_via() -> None:
             via = parse_message(resp.encode()).top_via
             assert via.params["received"] == "127.0.0.1"
             assert via.params["rport"] == str(peer.port)
-        finally:
-            peer.close()
-            await ep.close()
 
     asyncio.run(main())
 
@@ -374,11 +335,8 @@ def test_concurrent_transactions_time_out_each_at_its_own_timer_f() -> None:
     after their own start; one answered in time never does."""
 
     async def main() -> None:
-        ep = Endpoint(Recorder(), FAST)
-        await ep.start()
-        peer = UdpPeer()
-        loop = asyncio.get_running_loop()
-        try:
+        async with udp_endpoint(Recorder()) as (ep, peer):
+            loop = asyncio.get_running_loop()
             started: list[float] = []
             txs: list[ClientTransaction] = []
             for i in range(6):
@@ -400,8 +358,5 @@ def test_concurrent_transactions_time_out_each_at_its_own_timer_f() -> None:
                 assert tx.final.result().status == 408
                 assert 1.27 <= ended[i] - started[i] < 2.2  # Timer F = 64·T1 = 1.28 s
             assert sorted(ended, key=ended.__getitem__) == [2, 0, 1, 3, 4, 5]
-        finally:
-            peer.close()
-            await ep.close()
 
     asyncio.run(main())
