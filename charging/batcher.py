@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from charging import pgpipeline
 from charging.ledger import Ledger, LedgerConflict
 from charging.models import utcnow
 
@@ -213,6 +214,7 @@ class GroupCommitter:
             if conn.dialect.name == "postgresql":
                 conn.exec_driver_sql("DEALLOCATE ALL")
                 conn.commit()
+                pgpipeline.forget_prepared(conn)
             self._local.planned = time.monotonic()
         return conn
 
@@ -249,9 +251,11 @@ class GroupCommitter:
 
 
 def _transient(exc: Exception) -> bool:
-    """Deadlock, serialization failure, lock timeout, a unique key another node won, or a
-    balance that moved under a compare-and-swap."""
+    """Deadlock, serialization failure, lock timeout, a unique key another node won, a
+    balance that moved under a compare-and-swap, or prepared statements lost."""
     if isinstance(exc, IntegrityError | LedgerConflict) or not isinstance(exc, DBAPIError):
+        return True
+    if isinstance(exc.orig, pgpipeline.StatementsLost):
         return True
     text = str(exc.orig).lower()
     return any(

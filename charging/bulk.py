@@ -16,11 +16,10 @@ from typing import Any
 
 import psycopg
 import sqlalchemy as sa
-from psycopg.types.numeric import Int8
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
-from charging import pgarrays
+from charging import pgarrays, pgpipeline
 
 #: ``member(column, name)``: the condition "column is in the list parameter ``name``".
 Member = Callable[[sa.ColumnElement[Any], str], sa.ColumnElement[bool]]
@@ -70,8 +69,9 @@ class _Combined:
             self.expected[index] = expect
         return lambda: self.counts[index]
 
-    def run(self, raw: psycopg.Connection[Any], commit: bool) -> None:
-        if not self.parts and not commit:
+    def run(self, conn: Connection, commit: bool) -> None:
+        if not self.parts:
+            pgpipeline.run(conn, [], commit=commit)
             return
         params = list(self.params)
         counts = []
@@ -82,23 +82,13 @@ class _Combined:
                 # in the same round trip finds the transaction aborted.
                 counts.append(f"(SELECT CASE WHEN count(*) = %b THEN count(*) ELSE "
                               f"('{_MOVED}w{i} ' || count(*))::int8 END FROM w{i})")  # fmt: skip
-                params.append(Int8(self.expected[i]))
+                params.append(self.expected[i])
             else:
                 counts.append(f"(SELECT count(*) FROM w{i})")
         ctes = ", ".join(f"w{i} AS ({sql} RETURNING 1)" for i, sql in enumerate(self.parts))
-        # PostgreSQL's own $n placeholders, sent by a RawCursor: psycopg would otherwise parse
-        # this long text on every run (it caches the parse of statements up to 4 kB and 50
-        # parameters only), ~0.3 ms per batch.
-        pieces = f"WITH {ctes} SELECT {', '.join(counts)}".split("%b")
-        sql = "".join(f"{piece}${n}" for n, piece in enumerate(pieces[:-1], 1)) + pieces[-1]
-        with raw.pipeline():
-            cursor = psycopg.RawCursor(raw)
-            if self.parts:
-                cursor.execute(sql, params)
-            if commit:
-                raw.commit()  # same round trip; psycopg then sees the connection idle
-            row = cursor.fetchone() if self.parts else None
-        self.counts = tuple(int(n) for n in row or ())
+        sql = f"WITH {ctes} SELECT {', '.join(counts)}"
+        (row,) = pgpipeline.run(conn, [(pgpipeline.statement(sql), params)], commit=commit)[0]
+        self.counts = tuple(int(n) for n in row)
 
 
 @contextmanager
@@ -112,11 +102,10 @@ def combined_writes(conn: Connection, *, commit: bool = False) -> Iterator[None]
     if conn.dialect.name != "postgresql":
         yield
         return
-    raw = _driver(conn)
     combined = conn.info[_COMBINED] = _Combined()
     try:
         yield
-        combined.run(raw, commit)
+        combined.run(conn, commit)
     except psycopg.errors.InvalidTextRepresentation as exc:
         if _MOVED not in str(exc):
             raise sa.exc.DBAPIError.instance(
@@ -311,24 +300,19 @@ def fetch_all(
     statement given as SQL text (PostgreSQL only, e.g. :meth:`BulkInsert.statement` with a
     RETURNING) is run as it is.
 
-    On PostgreSQL they go in ONE round trip (psycopg pipeline mode) as plain tuples; the server
+    On PostgreSQL they go in ONE round trip (charging.pgpipeline) as plain tuples; the server
     still runs them one after the other, each with its own snapshot (READ COMMITTED), so reads
     queued after a ``SELECT … FOR UPDATE`` see what the previous holder of those locks
     committed. Elsewhere they run one by one through SQLAlchemy.
     """
     if conn.dialect.name != "postgresql":
         return [list(conn.execute(query(conn), params)) for query, params in queries]  # type: ignore[operator]
-    raw = _driver(conn)
+    calls = [
+        (pgpipeline.statement(query if isinstance(query, str) else query.sql(conn)), params)
+        for query, params in queries
+    ]
     try:
-        cursors = []
-        with raw.pipeline():
-            for query, params in queries:
-                cursor = raw.cursor(binary=True)  # no text formatting/parsing of values
-                cursor.execute(query if isinstance(query, str) else query.sql(conn), params)
-                cursors.append(cursor)
-        # Read once the block has synced: a fetch inside it sends a Flush and waits per cursor
-        # (8 reads: ~400 -> ~360 µs of wall time, the same CPU).
-        return [cursor.fetchall() for cursor in cursors]
+        return pgpipeline.run(conn, calls)
     except psycopg.Error as exc:
         raise sa.exc.DBAPIError.instance("(pipelined reads)", None, exc, psycopg.Error) from exc
 

@@ -82,10 +82,14 @@ def _bools(values: Sequence[bool]) -> bytes:
     return b"".join(_TRUE if v else _FALSE for v in values)
 
 
-def _timestamptz(value: datetime) -> bytes:
+def _microseconds(value: datetime) -> int:
     if value.tzinfo is None:
         raise ValueError("naive datetime given to a UTC column")
-    return _INT8.pack(8, (value - _PG_EPOCH) // _MICROSECOND)
+    return (value - _PG_EPOCH) // _MICROSECOND
+
+
+def _timestamptz(value: datetime) -> bytes:
+    return _INT8.pack(8, _microseconds(value))
 
 
 def _timestamptzs(values: Sequence[datetime]) -> bytes:
@@ -145,3 +149,29 @@ def codec(column: sa.ColumnElement[Any]) -> Codec:
     if python is datetime and getattr(impl, "timezone", False):
         return _TIMESTAMPTZ
     raise TypeError(f"no array codec for column {column} of type {kind!r}")
+
+
+_VARCHAR = Codec("VARCHAR", 1043, _texts)
+_Q = struct.Struct(">q")
+#: Binary encoders of a statement's parameters by the type OID the server gave it
+#: (pg_type.dat): arrays of the codecs above, and the scalars the charging statements use.
+_PARAMETERS: dict[int, Callable[[Any], bytes]] = {
+    1016: _BIGINT.array, 1009: _TEXT.array, 1015: _VARCHAR.array, 1000: _BOOLEAN.array,
+    1001: _BYTEA.array,
+    1185: _TIMESTAMPTZ.array, 20: _Q.pack, 25: str.encode, 1043: str.encode,
+    16: lambda v: b"\x01" if v else b"\x00", 17: bytes,
+    1184: lambda v: _Q.pack(_microseconds(v)),
+}  # fmt: skip
+
+
+def parameter_encoder(oid: int) -> Callable[[Any], bytes]:
+    """The binary encoder of a statement parameter of type ``oid``; a :class:`PgArray` value
+    goes as it is (its statement casts it to its type)."""
+    encode = _PARAMETERS.get(oid)
+    if encode is None:
+        raise TypeError(f"no binary encoder for parameters of type OID {oid}")
+
+    def encoded(value: Any) -> bytes:
+        return value if isinstance(value, PgArray) else encode(value)
+
+    return encoded
