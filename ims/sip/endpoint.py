@@ -19,6 +19,7 @@ from ims.sip.transaction import (
     Target,
     Timers,
     TransactionLayer,
+    shared_target,
 )
 from ims.sip.transport import SipTransport
 from ims.sip.uri import SipUri
@@ -38,7 +39,7 @@ def target_for_uri(uri: SipUri, default_transport: str = "UDP") -> Target:
     """Next-hop address for a SIP URI (RFC 3263 without DNS: numeric hosts and explicit ports)."""
     transport = (uri.params.get("transport") or default_transport).upper()
     host = uri.host[1:-1] if uri.host.startswith("[") else uri.host
-    return Target("TCP" if transport == "TCP" else "UDP", host, uri.port or 5060)
+    return shared_target("TCP" if transport == "TCP" else "UDP", host, uri.port or 5060)
 
 
 def response_target(via: Via) -> Target:
@@ -47,7 +48,7 @@ def response_target(via: Via) -> Target:
     host = host[1:-1] if host.startswith("[") else host
     rport = via.params.get("rport")
     port = int(rport) if rport and rport.isdigit() else (via.port or 5060)
-    return Target("TCP" if via.transport == "TCP" else "UDP", host, port)
+    return shared_target("TCP" if via.transport == "TCP" else "UDP", host, port)
 
 
 class Endpoint:

@@ -17,7 +17,7 @@ from ims.sip.errors import SipError
 from ims.sip.framing import StreamFramer
 from ims.sip.headers import Headers, canonical
 from ims.sip.message import REASONS, Message, Request, Response, make_response, parse_message
-from ims.sip.transaction import Target
+from ims.sip.transaction import Target, shared_target
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class _Udp(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:
-        source = Target("UDP", addr[0], addr[1])
+        source = shared_target("UDP", addr[0], addr[1])
         if data.strip(b"\r\n") == b"":  # keep-alive (RFC 5626 §4.4.1)
             return
         self.owner._received(data, source, datagram=True)
@@ -107,7 +107,7 @@ class _Tcp(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         assert self.key is not None
-        source = Target("TCP", *self.key)
+        source = shared_target("TCP", *self.key)
         try:
             frames = self.framer.feed(data)
         except SipError as exc:

@@ -179,8 +179,9 @@ def test_non_invite_server_answers_retransmission_from_cache() -> None:
 
 
 def test_lingering_transactions_release_request_and_callback() -> None:
-    """Past the final response only retransmissions are absorbed: the request goes (the TU
-    must not answer again), the client's callback goes at the end of Timer K."""
+    """Past the final response only retransmissions are absorbed: the request and the parsed
+    response go (the TU must not answer again), the client's callback goes at the end of
+    Timer K."""
 
     async def main() -> None:
         tu = Recorder(answer=200)
@@ -189,6 +190,7 @@ def test_lingering_transactions_release_request_and_callback() -> None:
             assert (await peer.recv()).status == 200  # type: ignore[union-attr]
             (server,) = tu.servers
             assert server.state == State.COMPLETED and not server.answerable
+            assert server.last_response is None  # kept as bytes for retransmissions only
             with pytest.raises(RuntimeError):
                 server.request  # noqa: B018
             seen: list[int] = []
