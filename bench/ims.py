@@ -56,7 +56,7 @@ from ims.sip.message import Request, new_branch, new_tag
 from ims.sip.transaction import Target
 from ims.sip.transport import UDP_BUFFER_BYTES
 from ims.sip.uri import parse_uri
-from openpcc.app import GC_YOUNG_THRESHOLD_SIP, tune_gc
+from openpcc.app import GC_MIDDLE_THRESHOLD_SIP, GC_YOUNG_THRESHOLD_SIP, tune_gc
 from openpcc.database import create_engine, upgrade
 from policy import provisioning as policy_provisioning
 from rating.loader import load_plan
@@ -246,7 +246,8 @@ async def run(
             calls_file.write_text(
                 "SEQUENTIAL\n" + "".join(f"+{a[1]};+{b[1]};{a[2]}\n" for a, b in pairs)
             )
-            tune_gc(GC_YOUNG_THRESHOLD_SIP)  # as `openpcc run` with the IMS core, once started
+            # as `openpcc run` with the IMS core, once started
+            tune_gc(GC_YOUNG_THRESHOLD_SIP, GC_MIDDLE_THRESHOLD_SIP)
             core = f"127.0.0.1:{ims.core.port}"
             timeout = str(int(calls / rate + hold_ms / 1000 + 30))
             common = [
