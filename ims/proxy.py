@@ -186,8 +186,13 @@ class ImsCore:
             self._out_of_dialog(request, tx)
 
     def on_stray_response(self, response: Response, source: Target) -> None:
-        """§16.7: a response without a transaction (a 2xx retransmission) is forwarded
-        statelessly when its top Via is ours."""
+        """A 2xx retransmission of a live call's INVITE goes the way of its first 2xx (in the
+        call's order, after any hook still deciding on it); other responses without a
+        transaction are forwarded statelessly when their top Via is ours (§16.7)."""
+        call = self.calls.get(response.call_id)
+        if call is not None and response.cseq == call.invite.cseq and response.status >= 200:
+            self._on_invite_response(call, response)
+            return
         vias = response.vias
         if len(vias) < 2 or vias[0].host != self.config.host or vias[0].port != self.port:
             return
@@ -557,8 +562,7 @@ class ImsCore:
                 await hook.on_end(call, cause)
             except Exception:
                 log.exception("on_end hook failed for %s", call.call_id)
-        # Its transactions linger up to 64·T1 and the INVITE client transaction's callback holds
-        # the call: drop what a late 2xx retransmission (ACK + BYE) does not need.
+        # Hooks' pending work may hold the ended call a while: drop its bulk.
         call.offer = call.answer = call.answer_raw = None
         call.client_tx = None
         call.data.clear()

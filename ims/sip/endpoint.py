@@ -121,9 +121,7 @@ class Endpoint:
             observe("in", message, source)
         if isinstance(message, Response):
             tx = self.layer.match_client(message)
-            if tx is not None:
-                tx.receive(message)
-            else:
+            if tx is None or not tx.receive(message):
                 self.tu.on_stray_response(message, source)
             return
         _mark_received(message, source)

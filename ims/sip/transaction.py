@@ -253,6 +253,8 @@ class ClientTransaction(_Transaction):
     """Sends a request and delivers its responses to ``on_response``; ``final`` resolves with
     the final response (a synthesized 408 on Timer B/F, 503 on a transport failure)."""
 
+    _final: asyncio.Future[Response] | None
+
     def __init__(
         self,
         layer: TransactionLayer,
@@ -263,11 +265,24 @@ class ClientTransaction(_Transaction):
         super().__init__(layer, request, target)
         self.key = client_key(request)
         self.on_response = on_response
-        self.final: asyncio.Future[Response] = layer.loop.create_future()
+        # Without on_response the caller waits on ``final``; with it, only when asked.
+        self._final = None if on_response else layer.loop.create_future()
         self.is_invite = request.method == "INVITE"
         self.state = State.CALLING if self.is_invite else State.TRYING
         self._interval = layer.timers.t1
         self._ack: Request | None = None  # Completed INVITE: the ACK, resent per retransmission
+
+    @property
+    def final(self) -> asyncio.Future[Response]:
+        """Resolves with the final response. With ``on_response``, ask before it arrives: the
+        future is made on first use, since a proxy's transactions report through the callback
+        and a future would keep the final response alive while the transaction lingers (see
+        _Transaction)."""
+        if self._final is None:
+            if self.state not in (State.CALLING, State.TRYING, State.PROCEEDING):
+                raise RuntimeError(f"the {self.state} transaction's final response is gone")
+            self._final = self.layer.loop.create_future()
+        return self._final
 
     def start(self) -> None:
         self.layer.send(self.request, self.target)
@@ -299,15 +314,20 @@ class ClientTransaction(_Transaction):
             self._terminate()
 
     def _deliver(self, response: Response) -> None:
-        if response.status >= 200 and not self.final.done():
-            self.final.set_result(response)
+        final = self._final
+        if response.status >= 200 and final is not None and not final.done():
+            final.set_result(response)
         if self.on_response:
             try:
                 self.on_response(self, response)
             except Exception:  # a TU bug must not kill the transport loop
                 log.exception("transaction user failed on %r", response)
 
-    def receive(self, response: Response) -> None:
+    def receive(self, response: Response) -> bool:
+        """Take a response of this transaction; False for a 2xx retransmission while Accepted,
+        which the TU gets as a stray response (RFC 6026 §8.4 passes them upwards: a proxy
+        forwards it statelessly, a UA ACKs again) so that the transaction need not keep the TU's
+        callback, and the call it holds, for Timer M."""
         status = response.status
         timers = self.layer.timers
         if self.state in (State.CALLING, State.TRYING, State.PROCEEDING):
@@ -318,11 +338,11 @@ class ClientTransaction(_Transaction):
                     self._interval = timers.t2
                 self.state = State.PROCEEDING
                 self._deliver(response)
-                return
+                return True
             self._stop("A")
             self._stop("B")
             if self.is_invite and status < 300:
-                # RFC 6026 §8.4: stay Accepted for Timer M to pass 2xx retransmissions upwards.
+                # RFC 6026 §8.4: Accepted for Timer M; 2xx retransmissions go upwards as strays.
                 self.state = State.ACCEPTED
                 self._start("M", timers.b, self._terminate)
             elif self.is_invite:
@@ -335,12 +355,12 @@ class ClientTransaction(_Transaction):
                 self._start("K", 0 if self.target.reliable else timers.t4, self._terminate)
             self._deliver(response)
             self._request = None
-            if self.state != State.ACCEPTED:  # only Accepted still tells the TU anything
-                self.on_response = None
+            self.on_response = None  # it often holds the TU's call, which holds this
         elif self.state == State.ACCEPTED and 200 <= status < 300:
-            self._deliver(response)
+            return False
         elif self._ack is not None and self.state == State.COMPLETED and status >= 300:
             self.layer.send(self._ack, self.target)
+        return True
 
     def _terminate(self) -> None:
         super()._terminate()

@@ -130,9 +130,38 @@ def test_invite_client_acks_non_2xx_and_absorbs_retransmissions() -> None:
             peer.send(busy.encode(), ep.port)  # retransmitted 486 → ACK again, TU not told
             again = await peer.recv()
             assert isinstance(again, Request) and again.method == "ACK"
-            assert responses == [100, 486] and (await tx.final).status == 486
+            assert responses == [100, 486]
+            with pytest.raises(RuntimeError):  # told through on_response, not kept for later
+                tx.final  # noqa: B018
             await asyncio.sleep(0.3)  # Timer D
             assert tx.state == State.TERMINATED
+
+    asyncio.run(main())
+
+
+def test_accepted_invite_client_passes_2xx_retransmissions_up_as_strays() -> None:
+    """RFC 6026 §8.4: Accepted passes 2xx retransmissions to the TU, here as stray responses
+    (a proxy forwards them, a UA ACKs again), so the TU's callback is dropped at the 2xx."""
+
+    async def main() -> None:
+        tu = Recorder()
+        seen: list[int] = []
+        async with udp_endpoint(tu) as (ep, peer):
+            tx = ep.request(
+                outgoing(ep, "INVITE", peer.port),
+                Target("UDP", "127.0.0.1", peer.port),
+                lambda _tx, r: seen.append(r.status),
+            )
+            invite = await peer.recv()
+            assert isinstance(invite, Request)
+            ok = make_response(invite, 200, to_tag="b0b").encode()
+            peer.send(ok, ep.port)
+            await asyncio.sleep(0.05)
+            assert seen == [200] and tx.state == State.ACCEPTED and tx.on_response is None
+            peer.send(ok, ep.port)
+            await asyncio.sleep(0.05)
+            assert seen == [200] and [r.status for r in tu.stray] == [200]
+            assert ep.layer.clients == {tx.key: tx}  # still absorbing until Timer M
 
     asyncio.run(main())
 
