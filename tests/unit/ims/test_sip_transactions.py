@@ -107,17 +107,26 @@ def test_non_invite_client_timer_e_capped_at_t2_then_408() -> None:
     asyncio.run(main())
 
 
+async def invite_sent(
+    ep: Endpoint, peer: UdpPeer, statuses: list[int]
+) -> tuple[ClientTransaction, Request]:
+    """An INVITE client transaction to ``peer`` noting the statuses it reports, and the INVITE
+    as the peer received it."""
+    tx = ep.request(
+        outgoing(ep, "INVITE", peer.port),
+        Target("UDP", "127.0.0.1", peer.port),
+        lambda _tx, r: statuses.append(r.status),
+    )
+    invite = await peer.recv()
+    assert isinstance(invite, Request)
+    return tx, invite
+
+
 def test_invite_client_acks_non_2xx_and_absorbs_retransmissions() -> None:
     async def main() -> None:
         responses: list[int] = []
         async with udp_endpoint(Recorder()) as (ep, peer):
-            tx = ep.request(
-                outgoing(ep, "INVITE", peer.port),
-                Target("UDP", "127.0.0.1", peer.port),
-                lambda _tx, r: responses.append(r.status),
-            )
-            invite = await peer.recv()
-            assert isinstance(invite, Request)
+            tx, invite = await invite_sent(ep, peer, responses)
             peer.send(make_response(invite, 100).encode(), ep.port)
             await asyncio.sleep(0.1)
             assert len(await peer.collect(0.1)) == 0  # 1xx stops Timer A
@@ -147,13 +156,7 @@ def test_accepted_invite_client_passes_2xx_retransmissions_up_as_strays() -> Non
         tu = Recorder()
         seen: list[int] = []
         async with udp_endpoint(tu) as (ep, peer):
-            tx = ep.request(
-                outgoing(ep, "INVITE", peer.port),
-                Target("UDP", "127.0.0.1", peer.port),
-                lambda _tx, r: seen.append(r.status),
-            )
-            invite = await peer.recv()
-            assert isinstance(invite, Request)
+            tx, invite = await invite_sent(ep, peer, seen)
             ok = make_response(invite, 200, to_tag="b0b").encode()
             peer.send(ok, ep.port)
             await asyncio.sleep(0.05)
