@@ -107,13 +107,13 @@ def test_non_invite_client_timer_e_capped_at_t2_then_408() -> None:
     asyncio.run(main())
 
 
-async def invite_sent(
-    ep: Endpoint, peer: UdpPeer, statuses: list[int]
+async def request_sent(
+    ep: Endpoint, peer: UdpPeer, statuses: list[int], method: str = "INVITE"
 ) -> tuple[ClientTransaction, Request]:
-    """An INVITE client transaction to ``peer`` noting the statuses it reports, and the INVITE
-    as the peer received it."""
+    """A client transaction to ``peer`` noting the statuses it reports, and its request as the
+    peer received it."""
     tx = ep.request(
-        outgoing(ep, "INVITE", peer.port),
+        outgoing(ep, method, peer.port),
         Target("UDP", "127.0.0.1", peer.port),
         lambda _tx, r: statuses.append(r.status),
     )
@@ -126,7 +126,7 @@ def test_invite_client_acks_non_2xx_and_absorbs_retransmissions() -> None:
     async def main() -> None:
         responses: list[int] = []
         async with udp_endpoint(Recorder()) as (ep, peer):
-            tx, invite = await invite_sent(ep, peer, responses)
+            tx, invite = await request_sent(ep, peer, responses)
             peer.send(make_response(invite, 100).encode(), ep.port)
             await asyncio.sleep(0.1)
             assert len(await peer.collect(0.1)) == 0  # 1xx stops Timer A
@@ -156,7 +156,7 @@ def test_accepted_invite_client_passes_2xx_retransmissions_up_as_strays() -> Non
         tu = Recorder()
         seen: list[int] = []
         async with udp_endpoint(tu) as (ep, peer):
-            tx, invite = await invite_sent(ep, peer, seen)
+            tx, invite = await request_sent(ep, peer, seen)
             ok = make_response(invite, 200, to_tag="b0b").encode()
             peer.send(ok, ep.port)
             await asyncio.sleep(0.05)
@@ -226,13 +226,7 @@ def test_lingering_transactions_release_request_and_callback() -> None:
             with pytest.raises(RuntimeError):
                 server.request  # noqa: B018
             seen: list[int] = []
-            client = ep.request(
-                outgoing(ep, "OPTIONS", peer.port),
-                Target("UDP", "127.0.0.1", peer.port),
-                lambda _tx, r: seen.append(r.status),
-            )
-            sent = await peer.recv()
-            assert isinstance(sent, Request)
+            client, sent = await request_sent(ep, peer, seen, "OPTIONS")
             peer.send(make_response(sent, 200, to_tag="b").encode(), ep.port)
             assert (await asyncio.wait_for(client.final, 1)).status == 200
             assert seen == [200] and client.on_response is None
