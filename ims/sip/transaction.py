@@ -393,7 +393,7 @@ class ServerTransaction(_Transaction):
         self.is_invite = request.method == "INVITE"
         self.state = State.PROCEEDING if self.is_invite else State.TRYING
         self.last_response: Response | None = None
-        self._final: bytes | None = None  # the final response while Completed, as sent
+        self._final_wire: bytes | None = None  # the final response while Completed, as sent
         self.cancelled = False
         self._interval = layer.timers.t1
 
@@ -457,11 +457,11 @@ class ServerTransaction(_Transaction):
         """Keep the final response as bytes for retransmissions (Completed lasts 64·T1 over
         UDP): one object instead of the ~20 of a parsed message (see _Transaction)."""
         self.last_response = None
-        self._final = response.encode()
+        self._final_wire = response.encode()
 
     def _resend_final(self) -> None:
-        if self._final is not None:
-            self.layer.send(parse_message(self._final), self.target)
+        if self._final_wire is not None:
+            self.layer.send(parse_message(self._final_wire), self.target)
 
     def _retransmit(self) -> None:
         if self.state != State.COMPLETED:
