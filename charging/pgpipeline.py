@@ -32,8 +32,7 @@ from charging import pgarrays
 
 _Encoder = Callable[[Any], bytes]
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|%[sb]|%%")
-_NAMES: dict[str, bytes] = {}  # statement text → its prepared name, the same on every connection
-_NUMBERS = itertools.count(1)
+_NUMBERS = itertools.count(1)  # prepared statements' names
 #: Per server session (psycopg connection): the encoders of each statement prepared there.
 _PREPARED: weakref.WeakKeyDictionary[psycopg.Connection[Any], dict[bytes, list[_Encoder]]] = (
     weakref.WeakKeyDictionary()
@@ -70,9 +69,7 @@ class Statement:
         if names and positional:
             raise ValueError("named and positional parameters mixed")
         self._names = tuple(names)
-        self.name = _NAMES.get(self.sql) or _NAMES.setdefault(
-            self.sql, f"openpcc_{next(_NUMBERS)}".encode()
-        )
+        self.name = f"openpcc_{next(_NUMBERS)}".encode()
 
     def args(self, params: Sequence[Any] | dict[str, Any]) -> Sequence[Any]:
         if isinstance(params, dict):
