@@ -98,6 +98,32 @@ def test_raa_failure_fails_the_aaa_and_nothing_is_kept(harness: Any, audio: Any)
     run(harness, body)
 
 
+def test_refused_modification_keeps_the_stored_session(any_harness: Any, audio: Any) -> None:
+    """A modification the PCEF refuses changes nothing stored: after a restart the STR removes
+    exactly the rules installed before it."""
+
+    async def body(h: Any) -> None:
+        await h.pgw.attach(GX)
+        aaa = asyncio.create_task(h.pcscf.aar(CALL, audio()))
+        await h.pgw.next_rar()
+        assert (await aaa).result_code == 2001
+        h.pgw.raa = lambda rar: rar.answer(None, experimental_result(5142))
+        aaa = asyncio.create_task(h.pcscf.aar(CALL, audio(), audio(2, port=49200)))
+        rar = await h.pgw.next_rar()
+        installed = rar.first("Charging-Rule-Install")["Charging-Rule-Definition"]
+        assert [d.get("Charging-Rule-Name") for d in installed] == [rule_name(CALL, 2).encode()]
+        assert experimental(await aaa) == 5063
+        h.pgw.raa = lambda rar: rar.answer(2001)
+        await h.restart_pcrf()
+        sta = asyncio.create_task(h.pcscf.str_(CALL))
+        rar = await h.pgw.next_rar()
+        assert (await sta).result_code == 2001
+        removed = rar.first("Charging-Rule-Remove")["Charging-Rule-Name"]
+        assert [a.value for a in removed] == [rule_name(CALL, 1).encode()]
+
+    run(any_harness, body)
+
+
 def test_pcef_that_lost_the_session_releases_it(harness: Any, audio: Any) -> None:
     async def body(h: Any) -> None:
         await h.pgw.attach(GX)
