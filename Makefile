@@ -22,6 +22,7 @@ run: $(STAMP)
 ## Install everything the tests need, then run the whole suite.
 test: $(STAMP) system-deps
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 system-deps:

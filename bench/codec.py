@@ -49,8 +49,9 @@ def _loops(fn: Callable[[], object], seconds: float) -> int:
     return max(1, int(seconds / REPEATS / ((time.perf_counter() - start) / 20)))
 
 
-def pair_us(ours: Callable[[], object], theirs: Callable[[], object],
-            seconds: float) -> tuple[float, float]:
+def pair_us(
+    ours: Callable[[], object], theirs: Callable[[], object], seconds: float
+) -> tuple[float, float]:
     """µs per call of each, best of REPEATS interleaved repeats (both meet the same load)."""
     n_ours, n_theirs = _loops(ours, seconds), _loops(theirs, seconds)
     best_ours = best_theirs = float("inf")
@@ -93,16 +94,24 @@ def bench_message(name: str, spec: Spec, seconds: float) -> list[tuple[str, floa
     cases: list[tuple[str, Callable[[], object], Callable[[], object]]] = [
         ("decode", lambda: Message.decode(wire), lambda: PdMessage.from_bytes(wire)),
         ("encode", built.encode, pd_built.as_bytes),
-        ("build+encode", lambda: build(spec).encode(),
-         lambda: build_python_diameter(spec).as_bytes()),
-        ("decode+encode", lambda: Message.decode(wire).encode(),
-         lambda: PdMessage.from_bytes(wire).as_bytes()),
+        (
+            "build+encode",
+            lambda: build(spec).encode(),
+            lambda: build_python_diameter(spec).as_bytes(),
+        ),
+        (
+            "decode+encode",
+            lambda: Message.decode(wire).encode(),
+            lambda: PdMessage.from_bytes(wire).as_bytes(),
+        ),
         ("decode+read all", ours_read, theirs_read),
         ("dec+read+enc", ours_read_encode, theirs_read_encode),
     ]
     rows = [(op, *pair_us(o, t, seconds)) for op, o, t in cases]
-    print(f"\n{name}: {len(wire)} octets, {ours_read()} AVPs "
-          f"(python-diameter's typed message keeps {theirs_read()})")
+    print(
+        f"\n{name}: {len(wire)} octets, {ours_read()} AVPs "
+        f"(python-diameter's typed message keeps {theirs_read()})"
+    )
     print(f"  {'operation':<17}{'ours µs':>9}{'python-diameter µs':>20}{'ratio':>8}")
     for op, ours, theirs in rows:
         print(f"  {op:<17}{ours:>9.1f}{theirs:>20.1f}{theirs / ours:>7.1f}x")
@@ -111,8 +120,9 @@ def bench_message(name: str, spec: Spec, seconds: float) -> list[tuple[str, floa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=0.2,
-                        help="approximate time per measurement (default 0.2)")
+    parser.add_argument(
+        "--seconds", type=float, default=0.2, help="approximate time per measurement (default 0.2)"
+    )
     args = parser.parse_args()
     bench_message("Ro CCR-U", RO_CCR_U, args.seconds)
     bench_message("Gx CCA", GX_CCA, args.seconds)

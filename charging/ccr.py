@@ -202,8 +202,14 @@ def _subscription_id(avp: Avp) -> tuple[int, str]:
 
 
 _SUBSCRIPTION_ID_NAMES = ("Subscription-Id-Type", "Subscription-Id-Data")
-_UNIT_NAMES = ("CC-Time", "CC-Total-Octets", "CC-Input-Octets", "CC-Output-Octets",
-               "CC-Service-Specific-Units", "Tariff-Change-Usage")  # Units' fields, in order
+_UNIT_NAMES = (
+    "CC-Time",
+    "CC-Total-Octets",
+    "CC-Input-Octets",
+    "CC-Output-Octets",
+    "CC-Service-Specific-Units",
+    "Tariff-Change-Usage",
+)  # Units' fields, in order
 _UNITS = Fields(_UNIT_NAMES)
 
 

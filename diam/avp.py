@@ -105,8 +105,17 @@ def walk(buf: bytes, pos: int, end: int, depth: int) -> list[Avp]:
             if flags & AVP_FLAG_VENDOR:
                 if length < 12 or nxt > end or flags & AVP_FLAGS_RESERVED:
                     raise _header_error(buf, pos, end)
-                append(new(code, unpack_vendor(buf, pos + 8)[0], flags, buf, pos + 12,
-                           pos + length, depth))
+                append(
+                    new(
+                        code,
+                        unpack_vendor(buf, pos + 8)[0],
+                        flags,
+                        buf,
+                        pos + 12,
+                        pos + length,
+                        depth,
+                    )
+                )
             else:
                 # A length >= 8 that fits also proves the 8 header octets were inside `end`.
                 if length < 8 or nxt > end or flags & AVP_FLAGS_RESERVED:
@@ -130,8 +139,9 @@ def _header_error(buf: bytes, pos: int, end: int) -> DecodeError:
     nxt = pos + ((length + 3) & ~3)
     if nxt > end:
         return _length_error(buf, pos, end, f"AVP {code} length {length} overruns its container")
-    return DecodeError(ResultCode.INVALID_AVP_BITS, f"AVP {code} has reserved flag bits set",
-                       bytes(buf[pos:nxt]))
+    return DecodeError(
+        ResultCode.INVALID_AVP_BITS, f"AVP {code} has reserved flag bits set", bytes(buf[pos:nxt])
+    )
 
 
 def check(buf: bytes, pos: int, end: int, depth: int) -> None:
@@ -169,8 +179,10 @@ def _coerce(item: Avp | tuple[str, Any]) -> Avp:
 
 def _children(name: str, value: Any) -> list[Avp]:
     """The children of Grouped AVP `name` from an iterable of Avp or (name, value) pairs."""
-    if type(value) is not list and type(value) is not tuple and (
-        isinstance(value, str | bytes | bytearray) or not isinstance(value, Iterable)
+    if (
+        type(value) is not list
+        and type(value) is not tuple
+        and (isinstance(value, str | bytes | bytearray) or not isinstance(value, Iterable))
     ):
         raise TypeError(f"{name} is Grouped: give an iterable of Avp or (name, value) pairs")
     return [item if isinstance(item, Avp) else Avp.new(*item) for item in value]
@@ -184,11 +196,26 @@ class Avp:
     Grouped, the list of children, which is then the source of truth for encoding).
     """
 
-    __slots__ = ("_buf", "_code", "_data", "_depth", "_end", "_flags", "_start", "_value",
-                 "_vendor")
+    __slots__ = (
+        "_buf",
+        "_code",
+        "_data",
+        "_depth",
+        "_end",
+        "_flags",
+        "_start",
+        "_value",
+        "_vendor",
+    )
 
     def __init__(
-        self, code: int, vendor: int, flags: int, buf: bytes | None, start: int, end: int,
+        self,
+        code: int,
+        vendor: int,
+        flags: int,
+        buf: bytes | None,
+        start: int,
+        end: int,
         depth: int,
     ) -> None:
         self._code = code
@@ -327,9 +354,11 @@ class Avp:
             if self._end - start == conv.size:
                 value = self._value = conv.unpack_from(buf, start)[0]
                 return value
-            raise DecodeError(ResultCode.INVALID_AVP_LENGTH,
-                              f"{self.name}: expected {conv.size} octets, got {self._end - start}",
-                              self.wire())
+            raise DecodeError(
+                ResultCode.INVALID_AVP_LENGTH,
+                f"{self.name}: expected {conv.size} octets, got {self._end - start}",
+                self.wire(),
+            )
         if conv is None:  # Grouped
             if self._depth + 1 >= MAX_GROUP_DEPTH:
                 raise self._value_error(f"Grouped AVPs nested deeper than {MAX_GROUP_DEPTH}")
@@ -345,8 +374,11 @@ class Avp:
         except UnsupportedValue as exc:
             raise self._value_error(str(exc)) from None
         except (ValueError, struct.error) as exc:
-            code = (ResultCode.INVALID_AVP_VALUE if isinstance(exc, UnicodeDecodeError)
-                    else ResultCode.INVALID_AVP_LENGTH)
+            code = (
+                ResultCode.INVALID_AVP_VALUE
+                if isinstance(exc, UnicodeDecodeError)
+                else ResultCode.INVALID_AVP_LENGTH
+            )
             raise DecodeError(code, f"{self.name}: {exc}", self.wire()) from None
         return value
 

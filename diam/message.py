@@ -65,8 +65,9 @@ def read_header(data: bytes | memoryview) -> Header:
     """Parse the 20-octet header without validating it (the framing layer checks the length;
     `Message.decode` checks the rest). DecodeError 5015 when fewer than 20 octets are given."""
     if len(data) < HEADER_LENGTH:
-        raise DecodeError(ResultCode.INVALID_MESSAGE_LENGTH,
-                          f"header needs 20 octets, got {len(data)}")
+        raise DecodeError(
+            ResultCode.INVALID_MESSAGE_LENGTH, f"header needs 20 octets, got {len(data)}"
+        )
     vl, fc, app, h2h, e2e = _HDR.unpack_from(data)
     return Header(vl >> 24, vl & 0xFFFFFF, fc >> 24, fc & 0xFFFFFF, app, h2h, e2e)
 
@@ -74,13 +75,19 @@ def read_header(data: bytes | memoryview) -> Header:
 def _header_error(header: Header, size: int) -> DecodeError:
     """The DecodeError for a header that fails RFC 6733 §3 checks, most fundamental first."""
     if header.version != VERSION:
-        return DecodeError(ResultCode.UNSUPPORTED_VERSION, f"version {header.version}", None,
-                           header)
+        return DecodeError(
+            ResultCode.UNSUPPORTED_VERSION, f"version {header.version}", None, header
+        )
     if header.length != size or header.length & 3 or header.length > MAX_MESSAGE_LENGTH:
-        return DecodeError(ResultCode.INVALID_MESSAGE_LENGTH,
-                           f"Message-Length {header.length} for {size} octets", None, header)
-    return DecodeError(ResultCode.INVALID_HDR_BITS, f"header flags {header.flags:#04x}", None,
-                       header)
+        return DecodeError(
+            ResultCode.INVALID_MESSAGE_LENGTH,
+            f"Message-Length {header.length} for {size} octets",
+            None,
+            header,
+        )
+    return DecodeError(
+        ResultCode.INVALID_HDR_BITS, f"header flags {header.flags:#04x}", None, header
+    )
 
 
 # Result-Code (RFC 6733 §7.1) data for every code we name; others are encoded when used.
@@ -101,8 +108,16 @@ def result_code_avp(code: int) -> Avp:
 class Message:
     """A Diameter message. Header fields are plain attributes; `avps` is the top-level list."""
 
-    __slots__ = ("_frozen", "application_id", "avps", "command_code", "end_to_end", "flags",
-                 "hop_by_hop", "version")
+    __slots__ = (
+        "_frozen",
+        "application_id",
+        "avps",
+        "command_code",
+        "end_to_end",
+        "flags",
+        "hop_by_hop",
+        "version",
+    )
 
     def __init__(
         self,
@@ -162,8 +177,9 @@ class Message:
         flags = self.flags & FLAG_PROXIABLE
         if result_code is not None and 3000 <= result_code < 4000:
             flags |= FLAG_ERROR
-        out = Message(self.command_code, self.application_id, flags, self.hop_by_hop,
-                      self.end_to_end)
+        out = Message(
+            self.command_code, self.application_id, flags, self.hop_by_hop, self.end_to_end
+        )
         out_avps = out.avps
         for a in self.avps:  # Session-Id: the very octets, never re-decoded
             if a._code == _SESSION_ID_CODE and not a._vendor:
@@ -203,8 +219,10 @@ class Message:
 
     def __repr__(self) -> str:
         kind = "request" if self.is_request else "answer"
-        return (f"Message({kind} cmd={self.command_code} app={self.application_id} "
-                f"h2h={self.hop_by_hop:#x} e2e={self.end_to_end:#x} avps={len(self.avps)})")
+        return (
+            f"Message({kind} cmd={self.command_code} app={self.application_id} "
+            f"h2h={self.hop_by_hop:#x} e2e={self.end_to_end:#x} avps={len(self.avps)})"
+        )
 
     # -- wire ----------------------------------------------------------------------------------
     def freeze(self) -> bytes:
@@ -251,14 +269,21 @@ class Message:
         if type(data) is not bytes:
             data = bytes(data)  # never alias a buffer the caller may reuse
         if len(data) < HEADER_LENGTH:
-            raise DecodeError(ResultCode.INVALID_MESSAGE_LENGTH,
-                              f"header needs 20 octets, got {len(data)}")
+            raise DecodeError(
+                ResultCode.INVALID_MESSAGE_LENGTH, f"header needs 20 octets, got {len(data)}"
+            )
         vl, fc, app, h2h, e2e = _HDR.unpack_from(data)
         version = vl >> 24
         length = vl & 0xFFFFFF
         flags = fc >> 24
-        if (version != VERSION or flags & FLAGS_RESERVED or length != len(data) or length & 3
-                or length > MAX_MESSAGE_LENGTH or (flags & FLAG_REQUEST and flags & FLAG_ERROR)):
+        if (
+            version != VERSION
+            or flags & FLAGS_RESERVED
+            or length != len(data)
+            or length & 3
+            or length > MAX_MESSAGE_LENGTH
+            or (flags & FLAG_REQUEST and flags & FLAG_ERROR)
+        ):
             raise _header_error(read_header(data), len(data))
         try:
             avps = walk(data, HEADER_LENGTH, length, 0)

@@ -110,8 +110,8 @@ class Settings(BaseSettings):
     charging_default_seconds: int = Field(300, ge=1)  # grant for an RSU without amount
     charging_default_octets: int = Field(10_000_000, ge=1)
     charging_failure_handling: Literal["TERMINATE", "CONTINUE", "RETRY_AND_TERMINATE", ""] = (
-        "TERMINATE"
-    )  # Credit-Control-Failure-Handling when the plan names none; "" = omit
+        "TERMINATE"  # Credit-Control-Failure-Handling when the plan names none; "" = omit
+    )
     charging_group_commit_ms: float = Field(1.0, ge=0)  # wait for more CCRs before committing
     charging_group_commit_max: int = Field(256, ge=1)  # CCRs per transaction at most
     charging_writers: int = Field(0, ge=0)  # concurrent batch transactions; 0 = auto
@@ -122,9 +122,7 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = ""  # "host:port,host:port"; OPENPCC_KAFKA_BOOTSTRAP
     kafka_topic: str = "openpcc.cdr"
     kafka_client_id: str = "openpcc-cdr"
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
-        "PLAINTEXT"
-    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None

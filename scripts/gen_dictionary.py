@@ -67,12 +67,15 @@ def enumerated_in_source() -> set[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Dict):
             fields = {
-                k.value: v for k, v in zip(node.keys, node.values, strict=True)
+                k.value: v
+                for k, v in zip(node.keys, node.values, strict=True)
                 if isinstance(k, ast.Constant)
             }
             kind, name = fields.get("type"), fields.get("name")
-            if isinstance(kind, ast.Name) and kind.id == "AvpEnumerated" and isinstance(
-                name, ast.Constant
+            if (
+                isinstance(kind, ast.Name)
+                and kind.id == "AvpEnumerated"
+                and isinstance(name, ast.Constant)
             ):
                 names.add(name.value)
     return names
@@ -85,7 +88,9 @@ def python_diameter_rows() -> dict[tuple[int, int], tuple[str, str, bool]]:
     for vendor, table in tables:
         for code, info in table.items():
             rows[(code, vendor)] = (
-                info["name"], PD_TYPES[info["type"]], bool(info.get("mandatory", False))
+                info["name"],
+                PD_TYPES[info["type"]],
+                bool(info.get("mandatory", False)),
             )
     return rows
 
@@ -93,7 +98,7 @@ def python_diameter_rows() -> dict[tuple[int, int], tuple[str, str, bool]]:
 def build() -> list[tuple[str, int, int, str, bool]]:
     """Apply the fixes to python-diameter's rows; fail loudly on any stale fix."""
     rows = python_diameter_rows()
-    for (code, vendor, name, type_name, mandatory, _ref) in EXTRA_AVPS:
+    for code, vendor, name, type_name, mandatory, _ref in EXTRA_AVPS:
         if (code, vendor) in rows:
             raise SystemExit(f"extra AVP {name} ({code}, {vendor}) already in python-diameter")
         rows[(code, vendor)] = (name, type_name, mandatory)

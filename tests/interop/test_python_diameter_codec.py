@@ -23,13 +23,29 @@ CASES = ["gx_ccr_i", "gx_cca", "rx_aar", "ro_ccr_u"]
 
 
 def our_tree(avps: list[Avp]) -> list[tuple[Any, ...]]:
-    return [(a.code, a.vendor, a.flags, a.data,
-             our_tree(a.value) if isinstance(a.value, list) else None) for a in avps]
+    return [
+        (
+            a.code,
+            a.vendor,
+            a.flags,
+            a.data,
+            our_tree(a.value) if isinstance(a.value, list) else None,
+        )
+        for a in avps
+    ]
 
 
 def pd_tree(avps: list[PdAvp]) -> list[tuple[Any, ...]]:
-    return [(a.code, a.vendor_id, a.flags, a.payload,
-             pd_tree(a.value) if isinstance(a, pd_types.AvpGrouped) else None) for a in avps]
+    return [
+        (
+            a.code,
+            a.vendor_id,
+            a.flags,
+            a.payload,
+            pd_tree(a.value) if isinstance(a, pd_types.AvpGrouped) else None,
+        )
+        for a in avps
+    ]
 
 
 def pd_value_matches(ours: Avp, theirs: PdAvp) -> bool:
@@ -54,8 +70,7 @@ def check_values(ours: list[Avp], theirs: list[PdAvp]) -> None:
 
 
 def named_tree(avps: list[Avp]) -> list[tuple[str, Any]]:
-    return [(a.name, named_tree(a.value) if isinstance(a.value, list) else a.value)
-            for a in avps]
+    return [(a.name, named_tree(a.value) if isinstance(a.value, list) else a.value) for a in avps]
 
 
 def canonical(items: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
@@ -74,9 +89,12 @@ def test_python_diameter_decodes_what_we_encode(case: str) -> None:
     wire = build(SAMPLES[case]).encode()
     theirs = PdMessage.from_bytes(wire, plain_msg=True)
     ours = Message.decode(wire, validate=True)
-    assert (theirs.header.command_code, theirs.header.application_id,
-            theirs.header.command_flags, theirs.header.length) == (
-        ours.command_code, ours.application_id, ours.flags, len(wire))
+    assert (
+        theirs.header.command_code,
+        theirs.header.application_id,
+        theirs.header.command_flags,
+        theirs.header.length,
+    ) == (ours.command_code, ours.application_id, ours.flags, len(wire))
     assert pd_tree(theirs.avps) == our_tree(ours.avps)
     check_values(ours.avps, theirs.avps)
     assert theirs.as_bytes() == wire
@@ -89,15 +107,17 @@ def test_we_decode_what_python_diameter_encodes(case: str) -> None:
     assert wire == build(spec).encode()  # same AVPs, same flags: the very same octets
     ours = Message.decode(wire, validate=True)
     assert (ours.command_code, ours.application_id, ours.flags) == (
-        spec.command_code, spec.application_id, spec.flags)
+        spec.command_code,
+        spec.application_id,
+        spec.flags,
+    )
     assert named_tree(ours.avps) == canonical(spec.avps)
     assert ours.encode() == wire
 
 
 def test_samples_are_the_shapes_the_issue_names() -> None:
     def count(items: list[tuple[str, Any]], name: str) -> int:
-        return sum((n == name) + (count(v, name) if isinstance(v, list) else 0)
-                   for n, v in items)
+        return sum((n == name) + (count(v, name) if isinstance(v, list) else 0) for n, v in items)
 
     def total(items: list[tuple[str, Any]]) -> int:
         return sum(1 + (total(v) if isinstance(v, list) else 0) for _n, v in items)
@@ -124,15 +144,21 @@ LEAVES = st.one_of(
     # Up to the NTP rollover only: python-diameter 0.9.0 encodes later times an hour off (its
     # overflow_timestamp is 2085974896, 2036-02-07 06:28:16 UTC is 2085978496); ours are pinned
     # by test_codec_types.test_time_ntp_epoch_and_2036_rollover.
-    st.tuples(st.just("Event-Timestamp"),
-              st.datetimes(datetime(1968, 1, 21), datetime(2036, 2, 7),
-                           timezones=st.just(UTC)).map(lambda d: d.replace(microsecond=0))),
+    st.tuples(
+        st.just("Event-Timestamp"),
+        st.datetimes(datetime(1968, 1, 21), datetime(2036, 2, 7), timezones=st.just(UTC)).map(
+            lambda d: d.replace(microsecond=0)
+        ),
+    ),
 )
 TREES = st.recursive(
     LEAVES,
-    lambda kids: st.tuples(st.sampled_from(["Multiple-Services-Credit-Control",
-                                            "Charging-Rule-Definition", "Subscription-Id"]),
-                           st.lists(kids, max_size=4)),
+    lambda kids: st.tuples(
+        st.sampled_from(
+            ["Multiple-Services-Credit-Control", "Charging-Rule-Definition", "Subscription-Id"]
+        ),
+        st.lists(kids, max_size=4),
+    ),
     max_leaves=20,
 )
 

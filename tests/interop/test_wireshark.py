@@ -14,14 +14,17 @@ from diam.dictionary import all_defs, avp_def
 
 pytestmark = [
     pytest.mark.tshark,
-    pytest.mark.skipif(not (shutil.which("tshark") and shutil.which("text2pcap")),
-                       reason="Wireshark's tshark/text2pcap not installed"),
+    pytest.mark.skipif(
+        not (shutil.which("tshark") and shutil.which("text2pcap")),
+        reason="Wireshark's tshark/text2pcap not installed",
+    ),
 ]
 
 
 def _tshark(*args: str) -> str:
-    return subprocess.run(["tshark", *args], capture_output=True, text=True, check=True,
-                          timeout=120).stdout
+    return subprocess.run(
+        ["tshark", *args], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
 
 
 @pytest.fixture(scope="module")
@@ -31,20 +34,26 @@ def pcap(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dump = []
     for spec in SAMPLES.values():
         wire = build(spec).encode()
-        dump += [f"{i:06x} " + " ".join(f"{b:02x}" for b in wire[i : i + 16])
-                 for i in range(0, len(wire), 16)]
+        dump += [
+            f"{i:06x} " + " ".join(f"{b:02x}" for b in wire[i : i + 16])
+            for i in range(0, len(wire), 16)
+        ]
         dump.append("")
     (work / "in.txt").write_text("\n".join(dump) + "\n")
-    subprocess.run(["text2pcap", "-q", "-T", "40000,3868", str(work / "in.txt"),
-                    str(work / "out.pcap")], check=True, timeout=60)
+    subprocess.run(
+        ["text2pcap", "-q", "-T", "40000,3868", str(work / "in.txt"), str(work / "out.pcap")],
+        check=True,
+        timeout=60,
+    )
     return work / "out.pcap"
 
 
 def test_no_malformed_packets_or_warnings(pcap: Path) -> None:
     frames = _tshark("-r", str(pcap), "-Y", "diameter")
     assert len(frames.splitlines()) == len(SAMPLES)
-    bad = _tshark("-r", str(pcap), "-Y",
-                  'diameter && (_ws.malformed || _ws.expert.severity >= "Warning")')
+    bad = _tshark(
+        "-r", str(pcap), "-Y", 'diameter && (_ws.malformed || _ws.expert.severity >= "Warning")'
+    )
     assert bad == ""
 
 
@@ -74,8 +83,12 @@ def test_every_avp_we_meant_is_named(pcap: Path) -> None:
 
 
 # Wireshark's dictionary spells some RFC 6733 types differently.
-WS_TYPES = {"IPAddress": "Address", "AppId": "Unsigned32", "VendorId": "Unsigned32",
-            "QoSFilterRule": "OctetString"}
+WS_TYPES = {
+    "IPAddress": "Address",
+    "AppId": "Unsigned32",
+    "VendorId": "Unsigned32",
+    "QoSFilterRule": "OctetString",
+}
 # Where we keep the RFC's type and Wireshark uses a display-oriented one.
 TYPE_EXCEPTIONS = {
     "Framed-IP-Address": "RFC 7155 §4.4.10.5.1: OctetString of 4 octets, no address family",
@@ -108,10 +121,15 @@ def _wireshark_dictionary() -> dict[tuple[int, int], tuple[str, str | None, str 
             attrs = dict(re.findall(r'([\w-]+)="([^"]*)"', m.group(1)))
             kind = re.search(r'<type\s+type-name="([^"]+)"', m.group(2))
             type_name = "Grouped" if "<grouped" in m.group(2) else (kind and kind.group(1))
-            raw.setdefault((int(attrs["code"]), attrs.get("vendor-id", "")),
-                           (attrs.get("name", ""), type_name, attrs.get("mandatory")))
-    return {(code, vendors.get(v, 0) if v not in ("", "None") else 0): entry
-            for (code, v), entry in raw.items() if v in ("", "None") or v in vendors}
+            raw.setdefault(
+                (int(attrs["code"]), attrs.get("vendor-id", "")),
+                (attrs.get("name", ""), type_name, attrs.get("mandatory")),
+            )
+    return {
+        (code, vendors.get(v, 0) if v not in ("", "None") else 0): entry
+        for (code, v), entry in raw.items()
+        if v in ("", "None") or v in vendors
+    }
 
 
 def test_dictionary_agrees_with_wireshark() -> None:

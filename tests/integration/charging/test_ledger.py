@@ -200,8 +200,13 @@ def test_verify_flags_journal_rows_and_reservations_pointing_nowhere(engine: sa.
         ).scalar_one()
         zero = {"cause": "adjust", "delta_amount": 0, "delta_reserved": 0, "amount_after": 0,
                 "reserved_after": 0, "created_at": utcnow()}  # fmt: skip
-        conn.execute(j.insert(), [{**zero, "balance_id": main, "account_id": account + 99},
-                                  {**zero, "balance_id": main + 99, "account_id": account}])
+        conn.execute(
+            j.insert(),
+            [
+                {**zero, "balance_id": main, "account_id": account + 99},
+                {**zero, "balance_id": main + 99, "account_id": account},
+            ],
+        )
     found = [str(b) for b in verify(engine)]
     assert len(found) == 2 and all(f.startswith("references: journal row") for f in found)
     assert f"logged for account {account + 99}" in found[0] and "(account missing)" in found[1]

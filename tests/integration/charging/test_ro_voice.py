@@ -99,7 +99,7 @@ def test_a_wrongly_remembered_session_owner_is_caught_and_the_update_charged_rig
             cca = await client.send(ccr(sid, INITIAL, 0, mscc(rsu=units(time=60)), voice))
             assert cca.get("Result-Code") == 2001
             owners = server.app.processor.owners
-            (_, alice, subscriber_id), = owners.split([sid])[0]
+            ((_, alice, subscriber_id),) = owners.split([sid])[0]
             with server.engine.connect() as conn:
                 bob = conn.exec_driver_sql(
                     "SELECT id FROM accounts WHERE name = 'bob'").scalar_one()  # fmt: skip

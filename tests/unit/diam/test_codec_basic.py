@@ -12,18 +12,25 @@ from diam.message import Avp, Header, Message, read_header
 
 
 def _ccr() -> Message:
-    return Message.request(CMD_CREDIT_CONTROL, APP_CREDIT_CONTROL, [
-        ("Session-Id", "scscf.test;1;2"),
-        ("Origin-Host", "scscf.test"),
-        ("CC-Request-Type", 2),
-        ("Event-Timestamp", datetime(2026, 1, 1, tzinfo=UTC)),
-        ("Multiple-Services-Credit-Control", [
-            ("Rating-Group", 100),
-            ("Used-Service-Unit", [("CC-Time", 30)]),
-        ]),
-        ("Multiple-Services-Credit-Control", [("Rating-Group", 200)]),
-        ("Host-IP-Address", "127.0.0.1"),
-    ])
+    return Message.request(
+        CMD_CREDIT_CONTROL,
+        APP_CREDIT_CONTROL,
+        [
+            ("Session-Id", "scscf.test;1;2"),
+            ("Origin-Host", "scscf.test"),
+            ("CC-Request-Type", 2),
+            ("Event-Timestamp", datetime(2026, 1, 1, tzinfo=UTC)),
+            (
+                "Multiple-Services-Credit-Control",
+                [
+                    ("Rating-Group", 100),
+                    ("Used-Service-Unit", [("CC-Time", 30)]),
+                ],
+            ),
+            ("Multiple-Services-Credit-Control", [("Rating-Group", 200)]),
+            ("Host-IP-Address", "127.0.0.1"),
+        ],
+    )
 
 
 def test_round_trip_and_navigation() -> None:
@@ -79,16 +86,24 @@ def test_unknown_avp_value_is_octets() -> None:
 
 @settings(max_examples=100, deadline=None, derandomize=True)
 @given(
-    st.integers(0, 2**24 - 1), st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1),
-    st.integers(0, 2**32 - 1), st.sampled_from([0x80, 0xC0, 0x90, 0xD0, 0x00, 0x40, 0x60, 0x20]),
+    st.integers(0, 2**24 - 1),
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 2**32 - 1),
+    st.sampled_from([0x80, 0xC0, 0x90, 0xD0, 0x00, 0x40, 0x60, 0x20]),
 )
 def test_header_fields_round_trip(cmd: int, app: int, h2h: int, e2e: int, flags: int) -> None:
     msg = Message(cmd, app, flags, h2h, e2e).add(("Session-Id", "s"))
     wire = msg.encode()
     assert read_header(wire) == Header(1, len(wire), flags, cmd, app, h2h, e2e)
     back = Message.decode(wire)
-    assert (back.command_code, back.application_id, back.flags, back.hop_by_hop,
-            back.end_to_end) == (cmd, app, flags, h2h, e2e)
+    assert (
+        back.command_code,
+        back.application_id,
+        back.flags,
+        back.hop_by_hop,
+        back.end_to_end,
+    ) == (cmd, app, flags, h2h, e2e)
     assert back.is_request == bool(flags & 0x80) and back.is_proxiable == bool(flags & 0x40)
     assert back.is_error == bool(flags & 0x20) and back.is_retransmit == bool(flags & 0x10)
 

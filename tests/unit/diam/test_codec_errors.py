@@ -20,8 +20,9 @@ from diam.message import (
 WIRES = [build(spec).encode() for spec in SAMPLES.values()]
 
 
-def _frame(body: bytes, *, flags: int = 0x80, version: int = 1, length: int | None = None,
-           cmd: int = 272) -> bytes:
+def _frame(
+    body: bytes, *, flags: int = 0x80, version: int = 1, length: int | None = None, cmd: int = 272
+) -> bytes:
     size = 20 + len(body) if length is None else length
     return struct.pack(">IIIII", (version << 24) | size, (flags << 24) | cmd, 4, 7, 9) + body
 
@@ -142,8 +143,9 @@ def _read_everything(msg: Message) -> None:
     walk(msg.avps)
 
 
-@settings(max_examples=200, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(st.binary(max_size=400))
 def test_fuzz_random_bytes(data: bytes) -> None:
     for candidate in (data, _frame(data), _frame(data, length=len(data) + 20 - len(data) % 4)):
@@ -155,10 +157,13 @@ def test_fuzz_random_bytes(data: bytes) -> None:
             assert 1000 <= err.result_code < 6000
 
 
-@settings(max_examples=200, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])
-@given(st.sampled_from(WIRES), st.lists(st.tuples(st.integers(0, 2000), st.integers(0, 255)),
-                                        min_size=1, max_size=6))
+@settings(
+    max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(
+    st.sampled_from(WIRES),
+    st.lists(st.tuples(st.integers(0, 2000), st.integers(0, 255)), min_size=1, max_size=6),
+)
 def test_fuzz_mutated_samples(wire: bytes, edits: list[tuple[int, int]]) -> None:
     data = bytearray(wire)
     for pos, byte in edits:
@@ -179,7 +184,8 @@ def test_failed_avp_embeds_the_offending_octets() -> None:
     err = _decode_error(_frame(_avp(263, b"s") + overrun))
     assert err.failed_avp is not None
     answer = Message(272, 4, 0x40, 7, 9).add(
-        ("Result-Code", err.result_code), ("Failed-AVP", [Avp.from_wire(err.failed_avp)]))
+        ("Result-Code", err.result_code), ("Failed-AVP", [Avp.from_wire(err.failed_avp)])
+    )
     wire = answer.encode()
     assert err.failed_avp in wire
     decoded = Message.decode(wire)

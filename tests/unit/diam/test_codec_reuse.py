@@ -25,7 +25,7 @@ def test_fields_pick_first_single_and_every_repeated_instance() -> None:
     assert host is None and session.value == "scscf.test;1;2"
     assert [m.get("Rating-Group") for m in mscc] == [100, 200]
     assert subscriptions == []
-    rating_group, = Fields(("Rating-Group",))(mscc[1].value)
+    (rating_group,) = Fields(("Rating-Group",))(mscc[1].value)
     assert rating_group.value == 200
 
 

@@ -52,8 +52,9 @@ VALUES = {
     AvpType.TIME: st.datetimes(TIME_MIN, TIME_MAX, timezones=st.just(UTC)),
     AvpType.UTF8STRING: st.text(max_size=100),
     AvpType.DIAMETER_IDENTITY: st.from_regex(r"[a-z0-9.-]{1,60}", fullmatch=True),
-    AvpType.DIAMETER_URI: st.from_regex(r"aaa://[a-z0-9.]{1,30}:3868;transport=tcp",
-                                        fullmatch=True),
+    AvpType.DIAMETER_URI: st.from_regex(
+        r"aaa://[a-z0-9.]{1,30}:3868;transport=tcp", fullmatch=True
+    ),
     AvpType.ENUMERATED: st.integers(-(2**31), 2**31 - 1),
     AvpType.IP_FILTER_RULE: st.text(max_size=100),
 }
@@ -224,10 +225,14 @@ def test_unknown_avps_re_encode_byte_exact(top: list[bytes], nested: list[bytes]
 
 
 def test_edits_are_encoded() -> None:
-    wire = Message.request(CMD_CREDIT_CONTROL, APP_CREDIT_CONTROL, [
-        ("Session-Id", "s"),
-        ("Multiple-Services-Credit-Control", [("Rating-Group", 1), ("Service-Identifier", 2)]),
-    ]).encode()
+    wire = Message.request(
+        CMD_CREDIT_CONTROL,
+        APP_CREDIT_CONTROL,
+        [
+            ("Session-Id", "s"),
+            ("Multiple-Services-Credit-Control", [("Rating-Group", 1), ("Service-Identifier", 2)]),
+        ],
+    ).encode()
     msg = Message.decode(wire)
     mscc = msg.first("Multiple-Services-Credit-Control")
     assert mscc is not None
@@ -254,9 +259,14 @@ def test_mandatory_override_and_vendor_bits() -> None:
 
 
 def test_grouped_access_api() -> None:
-    g = Avp.new("Multiple-Services-Credit-Control", [
-        ("Rating-Group", 1), ("Rating-Group", 2), Avp.new("Service-Identifier", 9),
-    ])
+    g = Avp.new(
+        "Multiple-Services-Credit-Control",
+        [
+            ("Rating-Group", 1),
+            ("Rating-Group", 2),
+            Avp.new("Service-Identifier", 9),
+        ],
+    )
     assert [a.value for a in g["Rating-Group"]] == [1, 2]
     assert g["Validity-Time"] == []
     assert g.get("Service-Identifier") == 9 and g.get("Validity-Time", 5) == 5
