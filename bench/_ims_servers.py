@@ -10,8 +10,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bench._servers import ROOT, free_port, wait_listening
-from bench.charging import cpu_seconds
+from bench._servers import ROOT, cpu_seconds, free_port, wait_listening
 from charging.config import OcsConfig
 from charging.ro import OcsApplication
 from diam.constants import APP_CREDIT_CONTROL, APP_GX, APP_RX, VENDOR_3GPP

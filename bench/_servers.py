@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
 import subprocess
 import time
@@ -49,3 +51,41 @@ def wait_listening(port: int, server: subprocess.Popen[bytes], log: Path) -> Non
         if server.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(log.read_text(errors="replace"))
         time.sleep(0.1)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds process ``pid`` has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_of(pids: list[int]) -> float:
+    """CPU seconds of ``pids`` together (one that ended meanwhile counts nothing)."""
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            total += cpu_seconds(pid)
+    return total
+
+
+def postgres_pids(url: str | None, database: str) -> list[int]:
+    """The backends connected to ``database`` and the cluster's WAL/background writers."""
+    if url is None:
+        return []
+    engine = sa.create_engine(url.rsplit("/", 1)[0] + "/postgres")
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(sa.text(
+                "SELECT pid FROM pg_stat_activity WHERE (datname = :db "
+                "AND pid <> pg_backend_pid()) OR backend_type IN "
+                "('walwriter', 'checkpointer', 'background writer')"
+            ), {"db": database}).scalars())  # fmt: skip
+    finally:
+        engine.dispose()
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)

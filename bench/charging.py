@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import itertools
 import os
 import shutil
@@ -33,7 +32,14 @@ from pathlib import Path
 import yaml
 
 from bench._loadgen import cer_bytes
-from bench._servers import fresh_database, wait_listening
+from bench._servers import (
+    cpu_of,
+    cpu_seconds,
+    fresh_database,
+    machine_busy,
+    postgres_pids,
+    wait_listening,
+)
 from diam.constants import APP_CREDIT_CONTROL, CMD_CAPABILITIES_EXCHANGE, CMD_CREDIT_CONTROL
 from diam.message import Avp, Message
 
@@ -176,29 +182,6 @@ def provisioning_file(path: Path, subscribers: int) -> None:
     path.write_text(yaml.safe_dump(spec))
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def postgres_pids(url: str | None) -> list[int]:
-    """The benchmark database's backends and the cluster's WAL/background writers."""
-    if url is None:
-        return []
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(url.rsplit("/", 1)[0] + "/postgres")
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(sa.text(
-                "SELECT pid FROM pg_stat_activity WHERE (datname = 'bench_charging' "
-                "AND pid <> pg_backend_pid()) OR backend_type IN "
-                "('walwriter', 'checkpointer', 'background writer')"
-            )).scalars())  # fmt: skip
-    finally:
-        engine.dispose()
-
-
 def analyze(url: str) -> None:
     """Table statistics as autovacuum keeps them in a running system (it would take a minute
     or more to get to a database this young). Without them the generic plans the prepared
@@ -212,21 +195,6 @@ def analyze(url: str) -> None:
             conn.exec_driver_sql("ANALYZE")
     finally:
         engine.dispose()
-
-
-def cpu_of(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # ended meanwhile
-            total += cpu_seconds(pid)
-    return total
-
-
-def machine_busy() -> tuple[float, float]:
-    """(busy, total) jiffies of the whole machine."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = values[3] + values[4]
-    return sum(values) - idle, sum(values)
 
 
 async def measure(
@@ -251,7 +219,7 @@ async def measure(
     await asyncio.sleep(args.warmup)
     if pg_url is not None:
         await asyncio.to_thread(analyze, pg_url)
-    pg_pids = postgres_pids(pg_url)
+    pg_pids = postgres_pids(pg_url, "bench_charging")
     pg0, me0 = cpu_of(pg_pids), cpu_seconds(os.getpid())
     cpu0, busy0, t0 = cpu_of(pids), machine_busy(), time.perf_counter()
     stats.recording = True

@@ -42,7 +42,7 @@ from typing import Any
 
 from bench._ims_servers import InProcess, ServerProcesses
 from bench._profile import Sampler
-from bench._servers import free_port, fresh_database
+from bench._servers import cpu_of, free_port, fresh_database, machine_busy, postgres_pids
 from bench.node import run_loop
 from charging.provisioning import apply as apply_charging
 from diam.message import Message
@@ -280,6 +280,9 @@ async def run(
             await asyncio.sleep(0.3)
             if sampler is not None:
                 await sampler.start()
+            postgres = database_url if database_url.startswith("postgresql") else None
+            pg_pids = await asyncio.to_thread(postgres_pids, postgres, "bench_ims")
+            pg_started, busy_started = cpu_of(pg_pids), machine_busy()
             started = time.monotonic()
             cpu_started = time.process_time()
             kernel_started = os.times().system
@@ -321,6 +324,7 @@ async def run(
             kernel = os.times().system - kernel_started
             pcef_cpu = await child.cpu() - pcef_started if child is not None else 0.0
             servers_cpu = {name: s - servers_started[name] for name, s in servers.cpu().items()}
+            pg_cpu, busy = cpu_of(pg_pids) - pg_started, machine_busy()
             load = os.getloadavg()[0]
             await asyncio.wait_for(uas.wait(), 30)
             sipp_cpu = _children_cpu() - sipp_started  # both SIPps (PGW and py-spy not reaped yet)
@@ -350,7 +354,9 @@ async def run(
                     **servers_cpu,
                     **({"PGW simulator process": pcef_cpu} if pcef_process else {}),
                     "SIPp UAC + UAS": sipp_cpu,
+                    **({"PostgreSQL (backends, WAL writer)": pg_cpu} if pg_pids else {}),
                 },
+                "machine_busy": (busy[0] - busy_started[0]) / max(busy[1] - busy_started[1], 1),
                 "components": components,
                 "load": (load_started, load),
                 "kernel_s": kernel,
@@ -493,6 +499,7 @@ def main() -> None:
     print(f"call end causes (last 1000 calls) {result['causes']}")
     print(f"load average            {result['load'][0]:.1f} → {result['load'][1]:.1f}"
           f" ({os.cpu_count()} CPUs)")  # fmt: skip
+    print(f"machine busy            {result['machine_busy']:.0%} while the calls ran")
     print("CPU per call, by process (all threads):")
     for name, seconds in result["cpu_us_per_call"].items():
         print(f"  {name:<40}{seconds * 1e6 / args.calls:8.0f} µs")

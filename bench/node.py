@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -25,12 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from bench._loadgen import run_load
+from bench._servers import cpu_seconds
 from diam.constants import APP_CREDIT_CONTROL, CMD_CREDIT_CONTROL
 from diam.identity import LocalIdentity, PeerPolicy, applications_from_names
 from diam.message import Message
 from diam.node import Node
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 async def trivial_cca(request: Message, peer: Any) -> Message:
@@ -96,12 +94,6 @@ def run_loop(main: Any, use_uvloop: bool) -> Any:
         else:
             return uvloop.run(main)
     return asyncio.run(main)
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
