@@ -112,7 +112,8 @@ class Settings(BaseSettings):
     charging_failure_handling: Literal["TERMINATE", "CONTINUE", "RETRY_AND_TERMINATE", ""] = (
         "TERMINATE"  # Credit-Control-Failure-Handling when the plan names none; "" = omit
     )
-    charging_group_commit_ms: float = Field(1.0, ge=0)  # wait for more CCRs before committing
+    # wait for more CCRs before committing (longer: less CPU per CCR, later answers)
+    charging_group_commit_ms: float = Field(1.0, ge=0)
     charging_group_commit_max: int = Field(256, ge=1)  # CCRs per transaction at most
     charging_writers: int = Field(0, ge=0)  # concurrent batch transactions; 0 = auto
 
