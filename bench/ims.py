@@ -7,7 +7,9 @@ single``: their own Diameter listeners on loopback) or each in its own ``openpcc
 (``--topology split``, the scale-out shape), over one database (SQLite WAL + group commit, or
 ``--db postgres``: the project's private PostgreSQL). The PGW simulator runs in another Python
 process (``--pcef inproc`` keeps it here), SIPp UAC and UAS in two more. The setup delay is
-SIPp's INVITE→200 response time; the UAS answers at once, so it is what the chain adds.
+SIPp's INVITE→200 response time; the UAS answers at once, so it is what the chain adds. With
+``--topology split`` the PCRF and OCS processes take other ``OPENPCC_*`` settings from this
+environment (e.g. ``OPENPCC_CHARGING_GROUP_COMMIT_MS=3``).
 
 Calls go between ``--ues`` caller/callee pairs (default 50), each UE with its own account, its own
 IP-CAN session at the PGW simulator and its own media address in the SDP (bench/sipp/*_many.xml),
